@@ -1,0 +1,7 @@
+"""The solve loop: `solve`, `SaveAt`, `Solution`."""
+
+from ._saveat import SaveAt as SaveAt
+from ._solution import Solution as Solution
+from ._solve import solve as solve
+
+__all__ = ["SaveAt", "Solution", "solve"]

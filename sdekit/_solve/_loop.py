@@ -1,0 +1,263 @@
+"""The two solve loops: `lax.scan` over a fixed grid, bounded `lax.while_loop` otherwise.
+
+Both work in the time variable tau, increasing from `t0` to `t1` (backward solves are turned
+into forward ones before reaching here), and carry NamedTuple states of fixed structure.
+"""
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from .._results import RESULTS
+from ..controllers import ConstantStep
+from . import _progress
+from ._common import all_finite, nan_buffer, save_ts_in_step, snap_to_end, tree_where, write_at
+
+
+class LoopOutput(NamedTuple):
+    t: Any
+    y: Any
+    result: Any
+    num_steps: Any
+    num_accepted: Any
+    num_fevals: Any
+    ts_ys: Any  # values at SaveAt(ts)
+    steps_ts: Any  # SaveAt(steps) times and values
+    steps_ys: Any
+    dense_ts: Any  # step boundaries and dense infos for SaveAt(dense)
+    dense_infos: Any
+    num_dense: Any
+
+
+class _WhileState(NamedTuple):
+    t: Any
+    y: Any
+    dt: Any
+    solver_state: Any
+    controller_state: Any
+    num_steps: Any
+    num_accepted: Any
+    num_fevals: Any
+    result: Any
+    save_index: Any
+    ts_ys: Any
+    steps_ts: Any
+    steps_ys: Any
+    dense_ts: Any
+    dense_infos: Any
+
+
+def _dense_template(solver, problem, t0, y0, args, solver_state):
+    """Shapes of one step's dense output, without running anything."""
+    shapes = jax.eval_shape(lambda: solver.step(problem, t0, t0, y0, args, None, solver_state)[2])
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+
+def _next_in(ts_sorted, t):
+    """The first time in `ts_sorted` strictly after `t` (inf if none)."""
+    index = jnp.searchsorted(ts_sorted, t, side="right")
+    safe = jnp.minimum(index, ts_sorted.shape[0] - 1)
+    return jnp.where(index < ts_sorted.shape[0], ts_sorted[safe], jnp.inf)
+
+
+def while_loop(problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, max_steps, meter):
+    """Constant or adaptive steps in a bounded `lax.while_loop`."""
+    adaptive = controller.adaptive
+    tdtype = jnp.result_type(t0)
+    int32 = jnp.int32
+    zero = jnp.zeros((), int32)
+    solver_state = solver.init(problem, t0, y0, args)
+    uses_dense = saveat_ts is not None or saveat.dense
+    fevals_step = solver.fevals_per_step + (solver.dense_fevals if uses_dense else 0)
+    jump_ts = None if not adaptive or controller.jump_ts is None else jnp.sort(controller.jump_ts)
+    step_ts = None if not adaptive or controller.step_ts is None else jnp.sort(controller.step_ts)
+    error_order = solver.error_order
+
+    dense_template = _dense_template(solver, problem, t0, y0, args, solver_state) if uses_dense else None
+    state = _WhileState(
+        t=t0,
+        y=y0,
+        dt=dt0,
+        solver_state=solver_state,
+        controller_state=controller.init() if adaptive else None,
+        num_steps=zero,
+        num_accepted=zero,
+        num_fevals=jnp.asarray(solver.init_fevals, int32),
+        result=jnp.asarray(RESULTS.successful, int32),
+        save_index=zero,
+        ts_ys=None if saveat_ts is None else nan_buffer(y0, saveat_ts.shape[0]),
+        steps_ts=jnp.full((max_steps,), jnp.inf, tdtype) if saveat.steps else None,
+        steps_ys=nan_buffer(y0, max_steps) if saveat.steps else None,
+        dense_ts=jnp.full((max_steps + 1,), t1, tdtype).at[0].set(t0) if saveat.dense else None,
+        dense_infos=jax.tree.map(lambda x: jnp.zeros((max_steps,) + x.shape, x.dtype), dense_template)
+        if saveat.dense
+        else None,
+    )
+
+    def cond(s):
+        return (s.t < t1) & (s.num_steps < max_steps) & (s.result == RESULTS.successful)
+
+    def body(s):
+        t = s.t
+        if isinstance(controller, ConstantStep):
+            tnext = t0 + (s.num_accepted + 1).astype(tdtype) * dt0
+        else:
+            tnext = t + s.dt
+        tnext = snap_to_end(jnp.minimum(tnext, t1), t1, t0)
+        hit_jump = jnp.zeros((), bool)
+        if step_ts is not None:
+            tnext = jnp.minimum(tnext, _next_in(step_ts, t))
+        if jump_ts is not None:
+            next_jump = _next_in(jump_ts, t)
+            hit_jump = tnext >= next_jump
+            tnext = jnp.minimum(tnext, next_jump)
+        h = tnext - t
+
+        y1, y_error, dense, solver_state1 = solver.step(problem, t, tnext, s.y, args, None, s.solver_state)
+        fevals = s.num_fevals + fevals_step
+
+        if adaptive:
+            r = controller.scaled_error(s.y, y1, y_error)
+            accept, dt_next, controller_state = controller.adapt(s.controller_state, h, r, error_order)
+            # No progress possible: a rejected step at dtmin, or one too small to move t.
+            stuck = controller.below_dtmin(h, accept) | (~accept & (t + dt_next <= t))
+            failure = jnp.where(jnp.isfinite(r), RESULTS.dt_min_reached, RESULTS.nonfinite)
+            result = jnp.where(stuck, failure, s.result).astype(int32)
+        else:
+            accept = all_finite(y1)
+            dt_next, controller_state = s.dt, s.controller_state
+            result = jnp.where(accept, s.result, RESULTS.nonfinite).astype(int32)
+
+        t_new = jnp.where(accept, tnext, t)
+        if jump_ts is not None:
+            # Restart just after the discontinuity, re-evaluating FSAL information there.
+            made_jump = accept & hit_jump
+            t_new = jnp.where(made_jump, jnp.nextafter(tnext, jnp.asarray(jnp.inf, tdtype)), t_new)
+            if solver.init_fevals:
+                solver_state1 = lax.cond(
+                    made_jump, lambda: solver.init(problem, t_new, y1, args), lambda: solver_state1
+                )
+                fevals = fevals + jnp.where(made_jump, solver.init_fevals, 0)
+        y_new = tree_where(accept, y1, s.y)
+        solver_state_new = tree_where(accept, solver_state1, s.solver_state)
+
+        save_index, ts_ys = s.save_index, s.ts_ys
+        if saveat_ts is not None:
+            save_index, ts_ys = save_ts_in_step(solver, saveat_ts, save_index, ts_ys, dense, t, tnext, y1, accept)
+        steps_ts, steps_ys = s.steps_ts, s.steps_ys
+        if saveat.steps:
+            steps_ts = write_at(steps_ts, s.num_accepted, tnext, accept)
+            steps_ys = write_at(steps_ys, s.num_accepted, y1, accept)
+        dense_ts, dense_infos = s.dense_ts, s.dense_infos
+        if saveat.dense:
+            dense_ts = write_at(dense_ts, s.num_accepted + 1, tnext, accept)
+            dense_infos = write_at(dense_infos, s.num_accepted, dense, accept)
+        if meter is not None:
+            _progress.report(meter, (t_new - t0) / (t1 - t0))
+
+        return _WhileState(
+            t=t_new,
+            y=y_new,
+            dt=dt_next,
+            solver_state=solver_state_new,
+            controller_state=controller_state,
+            num_steps=s.num_steps + 1,
+            num_accepted=s.num_accepted + accept.astype(int32),
+            num_fevals=fevals,
+            result=result,
+            save_index=save_index,
+            ts_ys=ts_ys,
+            steps_ts=steps_ts,
+            steps_ys=steps_ys,
+            dense_ts=dense_ts,
+            dense_infos=dense_infos,
+        )
+
+    s = lax.while_loop(cond, body, state)
+    result = jnp.where((s.t < t1) & (s.result == RESULTS.successful), RESULTS.max_steps_reached, s.result)
+    return LoopOutput(
+        t=s.t,
+        y=s.y,
+        result=result.astype(int32),
+        num_steps=s.num_steps,
+        num_accepted=s.num_accepted,
+        num_fevals=s.num_fevals,
+        ts_ys=s.ts_ys,
+        steps_ts=s.steps_ts,
+        steps_ys=s.steps_ys,
+        dense_ts=s.dense_ts,
+        dense_infos=s.dense_infos,
+        num_dense=s.num_accepted,
+    )
+
+
+class _ScanCarry(NamedTuple):
+    y: Any
+    solver_state: Any
+    result: Any
+    num_accepted: Any
+    save_index: Any
+    ts_ys: Any
+
+
+def scan_loop(problem, solver, grid, saveat, y0, args, saveat_ts, meter):
+    """Steps through a fixed grid with `lax.scan`: no step-size logic, no rejections."""
+    int32 = jnp.int32
+    t0, t1 = grid[0], grid[-1]
+    solver_state = solver.init(problem, t0, y0, args)
+    uses_dense = saveat_ts is not None or saveat.dense
+    num_grid_steps = grid.shape[0] - 1
+    carry = _ScanCarry(
+        y=y0,
+        solver_state=solver_state,
+        result=jnp.asarray(RESULTS.successful, int32),
+        num_accepted=jnp.zeros((), int32),
+        save_index=jnp.zeros((), int32),
+        ts_ys=None if saveat_ts is None else nan_buffer(y0, saveat_ts.shape[0]),
+    )
+
+    def body(c, times):
+        t, tnext = times
+        y1, _, dense, solver_state1 = solver.step(problem, t, tnext, c.y, args, None, c.solver_state)
+        ok = all_finite(y1)
+        # After a failure the state freezes: the remaining grid steps change nothing.
+        active = ok & (c.result == RESULTS.successful)
+        result = jnp.where(ok, c.result, RESULTS.nonfinite).astype(int32)
+        save_index, ts_ys = c.save_index, c.ts_ys
+        if saveat_ts is not None:
+            save_index, ts_ys = save_ts_in_step(solver, saveat_ts, save_index, ts_ys, dense, t, tnext, y1, active)
+        if meter is not None:
+            _progress.report(meter, (tnext - t0) / (t1 - t0))
+        new = _ScanCarry(
+            y=tree_where(active, y1, c.y),
+            solver_state=tree_where(active, solver_state1, c.solver_state),
+            result=result,
+            num_accepted=c.num_accepted + active.astype(int32),
+            save_index=save_index,
+            ts_ys=ts_ys,
+        )
+        out_y = tree_where(active, y1, jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), y1)) if saveat.steps else None
+        out_dense = dense if saveat.dense else None
+        return new, (out_y, out_dense)
+
+    c, (steps_ys, dense_infos) = lax.scan(body, carry, (grid[:-1], grid[1:]))
+    fevals = solver.init_fevals + num_grid_steps * (solver.fevals_per_step + (solver.dense_fevals if uses_dense else 0))
+    steps_ts = None
+    if saveat.steps:
+        steps_ts = jnp.where(jnp.arange(num_grid_steps) < c.num_accepted, grid[1:], jnp.inf)
+    return LoopOutput(
+        t=jnp.where(c.result == RESULTS.successful, t1, grid[c.num_accepted]),
+        y=c.y,
+        result=c.result,
+        num_steps=jnp.asarray(num_grid_steps, int32),
+        num_accepted=c.num_accepted,
+        num_fevals=jnp.asarray(fevals, int32),
+        ts_ys=c.ts_ys,
+        steps_ts=steps_ts,
+        steps_ys=steps_ys,
+        dense_ts=grid if saveat.dense else None,
+        dense_infos=dense_infos,
+        num_dense=c.num_accepted,
+    )

@@ -1,0 +1,193 @@
+"""`sk.solve`: the single entry point for solving a differential equation."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from .._results import MESSAGES, RESULTS
+from .._typing import Args, RealScalarLike, Y
+from ..controllers import PID, ConstantStep, StepTo, initial_step_size
+from ..solvers import Solver
+from ..terms import ODE, time_reversed
+from . import _checks, _progress
+from ._loop import scan_loop, while_loop
+from ._saveat import SaveAt
+from ._solution import Solution
+
+
+def solve(
+    problem: ODE,
+    solver: Solver,
+    t0: RealScalarLike,
+    t1: RealScalarLike,
+    y0: Y,
+    args: Args = None,
+    *,
+    dt0: RealScalarLike | None = None,
+    controller: ConstantStep | StepTo | PID | None = None,
+    saveat: SaveAt | None = None,
+    max_steps: int = 4096,
+    throw: bool = True,
+    progress: bool = False,
+) -> Solution:
+    """Solve a differential equation from `t0` to `t1` (forwards, or backwards when `t1 < t0`).
+
+    Fixed grids (`StepTo`) run as a `lax.scan`; constant and adaptive steps as a bounded
+    `lax.while_loop`. The call is compiled once per structure: numbers (`t0`, `t1`, `dt0`, `y0`,
+    float leaves of `args`, tolerances and gains of the controller, save times) are traced, so
+    new values do not recompile.
+
+    Args:
+        problem: the equation, e.g. `sk.ODE(f)`.
+        solver: a `Solver`, e.g. `sk.solvers.tsit5()`.
+        t0, t1: the interval; `t1 < t0` integrates backwards in time.
+        y0: the initial state, any pytree of floating-point arrays.
+        args: passed to the vector field as its third argument.
+        dt0: the (initial) step size, with the sign of `t1 - t0`. With `sk.PID`, `None` picks it
+            automatically (Hairer's rule).
+        controller: `sk.ConstantStep()` (default when `dt0` is given), `sk.StepTo(ts)` or
+            `sk.PID(rtol, atol, ...)`.
+        saveat: what to return (default: the final value); see `sk.SaveAt`.
+        max_steps: bound on the number of steps (static: it sizes the loop and the buffers).
+        throw: raise an error if the solve fails (also under `jit`/`vmap`); otherwise inspect
+            `sol.result`.
+        progress: show a tqdm progress meter, updated from inside the compiled loop.
+
+    Returns:
+        A `Solution` with `ts`, `ys`, `stats`, `result`, and `evaluate`/`derivative` for dense
+        output.
+
+    Raises:
+        ValueError, TypeError: for inconsistent inputs (see the messages).
+        equinox.EquinoxRuntimeError (a RuntimeError): when `throw=True` and the solve fails, or
+            for bad traced inputs.
+
+    Examples:
+        >>> import jax.numpy as jnp, sdekit as sk
+        >>> def lotka_volterra(t, y, args):
+        ...     prey, predator = y
+        ...     return jnp.stack([1.5 * prey - prey * predator, predator * prey - 3.0 * predator])
+        >>> sol = sk.solve(sk.ODE(lotka_volterra), sk.solvers.tsit5(), 0.0, 10.0,
+        ...                jnp.array([10.0, 1.0]), controller=sk.PID(rtol=1e-6, atol=1e-8),
+        ...                saveat=sk.SaveAt(ts=jnp.linspace(0.0, 10.0, 11)))
+        >>> sol.ys.shape, int(sol.result)
+        ((11, 2), 0)
+    """
+    if controller is None:
+        if dt0 is None:
+            raise ValueError("Pass a step size dt0, or an adaptive controller such as sk.PID(rtol=1e-6, atol=1e-8).")
+        controller = ConstantStep()
+    _checks.check_static(problem, solver, controller, dt0, max_steps)
+    if saveat is None:
+        saveat = SaveAt(t1=True)
+    if not isinstance(saveat, SaveAt):
+        raise TypeError(f"saveat must be an sk.SaveAt, got {type(saveat).__name__}.")
+
+    tdtype = _time_dtype(t0, t1, dt0)
+    t0, t1 = jnp.asarray(t0, tdtype), jnp.asarray(t1, tdtype)
+    dt0 = None if dt0 is None else jnp.asarray(dt0, tdtype)
+    y0 = jax.tree.map(jnp.asarray, y0)
+    args = jax.tree.map(_float_to_array, args)
+    controller = jax.tree.map(_float_to_array, controller)
+    saveat_ts = None if saveat.ts is None else saveat.ts.astype(tdtype)
+    grid = controller.ts.astype(tdtype) if isinstance(controller, StepTo) else None
+    _checks.check_numbers_eagerly(t0, t1, dt0, saveat_ts, grid)
+    return _solve_compiled(problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw, progress)
+
+
+def _time_dtype(*times):
+    dtype = jnp.result_type(float)
+    for t in times:
+        if t is not None and hasattr(t, "dtype") and jnp.issubdtype(t.dtype, jnp.floating):
+            dtype = jnp.promote_types(dtype, t.dtype)
+    return dtype
+
+
+def _float_to_array(x):
+    if isinstance(x, float):
+        return jnp.asarray(x, jnp.result_type(float))
+    return x
+
+
+@eqx.filter_jit
+def _solve_compiled(problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw, progress):
+    _checks.check_vector_field(problem.vector_field, t0, y0, args)
+    y0 = _checks.check_numbers_traced(y0, t0, t1, dt0, saveat_ts, grid)
+    direction = jnp.where(t1 >= t0, 1, -1).astype(t0.dtype)
+    tau0, tau1 = direction * t0, direction * t1
+    tau_problem = time_reversed(problem, direction)
+    tau_saveat_ts = None if saveat_ts is None else direction * saveat_ts
+    meter = _progress.new_meter_id() if progress else None
+
+    if grid is not None:
+        out = scan_loop(tau_problem, solver, direction * grid, saveat, y0, args, tau_saveat_ts, meter)
+        init_fevals = 0
+    else:
+        init_fevals = 0
+        if controller.adaptive:
+            if dt0 is None:
+                dt = initial_step_size(
+                    tau_problem.vector_field, tau0, y0, args, controller.error_order or solver.error_order,
+                    controller.rtol, controller.atol, controller.norm,
+                )
+                init_fevals = 2
+            else:
+                dt = jnp.abs(dt0)
+            if controller.dtmax is not None:
+                dt = jnp.minimum(dt, controller.dtmax)
+            if controller.dtmin is not None:
+                dt = jnp.maximum(dt, controller.dtmin)
+        else:
+            dt = jnp.abs(dt0)
+        out = while_loop(tau_problem, solver, controller, saveat, tau0, tau1, y0, args, dt, tau_saveat_ts, max_steps, meter)
+    if meter is not None:
+        _progress.finish(meter, (out.t - tau0) / (tau1 - tau0))
+
+    ts, ys = _assemble_saves(saveat, direction, t0, out, y0, saveat_ts)
+    result = out.result
+    if throw:
+        messages = tuple(m + " (Pass throw=False to inspect sol.result instead.)" if m else m for m in MESSAGES)
+        ts, ys = eqx.branched_error_if((ts, ys), result != RESULTS.successful, result, messages)
+    stats = {
+        "num_steps": out.num_steps,
+        "num_accepted_steps": out.num_accepted,
+        "num_rejected_steps": out.num_steps - out.num_accepted,
+        "num_fevals": out.num_fevals + init_fevals,
+        "max_steps": max_steps if grid is None else grid.shape[0] - 1,
+    }
+    return Solution(
+        t0=t0,
+        t1=t1,
+        ts=ts,
+        ys=ys,
+        stats=stats,
+        result=result,
+        direction=direction,
+        dense_ts=out.dense_ts,
+        dense_infos=out.dense_infos,
+        num_dense=out.num_dense if saveat.dense else None,
+        interpolator=solver.interpolate if saveat.dense else None,
+    )
+
+
+def _assemble_saves(saveat, direction, t0, out, y0, saveat_ts):
+    """Concatenate saves in the order [t0] + ts + steps + [t1], converting tau back to t."""
+    ts_parts, ys_parts = [], []
+    if saveat.t0:
+        ts_parts.append(t0[None])
+        ys_parts.append(jax.tree.map(lambda y: y[None], y0))
+    if saveat_ts is not None:
+        ts_parts.append(saveat_ts)
+        ys_parts.append(out.ts_ys)
+    if saveat.steps:
+        steps_ts = jnp.where(jnp.isfinite(out.steps_ts), direction * out.steps_ts, jnp.inf)
+        ts_parts.append(steps_ts)
+        ys_parts.append(out.steps_ys)
+    if saveat.t1:
+        ts_parts.append((direction * out.t)[None])
+        ys_parts.append(jax.tree.map(lambda y: y[None], out.y))
+    if not ts_parts:
+        return None, None
+    ts = jnp.concatenate(ts_parts)
+    ys = jax.tree.map(lambda *parts: jnp.concatenate(parts), *ys_parts)
+    return ts, ys

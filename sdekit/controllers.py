@@ -1,0 +1,215 @@
+"""Step-size controllers: constant steps, a given grid, and PID adaptive control.
+
+Controllers are equinox modules: their numbers (tolerances, gains, grids) are traced leaves, so
+new values never recompile; their functions (the norm) are static.
+"""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float
+
+from ._typing import RealScalarLike
+
+
+def rms_norm(tree) -> Array:
+    """Root-mean-square over every element of every leaf."""
+    leaves = jax.tree.leaves(tree)
+    size = sum(x.size for x in leaves)
+    if size == 0:
+        return jnp.zeros(())
+    total = sum(jnp.sum(jnp.square(jnp.abs(x)).astype(jnp.result_type(float))) for x in leaves)
+    return jnp.sqrt(total / size)
+
+
+def max_norm(tree) -> Array:
+    """Largest absolute element over every leaf."""
+    leaves = jax.tree.leaves(tree)
+    if not leaves:
+        return jnp.zeros(())
+    return jnp.max(jnp.stack([jnp.max(jnp.abs(x)).astype(jnp.result_type(float)) for x in leaves]))
+
+
+class ConstantStep(eqx.Module):
+    """Steps of constant size `dt0` from `t0`; the last step is shortened to end at `t1`.
+
+    Step ends are $t_0 + n\\,\\mathrm{dt}_0$ (not accumulated sums, so no drift). `dt0` is traced:
+    a new step size does not recompile; the number of steps is bounded by `max_steps`.
+    """
+
+    adaptive = False
+
+
+class StepTo(eqx.Module):
+    """Step exactly through the given grid `ts` (increasing, or decreasing for backward solves).
+
+    The grid's length is static (the loop is a `lax.scan`); its values are traced. `ts[0]` must be
+    `t0` and `ts[-1]` must be `t1`.
+
+    Args:
+        ts: 1-D array of step boundaries.
+    """
+
+    ts: Float[Array, " n"]
+    adaptive = False
+
+    def __init__(self, ts: Float[ArrayLike, " n"]):
+        ts = jnp.asarray(ts)
+        if ts.ndim != 1 or ts.shape[0] < 2:
+            raise ValueError(f"StepTo needs a 1-D grid of at least two times, got shape {ts.shape}.")
+        if not jnp.issubdtype(ts.dtype, jnp.floating):
+            ts = ts.astype(jnp.result_type(float))
+        self.ts = ts
+
+
+class PIDState(NamedTuple):
+    """Scaled errors of the two previously accepted steps (1 before there were any)."""
+
+    prev_error: Array
+    prev_prev_error: Array
+
+
+class PID(eqx.Module):
+    """Adaptive step sizes from an embedded error estimate, with a PID controller.
+
+    A step is accepted when $r = \\|e / (\\text{atol} + \\text{rtol} \\max(|y_0|, |y_1|))\\| \\le 1$.
+    The next step is $h \\cdot \\text{clip}(\\text{safety}\\, r_n^{-\\beta_1/k} r_{n-1}^{-\\beta_2/k}
+    r_{n-2}^{-\\beta_3/k}, \\text{factormin}, \\text{factormax})$ with $\\beta_1 = p + i + d$,
+    $\\beta_2 = -(p + 2d)$, $\\beta_3 = d$ and $k$ the order of the error estimate; after a
+    rejection, the plain integral controller shrinks the step. The defaults (pcoeff=0, icoeff=1)
+    are the classical integral controller; for SDEs pcoeff=0.1, icoeff=0.3 are recommended.
+
+    Args:
+        rtol, atol: relative and absolute tolerances.
+        pcoeff, icoeff, dcoeff: proportional, integral and derivative gains (Söderlind 2003).
+        dtmin, dtmax: bounds on the step size (`None`: unbounded). A step that must shrink below
+            `dtmin` ends the solve with `RESULTS.dt_min_reached`.
+        safety, factormin, factormax: safety factor and bounds on the step's growth.
+        norm: the norm of the scaled error (default RMS over all elements).
+        jump_ts: times where the vector field is discontinuous: a step ends exactly there and the
+            next one restarts just after it (FSAL information is re-evaluated).
+        step_ts: times that steps must land on exactly.
+        error_order: override the order of the error estimate (default: the solver's).
+
+    References:
+        E. Hairer, S. P. Nørsett, G. Wanner, Solving ODEs I, Sec. II.4 (initial step, control);
+        G. Söderlind, ACM TOMS 29 (2003) 1--26 (PID control).
+    """
+
+    rtol: RealScalarLike
+    atol: RealScalarLike
+    pcoeff: RealScalarLike = 0.0
+    icoeff: RealScalarLike = 1.0
+    dcoeff: RealScalarLike = 0.0
+    dtmin: RealScalarLike | None = None
+    dtmax: RealScalarLike | None = None
+    safety: RealScalarLike = 0.9
+    factormin: RealScalarLike = 0.2
+    factormax: RealScalarLike = 10.0
+    norm: Callable = eqx.field(static=True, default=rms_norm)
+    jump_ts: Float[ArrayLike, " j"] | None = None
+    step_ts: Float[ArrayLike, " s"] | None = None
+    error_order: float | None = eqx.field(static=True, default=None)
+    adaptive = True
+
+    def __check_init__(self):
+        for name in ("rtol", "atol"):
+            value = getattr(self, name)
+            if _is_concrete(value) and float(value) < 0:
+                raise ValueError(f"PID: {name} must be non-negative, got {float(value)}.")
+        if _is_concrete(self.rtol) and _is_concrete(self.atol) and float(self.rtol) == 0 == float(self.atol):
+            raise ValueError("PID: rtol and atol cannot both be zero.")
+        if _is_concrete(self.factormin) and _is_concrete(self.factormax):
+            if not 0 < float(self.factormin) <= 1 <= float(self.factormax):
+                raise ValueError("PID: need 0 < factormin <= 1 <= factormax.")
+
+    def init(self) -> PIDState:
+        one = jnp.ones((), jnp.result_type(float))
+        return PIDState(one, one)
+
+    def scaled_error(self, y0, y1, y_error) -> Array:
+        """$\\|e / (\\text{atol} + \\text{rtol} \\max(|y_0|, |y_1|))\\|$; inf if anything is non-finite."""
+
+        def leaf(a, b, e):
+            scale = self.atol + self.rtol * jnp.maximum(jnp.abs(a), jnp.abs(b)).astype(jnp.result_type(float))
+            return e.astype(jnp.result_type(float)) / scale
+
+        r = self.norm(jax.tree.map(leaf, y0, y1, y_error))
+        finite = jnp.isfinite(r)
+        for leaf_y in jax.tree.leaves(y1):
+            finite = finite & jnp.all(jnp.isfinite(leaf_y))
+        return jnp.where(finite, r, jnp.inf)
+
+    def adapt(self, state: PIDState, h: Array, r: Array, error_order: float):
+        """Accept or reject a step of size `h` with scaled error `r`; propose the next size."""
+        k = self.error_order if self.error_order is not None else error_order
+        accept = r <= 1
+        tiny = jnp.finfo(r.dtype).tiny
+        r_safe = jnp.maximum(r, tiny)
+        beta1 = (self.pcoeff + self.icoeff + self.dcoeff) / k
+        beta2 = -(self.pcoeff + 2 * self.dcoeff) / k
+        beta3 = self.dcoeff / k
+        pid_factor = self.safety * r_safe**-beta1 * state.prev_error**-beta2 * state.prev_prev_error**-beta3
+        grow = jnp.clip(pid_factor, self.factormin, self.factormax)
+        shrink = jnp.clip(self.safety * r_safe ** (-1.0 / k), self.factormin, 1.0)
+        shrink = jnp.where(jnp.isfinite(r), shrink, self.factormin)
+        factor = jnp.where(accept, grow, shrink)
+        h_next = h * factor.astype(h.dtype)
+        if self.dtmax is not None:
+            h_next = jnp.minimum(h_next, self.dtmax)
+        if self.dtmin is not None:
+            h_next = jnp.maximum(h_next, self.dtmin)
+        new_state = PIDState(
+            jnp.where(accept, r_safe, state.prev_error),
+            jnp.where(accept, state.prev_error, state.prev_prev_error),
+        )
+        return accept, h_next, new_state
+
+    def below_dtmin(self, h: Array, accept: Array) -> Array:
+        """A rejected step already at `dtmin` cannot shrink further."""
+        if self.dtmin is None:
+            return jnp.zeros((), bool)
+        return ~accept & (h <= self.dtmin * (1 + 1e-6))
+
+
+def initial_step_size(vector_field, t0, y0, args, error_order, rtol, atol, norm=rms_norm) -> Array:
+    """Hairer's starting step: $h = \\min(100 h_0, (0.01/\\max(d_1, d_2))^{1/k})$.
+
+    With $d_0 = \\|y_0\\|$, $d_1 = \\|f(t_0, y_0)\\|$ (scaled by atol + rtol |y_0|),
+    $h_0 = 0.01 d_0/d_1$, and $d_2$ the scaled change of $f$ over an Euler step of $h_0$, divided
+    by $h_0$. Two evaluations of the vector field.
+
+    References:
+        E. Hairer, S. P. Nørsett, G. Wanner, Solving ODEs I, 2nd ed., Sec. II.4, p. 169.
+    """
+    tdtype = jnp.result_type(t0)
+    f0 = vector_field(t0, y0, args)
+
+    def scaled(tree):
+        return jax.tree.map(
+            lambda x, y: x.astype(jnp.result_type(float)) / (atol + rtol * jnp.abs(y).astype(jnp.result_type(float))),
+            tree,
+            y0,
+        )
+
+    d0 = norm(scaled(y0))
+    d1 = norm(scaled(f0))
+    small = (d0 < 1e-5) | (d1 < 1e-5)
+    h0 = jnp.where(small, 1e-6, 0.01 * d0 / jnp.where(small, 1.0, d1)).astype(tdtype)
+    y1 = jax.tree.map(lambda y, f: y + h0.astype(y.dtype) * f, y0, f0)
+    f1 = vector_field(t0 + h0, y1, args)
+    d2 = norm(scaled(jax.tree.map(lambda a, b: a - b, f1, f0))) / h0.astype(d1.dtype)
+    dmax = jnp.maximum(d1, d2)
+    h1 = jnp.where(
+        dmax <= 1e-15,
+        jnp.maximum(1e-6, h0 * 1e-3),
+        (0.01 / jnp.where(dmax <= 1e-15, 1.0, dmax)) ** (1.0 / error_order),
+    ).astype(tdtype)
+    return jnp.minimum(100 * h0, h1)
+
+
+def _is_concrete(x) -> bool:
+    return x is not None and not isinstance(x, jax.core.Tracer)
