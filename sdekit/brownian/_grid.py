@@ -1,0 +1,180 @@
+r"""The grid fast path: all increments over a sorted grid, level by level.
+
+The build reproduces the descent's arithmetic (same node normals, same split, bridge and
+Chen functions, same fold orders), only vectorised:
+
+1. *Full levels* $0..l_f$ with $2^{l_f} \approx$ the number of grid points: every node is
+   split, children interleaved by a reshape (no gathers).
+2. *Deep levels* $l_f..D$: one path per grid point, split per point (a node shared by
+   two neighbouring points is drawn twice, identically), then the leaf bridge.
+3. *Folds*: per point, the suffix $S_l$ (left fold over right siblings) and prefix $P_l$
+   (right fold over left siblings) for $l \ge l_f$; above $l_f$, a segment tree keeps,
+   for every node, the suffix of its last grid point and the prefix of its first one.
+4. Each interval $[u_i, u_{i+1}]$ with deepest common ancestor at level $L_i$ is
+   $S_{L_i+1}(u_i) \oplus P_{L_i+1}(u_{i+1})$, as in `increment`.
+
+Cost: about $2^{l_f+1} + (D - l_f + 1)(N+1)$ node draws for $N$ steps.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from .._typing import Array
+from . import _bridge, _cursor, _noise
+
+
+def _draw_many(tree, tag: int, indices: Array) -> tuple:
+    tags = jnp.full(indices.shape, tag, jnp.int32)
+    return tuple(
+        _noise.many_node_normals(key, tags, indices, tree._n, s, d, tree.depth)
+        for key, (s, d) in zip(tree._keys, tree._leaves)
+    )
+
+
+def _full_levels(tree, top: int) -> list:
+    """Node values of every node at levels 0..top: `levels[l][j]` has shape
+    `(2**l, n, *shape)`."""
+    depth = tree.depth
+    idt = _noise.index_dtype(depth)
+    root = _draw_many(tree, 0, jnp.zeros((1,), idt))
+    levels = [tuple(_bridge.root(r[0])[None] for r in root)]
+    for lvl in range(top):
+        xi = _draw_many(tree, lvl + 1, jnp.arange(2**lvl, dtype=idt))
+        nxt = []
+        for j, (_, dt) in enumerate(tree._leaves):
+            sq = _cursor.sqrt_width_table(depth, dt)[lvl]
+            lo, hi = jax.vmap(_bridge.split, in_axes=(0, 0, None))(levels[-1][j], xi[j], sq)
+            both = jnp.stack([lo, hi], axis=1)
+            nxt.append(jnp.reshape(both, (2 ** (lvl + 1), *lo.shape[1:])))
+        levels.append(tuple(nxt))
+    return levels
+
+
+def _deep_paths(tree, top_nodes, k: Array, top: int):
+    """Per point: node at level D and siblings at levels top+1..D."""
+    depth = tree.depth
+    node = tuple(x[k >> (depth - top)] for x in top_nodes)
+    siblings = {}
+    for lvl in range(top, depth):
+        xi = _draw_many(tree, lvl + 1, k >> (depth - lvl))
+        right = _cursor.bit_at(k, lvl, depth)
+        nn, ss = [], []
+        for j, (shape, dt) in enumerate(tree._leaves):
+            sq = _cursor.sqrt_width_table(depth, dt)[lvl]
+            lo, hi = jax.vmap(_bridge.split, in_axes=(0, 0, None))(node[j], xi[j], sq)
+            r = jnp.reshape(right, (-1,) + (1,) * (lo.ndim - 1))
+            nn.append(jnp.where(r, hi, lo))
+            ss.append(jnp.where(r, lo, hi))
+        node, siblings[lvl + 1] = tuple(nn), tuple(ss)
+    return node, siblings
+
+
+def _bcast(mask: Array, x: Array) -> Array:
+    return jnp.reshape(mask, mask.shape + (1,) * (x.ndim - mask.ndim))
+
+
+def grid_pieces(tree, u: Array) -> tuple:
+    """Pieces (component axis first, shape `(n, N, *shape)`) of all grid intervals."""
+    depth = tree.depth
+    m = u.shape[0]
+    top = min(depth, max(1, math.ceil(math.log2(m))))
+    k = _cursor.leaf_index(u, depth)
+    levels = _full_levels(tree, top)
+    node, siblings = _deep_paths(tree, levels[top], k, top)
+    normals = _draw_many(tree, depth + 1, k)
+    prefix_d, suffix_d = jax.vmap(lambda v, x, uu, kk: _cursor.leaf_pieces(tree, v, x, uu, kk))(
+        node, normals, u, k
+    )
+
+    # Interval structure.
+    ks, kt, us, ut = k[:-1], k[1:], u[:-1], u[1:]
+    level = _cursor.common_level(ks, kt, depth)
+
+    # Per-point folds for levels depth..top, capturing S_{L+1}(u_i) and P_{L+1}(u_{i+1}).
+    suf, pre = suffix_d, prefix_d
+    cap_s = tuple(x[:-1] for x in suf)
+    cap_p = tuple(x[1:] for x in pre)
+    for lvl in range(depth - 1, top - 1, -1):
+        shift = depth - lvl - 1
+        w_sib = jnp.asarray(2.0**shift, u.dtype)
+        end = (((k >> shift) + 1) << shift).astype(u.dtype)
+        start = ((k >> shift) << shift).astype(u.dtype)
+        right = _cursor.bit_at(k, lvl, depth)
+        a_s, b_s = _cursor.ratio(end - u, jnp.broadcast_to(w_sib, u.shape), u.dtype)
+        a_p, b_p = _cursor.ratio(jnp.broadcast_to(w_sib, u.shape), u - start, u.dtype)
+        new_s, new_p = [], []
+        for j, (_, dt) in enumerate(tree._leaves):
+            sib = siblings[lvl + 1][j]
+            ms = jax.vmap(_bridge.chen)(suf[j], sib, a_s.astype(dt), b_s.astype(dt))
+            mp = jax.vmap(_bridge.chen)(sib, pre[j], a_p.astype(dt), b_p.astype(dt))
+            new_s.append(jnp.where(_bcast(right, ms), suf[j], ms))
+            new_p.append(jnp.where(_bcast(right, mp), mp, pre[j]))
+        suf, pre = tuple(new_s), tuple(new_p)
+        hit = level + 1 == lvl
+        cap_s = tuple(jnp.where(_bcast(hit, c), x[:-1], c) for c, x in zip(cap_s, suf))
+        cap_p = tuple(jnp.where(_bcast(hit, c), x[1:], c) for c, x in zip(cap_p, pre))
+
+    if top > 1:
+        cap_s, cap_p = _shallow(tree, levels, top, u, k, suf, pre, level, cap_s, cap_p)
+
+    pieces = jax.vmap(
+        lambda a, b, c, d, e, f, g, h, i: _cursor.combine(tree, a, b, c, d, e, f, g, h, i)
+    )(cap_s, cap_p, tuple(x[:-1] for x in prefix_d), tuple(x[1:] for x in prefix_d),
+      us, ut, ks, kt, level)
+    return tuple(jnp.moveaxis(p, 1, 0) for p in pieces)
+
+
+def _shallow(tree, levels, top, u, k, suf, pre, level, cap_s, cap_p):
+    """Segment tree above level `top`: suffix of each node's last grid point and prefix
+    of its first, then picked for intervals whose common ancestor is above `top - 1`."""
+    depth = tree.depth
+    g = k >> (depth - top)
+    nodes = jnp.arange(2**top, dtype=k.dtype)
+    first = jnp.searchsorted(g, nodes, side="left")
+    last = jnp.searchsorted(g, nodes, side="right") - 1
+    has = first <= last
+    first_c = jnp.clip(first, 0, u.shape[0] - 1)
+    last_c = jnp.clip(last, 0, u.shape[0] - 1)
+    last_s = tuple(x[last_c] for x in suf)
+    first_p = tuple(x[first_c] for x in pre)
+    last_u, first_u = u[last_c], u[first_c]
+    heap_s, heap_p = [None] * top, [None] * top
+    for lvl in range(top - 1, -1, -1):
+        w = 2.0 ** (depth - lvl - 1)  # child width in leaf units
+        has_l, has_r = has[0::2], has[1::2]
+        idx = jnp.arange(2**lvl, dtype=k.dtype)
+        end_l = ((2 * idx + 1) << (depth - lvl - 1)).astype(u.dtype)
+        start_r = end_l
+        lu, fu = last_u[0::2], first_u[1::2]
+        w_b = jnp.broadcast_to(jnp.asarray(w, u.dtype), lu.shape)
+        a_s, b_s = _cursor.ratio(end_l - lu, w_b, u.dtype)
+        a_p, b_p = _cursor.ratio(w_b, fu - start_r, u.dtype)
+        new_s, new_p = [], []
+        for j, (_, dt) in enumerate(tree._leaves):
+            child = levels[lvl + 1][j]
+            whole_l, whole_r = child[0::2], child[1::2]
+            ms = jax.vmap(_bridge.chen)(last_s[j][0::2], whole_r, a_s.astype(dt), b_s.astype(dt))
+            mp = jax.vmap(_bridge.chen)(whole_l, first_p[j][1::2], a_p.astype(dt), b_p.astype(dt))
+            new_s.append(jnp.where(_bcast(has_r, ms), last_s[j][1::2], ms))
+            new_p.append(jnp.where(_bcast(has_l, mp), first_p[j][0::2], mp))
+        last_s, first_p = tuple(new_s), tuple(new_p)
+        last_u = jnp.where(has_r, last_u[1::2], last_u[0::2])
+        first_u = jnp.where(has_l, first_u[0::2], first_u[1::2])
+        has = has_l | has_r
+        heap_s[lvl], heap_p[lvl] = last_s, first_p
+    # Intervals whose suffix/prefix level L+1 is above `top`.
+    lp1 = jnp.clip(level + 1, 0, top - 1)
+    offset = (jnp.asarray(1, k.dtype) << lp1.astype(k.dtype)) - 1
+    shift = (depth - lp1).astype(k.dtype)
+    idx_s = offset + (k[:-1] >> shift)
+    idx_p = offset + (k[1:] >> shift)
+    use = level + 1 < top
+    out_s, out_p = [], []
+    for j in range(len(tree._leaves)):
+        hs = jnp.concatenate([heap_s[lvl][j] for lvl in range(top)])
+        hp = jnp.concatenate([heap_p[lvl][j] for lvl in range(top)])
+        out_s.append(jnp.where(_bcast(use, cap_s[j]), hs[idx_s], cap_s[j]))
+        out_p.append(jnp.where(_bcast(use, cap_p[j]), hp[idx_p], cap_p[j]))
+    return tuple(out_s), tuple(out_p)

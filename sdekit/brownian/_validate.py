@@ -1,0 +1,141 @@
+"""Checks of a `BrownianTree`'s static arguments, with messages that say what to fix."""
+
+import math
+import numbers
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _noise
+
+LEVY_COMPONENTS = {"increment": 1, "space-time": 2, "space-time-time": 3}
+
+
+def is_concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def check_key(key):
+    dt = getattr(key, "dtype", None)
+    if dt is not None and jnp.issubdtype(dt, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(
+                f"BrownianTree needs a single PRNG key, got a key array of shape {key.shape}; "
+                "use jax.vmap over keys for many paths."
+            )
+        return key
+    arr = np.asarray(key) if is_concrete(key) else key
+    if getattr(arr, "dtype", None) == np.uint32 and arr.shape == (2,):
+        return key
+    raise TypeError(
+        "BrownianTree's key must be a PRNG key (jax.random.key(seed) or "
+        f"jax.random.PRNGKey(seed)), got {type(key).__name__} "
+        f"with dtype {dt} and shape {getattr(key, 'shape', None)}."
+    )
+
+
+def check_levy(levy) -> int:
+    if levy not in LEVY_COMPONENTS:
+        raise ValueError(
+            f"levy must be one of {sorted(LEVY_COMPONENTS)}, got {levy!r}. For space-space "
+            "Lévy area use levy='space-time' and sdekit.brownian.space_space_area."
+        )
+    return LEVY_COMPONENTS[levy]
+
+
+def check_float_dtype(dtype, where: str):
+    try:
+        dtype = jnp.dtype(dtype)
+    except TypeError as err:
+        raise TypeError(f"{where}: {dtype!r} is not a dtype.") from err
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"{where}: Brownian paths need a floating dtype, got {dtype}.")
+    if dtype.itemsize > 4 and not jax.config.jax_enable_x64:
+        raise ValueError(
+            f"{where}: dtype {dtype} requested but jax_enable_x64 is off, so JAX would "
+            "silently compute in float32; enable x64 (jax.config.update('jax_enable_x64', "
+            "True)) or ask for float32."
+        )
+    return dtype
+
+
+def check_shape(shape, dtype):
+    """Returns (leaves, treedef, is_tuple) with leaves a tuple of (shape, dtype)."""
+    if isinstance(shape, tuple) and all(isinstance(d, numbers.Integral) for d in shape):
+        if any(d < 0 for d in shape):
+            raise ValueError(f"shape must have non-negative sizes, got {shape}.")
+        dt = jnp.dtype(jnp.result_type(float)) if dtype is None else dtype
+        dt = check_float_dtype(dt, "BrownianTree dtype")
+        return ((tuple(int(d) for d in shape), dt),), None, True
+    is_sds = lambda x: isinstance(x, jax.ShapeDtypeStruct)  # noqa: E731
+    leaves, treedef = jax.tree.flatten(shape, is_leaf=is_sds)
+    if not leaves or not all(is_sds(x) for x in leaves):
+        raise TypeError(
+            "shape must be a tuple of ints or a pytree of jax.ShapeDtypeStruct, got "
+            f"{shape!r}."
+        )
+    out = []
+    for leaf in leaves:
+        dt = check_float_dtype(leaf.dtype, f"ShapeDtypeStruct {leaf}")
+        if dtype is not None and dt != jnp.dtype(dtype):
+            raise ValueError(
+                f"dtype={jnp.dtype(dtype)} conflicts with ShapeDtypeStruct dtype {dt}; give "
+                "the dtype in one place."
+            )
+        out.append((tuple(leaf.shape), dt))
+    return tuple(out), treedef, False
+
+
+def time_dtype(t0, t1, leaves):
+    """Float dtype for times: the widest of t0, t1, the data and jax's default float."""
+    cands = [jnp.dtype(jnp.result_type(float))]
+    for t in (t0, t1):
+        dt = getattr(t, "dtype", None)
+        if dt is not None and jnp.issubdtype(dt, jnp.floating):
+            cands.append(jnp.dtype(dt))
+    cands += [d for _, d in leaves]
+    return max(cands, key=lambda d: d.itemsize)
+
+
+def check_tol_depth(tol, t0, t1, depth):
+    if isinstance(tol, jax.Array) and not is_concrete(tol):
+        raise TypeError("tol must be a static Python number (it fixes the tree's depth).")
+    try:
+        tol = float(tol)
+    except TypeError as err:
+        raise TypeError(f"tol must be a real number, got {tol!r}.") from err
+    if not (tol > 0 and math.isfinite(tol)):
+        raise ValueError(f"tol must be positive and finite, got {tol}.")
+    if is_concrete(t0) and is_concrete(t1):
+        a, b = float(t0), float(t1)
+        if not (math.isfinite(a) and math.isfinite(b)):
+            raise ValueError(f"t0 and t1 must be finite, got t0={a}, t1={b}.")
+        if not b > a:
+            raise ValueError(f"BrownianTree needs t0 < t1, got t0={a}, t1={b}.")
+        if tol >= b - a:
+            raise ValueError(
+                f"tol must be smaller than t1 - t0 = {b - a}, got tol={tol}: the tree "
+                "needs at least one level."
+            )
+        need = max(1, math.ceil(math.log2((b - a) / tol)))
+        if depth is None:
+            depth = need
+        elif depth < need:
+            raise ValueError(f"depth={depth} gives leaves wider than tol; need >= {need}.")
+    elif depth is None:
+        raise TypeError(
+            "t0/t1 are traced, so the tree's (static) depth cannot be computed from tol; "
+            "pass depth=ceil(log2((t1 - t0) / tol)) explicitly."
+        )
+    depth = int(depth)
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}.")
+    limit = _noise.MAX_DEPTH if jax.config.jax_enable_x64 else 30
+    if depth > limit:
+        raise ValueError(
+            f"tol={tol} needs a tree of depth {depth} (> {limit}, the limit"
+            + ("" if jax.config.jax_enable_x64 else " without jax_enable_x64")
+            + "); use a larger tol."
+        )
+    return tol, depth
