@@ -47,6 +47,7 @@ class _WhileState(NamedTuple):
     steps_ys: Any
     dense_ts: Any
     dense_infos: Any
+    nonfinite_rejection: Any  # was the last rejected step rejected for a NaN/inf?
 
 
 def _dense_template(solver, problem, t0, y0, args, solver_state):
@@ -94,6 +95,7 @@ def while_loop(problem, solver, controller, saveat, t0, t1, y0, args, dt0, savea
         dense_infos=jax.tree.map(lambda x: jnp.zeros((max_steps,) + x.shape, x.dtype), dense_template)
         if saveat.dense
         else None,
+        nonfinite_rejection=jnp.zeros((), bool),
     )
 
     def cond(s):
@@ -110,9 +112,11 @@ def while_loop(problem, solver, controller, saveat, t0, t1, y0, args, dt0, savea
         if step_ts is not None:
             tnext = jnp.minimum(tnext, _next_in(step_ts, t))
         if jump_ts is not None:
+            # End the step one ulp before the jump, so that no stage sees the far side of it.
             next_jump = _next_in(jump_ts, t)
-            hit_jump = tnext >= next_jump
-            tnext = jnp.minimum(tnext, next_jump)
+            before_jump = jnp.nextafter(next_jump, jnp.asarray(-jnp.inf, tdtype))
+            hit_jump = tnext >= before_jump
+            tnext = jnp.where(hit_jump, before_jump, tnext)
         h = tnext - t
 
         y1, y_error, dense, solver_state1 = solver.step(problem, t, tnext, s.y, args, None, s.solver_state)
@@ -121,20 +125,23 @@ def while_loop(problem, solver, controller, saveat, t0, t1, y0, args, dt0, savea
         if adaptive:
             r = controller.scaled_error(s.y, y1, y_error)
             accept, dt_next, controller_state = controller.adapt(s.controller_state, h, r, error_order)
-            # No progress possible: a rejected step at dtmin, or one too small to move t.
-            stuck = controller.below_dtmin(h, accept) | (~accept & (t + dt_next <= t))
-            failure = jnp.where(jnp.isfinite(r), RESULTS.dt_min_reached, RESULTS.nonfinite)
+            # No progress possible: a rejected step at dtmin, a step too small to move t, or a
+            # rejected step whose smaller successor rounds to the same end time.
+            stuck = controller.below_dtmin(h, accept) | (tnext <= t) | (~accept & (t + dt_next >= tnext))
+            nonfinite_rejection = jnp.where(accept, s.nonfinite_rejection, ~jnp.isfinite(r))
+            failure = jnp.where(nonfinite_rejection, RESULTS.nonfinite, RESULTS.dt_min_reached)
             result = jnp.where(stuck, failure, s.result).astype(int32)
         else:
             accept = all_finite(y1)
             dt_next, controller_state = s.dt, s.controller_state
+            nonfinite_rejection = ~accept
             result = jnp.where(accept, s.result, RESULTS.nonfinite).astype(int32)
 
         t_new = jnp.where(accept, tnext, t)
         if jump_ts is not None:
-            # Restart just after the discontinuity, re-evaluating FSAL information there.
+            # Restart at the discontinuity itself, re-evaluating FSAL information there.
             made_jump = accept & hit_jump
-            t_new = jnp.where(made_jump, jnp.nextafter(tnext, jnp.asarray(jnp.inf, tdtype)), t_new)
+            t_new = jnp.where(made_jump, next_jump, t_new)
             if solver.init_fevals:
                 solver_state1 = lax.cond(
                     made_jump, lambda: solver.init(problem, t_new, y1, args), lambda: solver_state1
@@ -173,6 +180,7 @@ def while_loop(problem, solver, controller, saveat, t0, t1, y0, args, dt0, savea
             steps_ys=steps_ys,
             dense_ts=dense_ts,
             dense_infos=dense_infos,
+            nonfinite_rejection=nonfinite_rejection,
         )
 
     s = lax.while_loop(cond, body, state)
@@ -246,7 +254,7 @@ def scan_loop(problem, solver, grid, saveat, y0, args, saveat_ts, meter):
     fevals = solver.init_fevals + num_grid_steps * (solver.fevals_per_step + (solver.dense_fevals if uses_dense else 0))
     steps_ts = None
     if saveat.steps:
-        steps_ts = jnp.where(jnp.arange(num_grid_steps) < c.num_accepted, grid[1:], jnp.inf)
+        steps_ts = jnp.where(jnp.arange(num_grid_steps, dtype=int32) < c.num_accepted, grid[1:], jnp.inf)
     return LoopOutput(
         t=jnp.where(c.result == RESULTS.successful, t1, grid[c.num_accepted]),
         y=c.y,
