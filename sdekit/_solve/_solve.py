@@ -3,6 +3,7 @@
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._results import MESSAGES, RESULTS
 from .._typing import Args, RealScalarLike, Y
@@ -96,10 +97,11 @@ def solve(
 
 
 def _time_dtype(*times):
-    dtype = jnp.result_type(float)
+    """The default float, widened by any (canonicalised) float time given: float64 with x64."""
+    dtype = np.dtype(jnp.result_type(float))
     for t in times:
         if t is not None and hasattr(t, "dtype") and jnp.issubdtype(t.dtype, jnp.floating):
-            dtype = jnp.promote_types(dtype, t.dtype)
+            dtype = np.promote_types(dtype, jax.dtypes.canonicalize_dtype(t.dtype))
     return dtype
 
 

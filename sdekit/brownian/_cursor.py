@@ -126,7 +126,7 @@ def draw(tree, tag, index) -> tuple:
     """Normals of node (tag, index) for each shape leaf."""
     return tuple(
         _noise.node_normals(key, tag, index, tree._n, s, d, tree.depth)
-        for key, (s, d) in zip(tree._keys, tree._leaves)
+        for key, (s, d) in zip(tree._seeds, tree._leaves)
     )
 
 

@@ -29,7 +29,7 @@ def _draw_many(tree, tag: int, indices: Array) -> tuple:
     tags = jnp.full(indices.shape, tag, jnp.int32)
     return tuple(
         _noise.many_node_normals(key, tags, indices, tree._n, s, d, tree.depth)
-        for key, (s, d) in zip(tree._keys, tree._leaves)
+        for key, (s, d) in zip(tree._seeds, tree._leaves)
     )
 
 

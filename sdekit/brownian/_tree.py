@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .._typing import Array, Key, PyTree, RealScalarLike
-from . import _cursor, _grid, _validate
+from . import _cursor, _grid, _noise, _validate
 from ._cursor import BrownianCursor
 from ._increment import Increment
 
@@ -86,7 +86,7 @@ class BrownianTree(eqx.Module):
 
     t0: Array
     t1: Array
-    _keys: tuple
+    _seeds: tuple
     tol: float = eqx.field(static=True)
     levy: str = eqx.field(static=True)
     depth: int = eqx.field(static=True)
@@ -123,10 +123,8 @@ class BrownianTree(eqx.Module):
         self._leaves = leaves
         self._treedef = treedef
         self._tuple_shape = tuple_shape
-        if len(leaves) == 1:
-            self._keys = (key,)
-        else:
-            self._keys = tuple(jax.random.fold_in(key, j) for j in range(len(leaves)))
+        keys = [key] if len(leaves) == 1 else [jax.random.fold_in(key, j) for j in range(len(leaves))]
+        self._seeds = tuple(_noise.seed_words(k) for k in keys)
 
     # ------------------------------------------------------------------ static facts
 

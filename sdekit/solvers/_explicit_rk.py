@@ -71,6 +71,7 @@ def _erk_init(tableau: ButcherTableau, problem, t0, y0, args):
 def _erk_step(tableau: ButcherTableau, hermite: bool, problem, t0, t1, y0, args, inc, state):
     del inc
     f = problem.vector_field
+    t0, t1 = jnp.asarray(t0), jnp.asarray(t1)
     h = t1 - t0
     k1 = state.f0 if tableau.fsal else f(t0, y0, args)
     ks, y_last_stage = _stages(tableau, f, t0, h, y0, args, k1)
