@@ -22,34 +22,73 @@ def nan_buffer(y0, n: int):
     return jax.tree.map(lambda y: jnp.full((n,) + jnp.shape(y), jnp.nan, jnp.result_type(y)), y0)
 
 
+#: Save times handled inline per step before falling back to the inner loop.
+INLINE_SAVES = 1
+
+
 def save_ts_in_step(solver, saveat_ts, save_index, ys_buffer, dense, t, tnext, y1, active):
     """Fill every requested save time in (t, tnext] -- and t itself for the first step -- from the
-    step's dense output. `active` gates the whole thing (a rejected or frozen step saves nothing)."""
+    step's dense output. `active` gates the whole thing (a rejected or frozen step saves nothing).
+
+    Most steps hold at most a couple of save times: those are done inline; an inner while loop (whose
+    iterations cost more than an interpolation, especially under vmap) handles the rest.
+    """
     num = saveat_ts.shape[0]
 
-    def cond(carry):
-        index, _ = carry
-        in_range = index < num
-        ts_at = saveat_ts[jnp.minimum(index, num - 1)]
-        return active & in_range & (ts_at <= tnext)
-
-    def body(carry):
-        index, buffer = carry
-        ts_at = saveat_ts[index]
+    def save_one(index, buffer, due):
+        ts_at = read_at(saveat_ts, index)
         y_at = solver.interpolate(dense, t, tnext, ts_at)
         # The end of the step is known exactly: no interpolation rounding there.
         y_at = tree_where(ts_at == tnext, y1, y_at)
-        buffer = jax.tree.map(lambda b, v: b.at[index].set(v.astype(b.dtype)), buffer, y_at)
-        return index + 1, buffer
+        buffer = write_at(buffer, index, y_at, due)
+        return index + due.astype(index.dtype), buffer
+
+    def is_due(index):
+        return active & (index < num) & (read_at(saveat_ts, index) <= tnext)
+
+    for _ in range(INLINE_SAVES):
+        save_index, ys_buffer = save_one(save_index, ys_buffer, is_due(save_index))
+    def cond(carry):
+        return is_due(carry[0])
+
+    def body(carry):
+        return save_one(*carry, jnp.ones((), bool))
 
     return lax.while_loop(cond, body, (save_index, ys_buffer))
 
 
+def _expand(mask, like):
+    return mask.reshape(mask.shape + (1,) * (like.ndim - 1))
+
+
+#: Buffers up to this length are written by a masked select over the whole buffer instead of a
+#: scatter: under vmap the index is batched, and XLA's CPU scatter costs far more per update than
+#: a fused select over a short buffer.
+SELECT_WRITE_MAX = 256
+
+
 def write_at(buffer, index, value, active):
-    """`buffer[index] = value` where `active`, dropped otherwise (no copy of the buffer)."""
+    """`buffer[index] = value` where `active`, nothing otherwise."""
     size = jax.tree.leaves(buffer)[0].shape[0]
+    if size <= SELECT_WRITE_MAX:
+        hit = (jnp.arange(size, dtype=jnp.int32) == index) & active
+
+        def leaf(b, v):
+            mask = hit.reshape((size,) + (1,) * (b.ndim - 1))
+            return jnp.where(mask, jnp.asarray(v, b.dtype)[None], b)
+
+        return jax.tree.map(leaf, buffer, value)
     index = jnp.where(active, index, size)
     return jax.tree.map(lambda b, v: b.at[index].set(jnp.asarray(v, b.dtype), mode="drop"), buffer, value)
+
+
+def read_at(array, index):
+    """`array[index]` for a 1-D array, by a masked sum when short (no gather under vmap)."""
+    size = array.shape[0]
+    index = jnp.clip(index, 0, size - 1)
+    if size <= SELECT_WRITE_MAX:
+        return jnp.sum(jnp.where(jnp.arange(size, dtype=jnp.int32) == index, array, jnp.zeros_like(array)))
+    return array[index]
 
 
 def snap_to_end(tnext, t_end, t_start):

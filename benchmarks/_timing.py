@@ -1,0 +1,56 @@
+"""Timing helpers shared by the benchmarks: compile time and median run time of a jitted call."""
+
+import statistics
+import subprocess
+import sys
+import time
+
+import jax
+
+
+def warm_up_xla() -> None:
+    """Compile something small first, so that XLA's one-time start-up cost is not charged to
+    whichever library happens to be measured first."""
+    x = jax.numpy.ones((8, 8))
+    jax.jit(lambda a: jax.numpy.sin(a) @ a.T).lower(x).compile()
+
+
+def compile_seconds(fn, *args) -> tuple[float, object]:
+    """Time to trace + lower + XLA-compile `jax.jit(fn)`; returns (seconds, compiled).
+
+    Only the first compilation in a process is a fair figure (libraries cache traced inner
+    functions), so the benchmarks report `first_compile_seconds` instead; this one is for the
+    run-time measurement.
+    """
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    return time.perf_counter() - start, compiled
+
+
+def first_compile_seconds(script: str, case: str, name: str, repeats: int = 3) -> float:
+    """Median over fresh processes of the first compilation of one entry of a benchmark script
+    (after an unrelated warm-up compile): what a user waits for before the first result."""
+    times = []
+    for _ in range(repeats):
+        out = subprocess.run(
+            [sys.executable, script, "--compile-only", case, name], capture_output=True, text=True, check=True
+        )
+        times.append(float(out.stdout.strip().splitlines()[-1]))
+    return statistics.median(times)
+
+
+def run_seconds(compiled, *args, repeats: int = 5) -> float:
+    """Median wall time of `repeats` runs of a compiled call (after one warm-up run)."""
+    jax.block_until_ready(compiled(*args))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(*args))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
