@@ -146,10 +146,12 @@ def _solve_compiled(problem, solver, controller, saveat, t0, t1, y0, args, dt0, 
         _progress.finish(meter, (out.t - tau0) / (tau1 - tau0))
 
     ts, ys = _assemble_saves(saveat, direction, t0, out, y0, saveat_ts)
-    result = out.result
+    result, dense_infos = out.result, out.dense_infos
     if throw:
         messages = tuple(m + " (Pass throw=False to inspect sol.result instead.)" if m else m for m in MESSAGES)
-        ts, ys = eqx.branched_error_if((ts, ys), result != RESULTS.successful, result, messages)
+        ts, ys, dense_infos, result = eqx.branched_error_if(
+            (ts, ys, dense_infos, result), result != RESULTS.successful, result, messages
+        )
     stats = {
         "num_steps": out.num_steps,
         "num_accepted_steps": out.num_accepted,
@@ -166,7 +168,7 @@ def _solve_compiled(problem, solver, controller, saveat, t0, t1, y0, args, dt0, 
         result=result,
         direction=direction,
         dense_ts=out.dense_ts,
-        dense_infos=out.dense_infos,
+        dense_infos=dense_infos,
         num_dense=out.num_dense if saveat.dense else None,
         interpolator=solver.interpolate if saveat.dense else None,
     )

@@ -1,0 +1,23 @@
+"""Order-of-convergence experiments, their tables and plots, and the `sdekit convergence` CLI."""
+
+from ._experiment import (
+    OrderFit as OrderFit,
+    SolverResult as SolverResult,
+    default_step_counts as default_step_counts,
+    fit_order as fit_order,
+    ode_order_experiment as ode_order_experiment,
+)
+from ._problems import PROBLEMS as PROBLEMS, TestProblem as TestProblem
+from ._report import order_table as order_table, save_order_plot as save_order_plot
+
+__all__ = [
+    "PROBLEMS",
+    "OrderFit",
+    "SolverResult",
+    "TestProblem",
+    "default_step_counts",
+    "fit_order",
+    "ode_order_experiment",
+    "order_table",
+    "save_order_plot",
+]
