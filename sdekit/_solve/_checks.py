@@ -102,13 +102,15 @@ def _number_problems(t0, t1, dt0, saveat_ts, grid):
     return problems
 
 
-def check_numbers_eagerly(t0, t1, dt0, saveat_ts, grid) -> None:
-    """Raise ValueError for bad concrete numbers (the usual, non-traced call)."""
+def check_numbers_eagerly(t0, t1, dt0, saveat_ts, grid) -> bool:
+    """Raise ValueError for bad concrete numbers (the usual, non-traced call). Returns whether
+    the numbers were concrete, and so checked: then no run-time checks are compiled."""
     if not all(is_concrete(x) for x in (t0, t1, dt0, saveat_ts, grid) if x is not None):
-        return
+        return False
     for bad, message in _number_problems(t0, t1, dt0, saveat_ts, grid):
         if bool(np.asarray(bad)):
             raise ValueError(message)
+    return True
 
 
 def check_numbers_traced(carrier, t0, t1, dt0, saveat_ts, grid):

@@ -92,8 +92,10 @@ def solve(
     controller = jax.tree.map(_float_to_array, controller)
     saveat_ts = None if saveat.ts is None else saveat.ts.astype(tdtype)
     grid = controller.ts.astype(tdtype) if isinstance(controller, StepTo) else None
-    _checks.check_numbers_eagerly(t0, t1, dt0, saveat_ts, grid)
-    return _solve_compiled(problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw, progress)
+    checked = _checks.check_numbers_eagerly(t0, t1, dt0, saveat_ts, grid)
+    return _solve_compiled(
+        problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw, progress, checked
+    )
 
 
 def _time_dtype(*times):
@@ -112,9 +114,12 @@ def _float_to_array(x):
 
 
 @eqx.filter_jit
-def _solve_compiled(problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw, progress):
+def _solve_compiled(
+    problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw, progress, checked
+):
     _checks.check_vector_field(problem.vector_field, t0, y0, args)
-    y0 = _checks.check_numbers_traced(y0, t0, t1, dt0, saveat_ts, grid)
+    if not checked:
+        y0 = _checks.check_numbers_traced(y0, t0, t1, dt0, saveat_ts, grid)
     direction = jnp.where(t1 >= t0, 1, -1).astype(t0.dtype)
     tau0, tau1 = direction * t0, direction * t1
     tau_problem = time_reversed(problem, direction)
