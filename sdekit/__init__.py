@@ -8,23 +8,30 @@ Examples:
     0.36788
 """
 
-from . import controllers as controllers, solvers as solvers
+from . import brownian as brownian, controllers as controllers, solvers as solvers, terms as terms
 from ._results import RESULTS as RESULTS
-from ._solve import SaveAt as SaveAt, Solution as Solution, solve as solve
+from ._solve import SaveAt as SaveAt, Solution as Solution, sample_paths as sample_paths, solve as solve
 from .controllers import PID as PID, ConstantStep as ConstantStep, StepTo as StepTo
-from .terms import ODE as ODE
+from .brownian import BrownianTree as BrownianTree, Increment as Increment
+from .terms import ODE as ODE, SDE as SDE
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BrownianTree",
+    "Increment",
     "ODE",
+    "SDE",
     "PID",
     "RESULTS",
     "ConstantStep",
     "SaveAt",
     "Solution",
     "StepTo",
+    "brownian",
     "controllers",
+    "sample_paths",
     "solve",
     "solvers",
+    "terms",
 ]

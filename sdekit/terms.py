@@ -3,6 +3,8 @@
 from collections.abc import Callable
 
 import equinox as eqx
+import jax
+import jax.numpy as jnp
 
 
 class ODE(eqx.Module):
@@ -23,6 +25,145 @@ class ODE(eqx.Module):
     """
 
     vector_field: Callable
+
+
+NOISE_TYPES = ("additive", "scalar", "diagonal", "commutative", "general")
+CALCULI = ("ito", "stratonovich")
+
+
+class SDE(eqx.Module):
+    """A stochastic differential equation $dy = f(t, y)\,dt + g(t, y)\,dW_t$.
+
+    The product $g\,dW$ is fixed by shapes, leaf by leaf of the state $y$:
+
+    - `"diagonal"`: $W$ has the structure of $y$; $g(t, y)$ has it too; the product is
+      elementwise (each component driven by its own Brownian motion).
+    - `"scalar"`: $W$ is a scalar ($m = 1$); $g$ has the structure of $y$.
+    - `"commutative"` / `"general"`: $W$ is one array of shape `(m,)`; each leaf of $g$ has shape
+      `(*leaf.shape, m)` and is contracted with $W$. Commutative noise means
+      $\sum_k g_{kj}\,\partial_k g_{il} = \sum_k g_{kl}\,\partial_k g_{ij}$ (not checked).
+    - `"additive"`: $g$ does not depend on $y$ (either form above).
+
+    Args:
+        drift: $f(t, y, \text{args})$, with the structure, shapes and dtypes of $y$.
+        diffusion: $g(t, y, \text{args})$, shaped as above.
+        noise: one of `"additive"`, `"scalar"`, `"diagonal"`, `"commutative"`, `"general"`;
+            solvers declare which they support, and `sk.solve` refuses a mismatch.
+        calculus: `"ito"` or `"stratonovich"` (for additive noise the two coincide).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, sdekit as sk
+        >>> gbm = sk.SDE(lambda t, y, a: 0.05 * y, lambda t, y, a: 0.2 * y, noise="diagonal")
+        >>> gbm.noise_term(0.0, jnp.ones(2), None, jnp.array([0.1, -0.1]))
+        Array([ 0.02, -0.02], dtype=float32)
+    """
+
+    drift: Callable
+    diffusion: Callable
+    noise: str = eqx.field(static=True, default="diagonal")
+    calculus: str = eqx.field(static=True, default="ito")
+
+    def __check_init__(self):
+        if self.noise not in NOISE_TYPES:
+            raise ValueError(f"SDE: noise must be one of {NOISE_TYPES}, got {self.noise!r}.")
+        if self.calculus not in CALCULI:
+            raise ValueError(f"SDE: calculus must be one of {CALCULI}, got {self.calculus!r}.")
+
+    def noise_term(self, t, y, args, dW):
+        """$g(t, y)\,dW$ (or $g\,H$ etc.: any Brownian quantity with the structure of $W$)."""
+        return contract(self.diffusion(t, y, args), dW, y)
+
+    @property
+    def vector_field(self):
+        raise TypeError("An SDE has no single vector field: use an SDE solver (e.g. sk.solvers.euler_maruyama()).")
+
+
+def contract(g, w, y):
+    """The product $g\,w$ with the shape rules of `SDE`, leaf by leaf of `y`: `w` is either a
+    pytree with the structure of `y` (one Brownian leaf per state leaf) or a single array shared
+    by all leaves. Per leaf: a scalar `w` multiplies; `g` of shape `y.shape + w.shape` is
+    contracted over `w`'s axes; `g`, `y` and `w` of one shape multiply elementwise."""
+    g_leaves, treedef = jax.tree.flatten(g)
+    y_leaves = jax.tree.leaves(y)
+    if jax.tree.structure(w) == jax.tree.structure(y):
+        w_leaves = jax.tree.leaves(w)
+    else:
+        single = jax.tree.leaves(w)
+        if len(single) != 1:
+            raise ValueError("The Brownian motion must have the structure of the state, or be a single array.")
+        w_leaves = single * len(y_leaves)
+    if len(g_leaves) != len(y_leaves):
+        raise ValueError("The diffusion's output must have the structure of the state (one leaf per state leaf).")
+    return jax.tree.unflatten(treedef, [_contract_leaf(gi, wi, yi) for gi, wi, yi in zip(g_leaves, w_leaves, y_leaves)])
+
+
+def _contract_leaf(g, w, y):
+    w = w.astype(g.dtype)
+    if g.shape == y.shape + w.shape and w.ndim > 0:
+        return _matvec(g, w) if w.ndim == 1 else jnp.tensordot(g, w, axes=w.ndim)
+    if w.ndim == 0 and g.shape == y.shape:
+        return g * w
+    if g.shape == y.shape == w.shape:
+        return g * w
+    raise ValueError(
+        f"A diffusion output of shape {g.shape} cannot multiply a Brownian increment of shape {w.shape} "
+        f"for a state leaf of shape {y.shape}: expected {y.shape + w.shape} (general/commutative noise), "
+        f"or {y.shape} with an increment of the same shape (diagonal) or a scalar increment."
+    )
+
+
+def _matvec(g, w):
+    # An unrolled weighted sum over the (usually few) noise channels fuses better than a dot.
+    if w.shape[0] <= 8:
+        total = g[..., 0] * w[0]
+        for j in range(1, w.shape[0]):
+            total = total + g[..., j] * w[j]
+        return total
+    return g @ w
+
+
+def stratonovich_drift(sde: SDE) -> SDE:
+    """The same SDE in the other calculus: Itô -> Stratonovich subtracts, Stratonovich -> Itô
+    adds, the correction $\tfrac12 \sum_j (\partial g_{\cdot j})\, g_{\cdot j}$ (a jvp per
+    noise channel; for diagonal and scalar noise a single jvp).
+
+    Examples:
+        >>> import jax.numpy as jnp, sdekit as sk
+        >>> gbm = sk.SDE(lambda t, y, a: 0.05 * y, lambda t, y, a: 0.2 * y, noise="diagonal")
+        >>> strat = sk.terms.stratonovich_drift(gbm)
+        >>> strat.calculus, float(strat.drift(0.0, jnp.array(1.0), None))  # 0.05 - 0.2**2 / 2
+        ('stratonovich', 0.03)
+    """
+    if sde.noise == "additive":
+        return SDE(sde.drift, sde.diffusion, noise=sde.noise, calculus=_other(sde.calculus))
+    sign = -1.0 if sde.calculus == "ito" else 1.0
+    return SDE(_CorrectedDrift(sde.drift, sde.diffusion, sde.noise, sign), sde.diffusion, noise=sde.noise,
+               calculus=_other(sde.calculus))
+
+
+def _other(calculus: str) -> str:
+    return "stratonovich" if calculus == "ito" else "ito"
+
+
+class _CorrectedDrift(eqx.Module):
+    drift: Callable
+    diffusion: Callable
+    noise: str = eqx.field(static=True)
+    sign: float = eqx.field(static=True)
+
+    def __call__(self, t, y, args):
+        g = self.diffusion(t, y, args)
+        if self.noise in ("diagonal", "scalar"):
+            _, dg_g = jax.jvp(lambda z: self.diffusion(t, z, args), (y,), (g,))
+        else:
+            m = jax.tree.leaves(g)[0].shape[-1]
+
+            def column(j):
+                gj = jax.tree.map(lambda x: x[..., j], g)
+                return jax.jvp(lambda z: jax.tree.map(lambda x: x[..., j], self.diffusion(t, z, args)), (y,), (gj,))[1]
+
+            dg_g = jax.tree.map(lambda x: jnp.sum(x, axis=0), jax.vmap(column)(jnp.arange(m)))
+        return jax.tree.map(lambda f, c: f + (0.5 * self.sign) * c, self.drift(t, y, args), dg_g)
 
 
 class _TimeReversed(eqx.Module):

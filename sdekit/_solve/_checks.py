@@ -18,11 +18,14 @@ def is_concrete(x) -> bool:
     return x is not None and not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(x))
 
 
-def check_static(problem, solver, controller, dt0, max_steps) -> None:
-    from ..terms import ODE
+LEVY_RANK = {"increment": 0, "space-time": 1, "space-time-time": 2}
 
-    if not isinstance(problem, ODE):
-        raise TypeError(f"sk.solve expects a problem such as sk.ODE(f), got {type(problem).__name__}.")
+
+def check_static(problem, solver, controller, dt0, max_steps, brownian=None) -> None:
+    from ..terms import ODE, SDE
+
+    if not isinstance(problem, (ODE, SDE)):
+        raise TypeError(f"sk.solve expects a problem such as sk.ODE(f) or sk.SDE(f, g), got {type(problem).__name__}.")
     if callable(solver) and not isinstance(solver, Solver):
         raise TypeError(
             f"Expected a Solver, got the factory {getattr(solver, '__name__', solver)!r}: call it, "
@@ -30,10 +33,15 @@ def check_static(problem, solver, controller, dt0, max_steps) -> None:
         )
     if not isinstance(solver, Solver):
         raise TypeError(f"Expected a Solver (e.g. sk.solvers.tsit5()), got {type(solver).__name__}.")
-    if solver.order is None:
-        raise ValueError(f"The solver {solver.name} is not an ODE method.")
     if not isinstance(max_steps, (int, np.integer)) or isinstance(max_steps, bool) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive int (it sizes static buffers), got {max_steps!r}.")
+    if isinstance(problem, SDE):
+        _check_sde_static(problem, solver, controller, dt0, brownian)
+        return
+    if brownian is not None:
+        raise ValueError("brownian= drives SDEs; an sk.ODE takes none.")
+    if solver.order is None:
+        raise ValueError(f"The solver {solver.name} is an SDE method; for an sk.ODE use e.g. sk.solvers.tsit5().")
     if controller.adaptive and not solver.has_error_estimate:
         raise ValueError(
             f"The solver {solver.name} has no embedded error estimate, so it cannot be used with the "
@@ -41,13 +49,78 @@ def check_static(problem, solver, controller, dt0, max_steps) -> None:
             "ralston, bosh3, tsit5, dopri5, dopri8), or fixed steps: sk.ConstantStep() with dt0, or "
             "sk.StepTo(ts)."
         )
+    _check_step_options(controller, dt0)
+
+
+def _check_step_options(controller, dt0) -> None:
     if isinstance(controller, ConstantStep) and dt0 is None:
         raise ValueError("sk.ConstantStep() needs a step size: pass dt0, or use controller=sk.PID(...).")
     if isinstance(controller, StepTo) and dt0 is not None:
         raise ValueError("sk.StepTo(ts) fixes every step: do not pass dt0 as well.")
 
 
-def check_vector_field(vector_field, t0, y0, args) -> None:
+def _check_sde_static(problem, solver, controller, dt0, brownian) -> None:
+    from ..brownian import BrownianTree
+
+    facts = solver.sde
+    if facts is None:
+        raise ValueError(
+            f"The solver {solver.name} is an ODE method; for an sk.SDE use an SDE solver such as "
+            "sk.solvers.euler_maruyama() (Itô) or an SRK method."
+        )
+    if facts.strong(problem.noise) is None:
+        supported = ", ".join(n for n, _ in facts.strong_order)
+        raise ValueError(
+            f"The solver {solver.name} does not support {problem.noise!r} noise (it supports: {supported}). "
+            "For general or commutative noise use e.g. euler_maruyama() (Itô) or spark() / general_shark() "
+            "(Stratonovich)."
+        )
+    if problem.noise != "additive" and facts.calculus != problem.calculus:
+        raise ValueError(
+            f"The solver {solver.name} converges to the {facts.calculus} solution but the SDE is "
+            f"{problem.calculus}. Convert the drift with sk.terms.stratonovich_drift(sde) (it switches "
+            f"calculus), or use a {problem.calculus} solver."
+        )
+    if not isinstance(brownian, BrownianTree):
+        raise ValueError(
+            "An sk.SDE needs brownian=sk.BrownianTree(key, t0, t1, shape=..., tol=..., levy=...) to drive its noise."
+        )
+    needed = facts.levy_area
+    if LEVY_RANK.get(brownian.levy, -1) < LEVY_RANK[needed]:
+        raise ValueError(
+            f"The solver {solver.name} needs the Brownian tree to provide levy={needed!r}, but it was built "
+            f"with levy={brownian.levy!r}."
+        )
+    if dt0 is None and not isinstance(controller, StepTo):
+        raise ValueError("SDE solves need an explicit dt0 (the initial step), or controller=sk.StepTo(ts).")
+    if controller.adaptive and facts.error(problem.noise) is None:
+        raise ValueError(
+            f"The solver {solver.name} has no embedded error estimate for {problem.noise!r} noise, so it "
+            "cannot step adaptively (adaptive Euler-Maruyama need not converge). Use fixed steps, or an "
+            "SRK method with an error estimate (e.g. shark() for additive noise, spark() otherwise)."
+        )
+    _check_step_options(controller, dt0)
+
+
+def sde_controller(controller, brownian):
+    """Adaptive SDE steps never go below the tree's tol, where queries stop being exact."""
+    if not controller.adaptive:
+        return controller
+    import dataclasses
+
+    dtmin = brownian.tol if controller.dtmin is None else jnp.maximum(controller.dtmin, brownian.tol)
+    return dataclasses.replace(controller, dtmin=dtmin)
+
+
+def check_sde_shapes(problem, brownian, t0, y0, args) -> None:
+    """Drift like y0; diffusion times a Brownian increment like y0 (structure, shapes, dtypes)."""
+    check_vector_field(problem.drift, t0, y0, args, what="drift")
+    w = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), brownian.shape, is_leaf=lambda x: isinstance(x, jax.ShapeDtypeStruct)) \
+        if not isinstance(brownian.shape, tuple) else jnp.zeros(brownian.shape, brownian.dtype)
+    check_vector_field(lambda t, y, a: problem.noise_term(t, y, a, w), t0, y0, args, what="diffusion times dW")
+
+
+def check_vector_field(vector_field, t0, y0, args, what="vector field") -> None:
     """The vector field's output must match y0 in structure, shape and dtype."""
     for path, leaf in jax.tree_util.tree_leaves_with_path(y0):
         if not jnp.issubdtype(leaf.dtype, jnp.inexact):
@@ -58,25 +131,40 @@ def check_vector_field(vector_field, t0, y0, args) -> None:
     out = jax.eval_shape(vector_field, t0, y0, args)
     if jax.tree.structure(out) != jax.tree.structure(y0):
         raise ValueError(
-            "The vector field's output does not have the structure of y0: got "
+            f"The {what}'s output does not have the structure of y0: got "
             f"{jax.tree.structure(out)}, expected {jax.tree.structure(y0)}."
         )
     for (path, o), y in zip(jax.tree_util.tree_leaves_with_path(out), jax.tree.leaves(y0)):
         where = jax.tree_util.keystr(path) or "(the state)"
         if o.shape != y.shape:
             raise ValueError(
-                f"The vector field returned shape {o.shape} at {where}, but y0 has shape {y.shape} there."
+                f"The {what} returned shape {o.shape} at {where}, but y0 has shape {y.shape} there."
             )
         if o.dtype != y.dtype:
             raise ValueError(
-                f"The vector field returned dtype {o.dtype} at {where}, but y0 has dtype {y.dtype} "
+                f"The {what} returned dtype {o.dtype} at {where}, but y0 has dtype {y.dtype} "
                 "there; make them agree (the state's dtype is kept through the solve)."
             )
 
 
-def _number_problems(t0, t1, dt0, saveat_ts, grid):
+def _number_problems(t0, t1, dt0, saveat_ts, grid, brownian=None):
     """(bad, message) pairs; `bad` is a bool (or traced bool array)."""
     problems = []
+    if brownian is not None:
+        problems.append((t1 < t0, "SDE solves run forwards in time: need t1 > t0."))
+        problems.append(
+            ((t0 < brownian.t0) | (t1 > brownian.t1), "The Brownian tree's interval [t0, t1] must contain the solve's.")
+        )
+        if dt0 is not None:
+            problems.append(
+                (jnp.abs(dt0) < brownian.tol, "dt0 is smaller than the Brownian tree's tol: increments would not be "
+                 "exact in joint law. Build the tree with a smaller tol.")
+            )
+        if grid is not None:
+            problems.append(
+                (jnp.min(jnp.abs(jnp.diff(grid))) < brownian.tol, "StepTo(ts) has steps smaller than the Brownian "
+                 "tree's tol: increments would not be exact in joint law. Build the tree with a smaller tol.")
+            )
     if dt0 is not None:
         problems.append((dt0 == 0, "dt0 must be non-zero."))
         problems.append(
@@ -102,20 +190,21 @@ def _number_problems(t0, t1, dt0, saveat_ts, grid):
     return problems
 
 
-def check_numbers_eagerly(t0, t1, dt0, saveat_ts, grid) -> bool:
+def check_numbers_eagerly(t0, t1, dt0, saveat_ts, grid, brownian=None) -> bool:
     """Raise ValueError for bad concrete numbers (the usual, non-traced call). Returns whether
     the numbers were concrete, and so checked: then no run-time checks are compiled."""
-    if not all(is_concrete(x) for x in (t0, t1, dt0, saveat_ts, grid) if x is not None):
+    tree_times = () if brownian is None else (brownian.t0, brownian.t1)
+    if not all(is_concrete(x) for x in (t0, t1, dt0, saveat_ts, grid, *tree_times) if x is not None):
         return False
-    for bad, message in _number_problems(t0, t1, dt0, saveat_ts, grid):
+    for bad, message in _number_problems(t0, t1, dt0, saveat_ts, grid, brownian):
         if bool(np.asarray(bad)):
             raise ValueError(message)
     return True
 
 
-def check_numbers_traced(carrier, t0, t1, dt0, saveat_ts, grid):
+def check_numbers_traced(carrier, t0, t1, dt0, saveat_ts, grid, brownian=None):
     """Attach runtime checks (for traced numbers) to `carrier`, returned unchanged."""
-    for bad, message in _number_problems(t0, t1, dt0, saveat_ts, grid):
+    for bad, message in _number_problems(t0, t1, dt0, saveat_ts, grid, brownian):
         if not is_concrete(bad):
             carrier = eqx.error_if(carrier, bad, message)
     return carrier

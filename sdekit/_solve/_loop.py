@@ -48,11 +48,17 @@ class _WhileState(NamedTuple):
     dense_ts: Any
     dense_infos: Any
     nonfinite_rejection: Any  # was the last rejected step rejected for a NaN/inf?
+    cursor: Any  # the Brownian tree's cursor (SDEs), None for ODEs
 
 
-def _dense_template(solver, problem, t0, y0, args, solver_state):
+def _dense_template(solver, problem, t0, y0, args, solver_state, noise):
     """Shapes of one step's dense output, without running anything."""
-    shapes = jax.eval_shape(lambda: solver.step(problem, t0, t0, y0, args, None, solver_state)[2])
+
+    def one_step():
+        inc, _ = noise.increment(t0, t0, noise.init())
+        return solver.step(problem, t0, t0, y0, args, inc, solver_state)[2]
+
+    shapes = jax.eval_shape(one_step)
     return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
@@ -63,7 +69,7 @@ def _next_in(ts_sorted, t):
     return jnp.where(index < ts_sorted.shape[0], ts_sorted[safe], jnp.inf)
 
 
-def while_loop(problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, max_steps, meter):
+def while_loop(problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, max_steps, meter, noise, error_order):
     """Constant or adaptive steps in a bounded `lax.while_loop`."""
     adaptive = controller.adaptive
     tdtype = jnp.result_type(t0)
@@ -74,9 +80,8 @@ def while_loop(problem, solver, controller, saveat, t0, t1, y0, args, dt0, savea
     fevals_step = solver.fevals_per_step + (solver.dense_fevals if uses_dense else 0)
     jump_ts = None if not adaptive or controller.jump_ts is None else jnp.sort(controller.jump_ts)
     step_ts = None if not adaptive or controller.step_ts is None else jnp.sort(controller.step_ts)
-    error_order = solver.error_order
 
-    dense_template = _dense_template(solver, problem, t0, y0, args, solver_state) if uses_dense else None
+    dense_template = _dense_template(solver, problem, t0, y0, args, solver_state, noise) if uses_dense else None
     state = _WhileState(
         t=t0,
         y=y0,
@@ -96,6 +101,7 @@ def while_loop(problem, solver, controller, saveat, t0, t1, y0, args, dt0, savea
         if saveat.dense
         else None,
         nonfinite_rejection=jnp.zeros((), bool),
+        cursor=noise.init(),
     )
 
     def cond(s):
@@ -119,7 +125,8 @@ def while_loop(problem, solver, controller, saveat, t0, t1, y0, args, dt0, savea
             tnext = jnp.where(hit_jump, before_jump, tnext)
         h = tnext - t
 
-        y1, y_error, dense, solver_state1 = solver.step(problem, t, tnext, s.y, args, None, s.solver_state)
+        inc, cursor = noise.increment(t, tnext, s.cursor)
+        y1, y_error, dense, solver_state1 = solver.step(problem, t, tnext, s.y, args, inc, s.solver_state)
         fevals = s.num_fevals + fevals_step
 
         if adaptive:
@@ -181,6 +188,8 @@ def while_loop(problem, solver, controller, saveat, t0, t1, y0, args, dt0, savea
             dense_ts=dense_ts,
             dense_infos=dense_infos,
             nonfinite_rejection=nonfinite_rejection,
+            # The cursor is a cache: keeping it after a rejection is fine (values never depend on it).
+            cursor=cursor,
         )
 
     s = lax.while_loop(cond, body, state)
@@ -210,7 +219,7 @@ class _ScanCarry(NamedTuple):
     ts_ys: Any
 
 
-def scan_loop(problem, solver, grid, saveat, y0, args, saveat_ts, meter):
+def scan_loop(problem, solver, grid, saveat, y0, args, saveat_ts, meter, noise):
     """Steps through a fixed grid with `lax.scan`: no step-size logic, no rejections."""
     int32 = jnp.int32
     t0, t1 = grid[0], grid[-1]
@@ -226,9 +235,9 @@ def scan_loop(problem, solver, grid, saveat, y0, args, saveat_ts, meter):
         ts_ys=None if saveat_ts is None else nan_buffer(y0, saveat_ts.shape[0]),
     )
 
-    def body(c, times):
-        t, tnext = times
-        y1, _, dense, solver_state1 = solver.step(problem, t, tnext, c.y, args, None, c.solver_state)
+    def body(c, xs):
+        t, tnext, inc = xs
+        y1, _, dense, solver_state1 = solver.step(problem, t, tnext, c.y, args, inc, c.solver_state)
         ok = all_finite(y1)
         # After a failure the state freezes: the remaining grid steps change nothing.
         active = ok & (c.result == RESULTS.successful)
@@ -250,7 +259,7 @@ def scan_loop(problem, solver, grid, saveat, y0, args, saveat_ts, meter):
         out_dense = dense if saveat.dense else None
         return new, (out_y, out_dense)
 
-    c, (steps_ys, dense_infos) = lax.scan(body, carry, (grid[:-1], grid[1:]))
+    c, (steps_ys, dense_infos) = lax.scan(body, carry, (grid[:-1], grid[1:], noise.grid(grid)))
     fevals = solver.init_fevals + num_grid_steps * (solver.fevals_per_step + (solver.dense_fevals if uses_dense else 0))
     steps_ts = None
     if saveat.steps:

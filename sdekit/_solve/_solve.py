@@ -9,15 +9,17 @@ from .._results import MESSAGES, RESULTS
 from .._typing import Args, RealScalarLike, Y
 from ..controllers import PID, ConstantStep, StepTo, initial_step_size
 from ..solvers import Solver
-from ..terms import ODE, time_reversed
+from ..brownian import BrownianTree
+from ..terms import ODE, SDE, time_reversed
 from . import _checks, _progress
 from ._loop import scan_loop, while_loop
+from ._noise import NoNoise, TreeNoise
 from ._saveat import SaveAt
 from ._solution import Solution
 
 
 def solve(
-    problem: ODE,
+    problem: ODE | SDE,
     solver: Solver,
     t0: RealScalarLike,
     t1: RealScalarLike,
@@ -27,6 +29,7 @@ def solve(
     dt0: RealScalarLike | None = None,
     controller: ConstantStep | StepTo | PID | None = None,
     saveat: SaveAt | None = None,
+    brownian: BrownianTree | None = None,
     max_steps: int = 4096,
     throw: bool = True,
     progress: bool = False,
@@ -39,7 +42,7 @@ def solve(
     new values do not recompile.
 
     Args:
-        problem: the equation, e.g. `sk.ODE(f)`.
+        problem: the equation, e.g. `sk.ODE(f)` or `sk.SDE(f, g, noise=..., calculus=...)`.
         solver: a `Solver`, e.g. `sk.solvers.tsit5()`.
         t0, t1: the interval; `t1 < t0` integrates backwards in time.
         y0: the initial state, any pytree of floating-point arrays.
@@ -49,6 +52,10 @@ def solve(
         controller: `sk.ConstantStep()` (default when `dt0` is given), `sk.StepTo(ts)` or
             `sk.PID(rtol, atol, ...)`.
         saveat: what to return (default: the final value); see `sk.SaveAt`.
+        brownian: for SDEs, the `sk.BrownianTree` driving the noise (covering [t0, t1], with the
+            Lévy area the solver needs). Fixed grids draw all increments at once from it
+            (`grid_increments`); sequential steps use its cursor. Steps must be at least its
+            `tol` (adaptive steps get `dtmin >= tol`).
         max_steps: bound on the number of steps (static: it sizes the loop and the buffers).
         throw: raise an error if the solve fails (also under `jit`/`vmap`); otherwise inspect
             `sol.result`.
@@ -78,13 +85,15 @@ def solve(
         if dt0 is None:
             raise ValueError("Pass a step size dt0, or an adaptive controller such as sk.PID(rtol=1e-6, atol=1e-8).")
         controller = ConstantStep()
-    _checks.check_static(problem, solver, controller, dt0, max_steps)
+    _checks.check_static(problem, solver, controller, dt0, max_steps, brownian)
     if saveat is None:
         saveat = SaveAt(t1=True)
     if not isinstance(saveat, SaveAt):
         raise TypeError(f"saveat must be an sk.SaveAt, got {type(saveat).__name__}.")
 
-    tdtype = _time_dtype(t0, t1, dt0)
+    if isinstance(problem, SDE):
+        controller = _checks.sde_controller(controller, brownian)
+    tdtype = _time_dtype(t0, t1, dt0, None if brownian is None else brownian.t0)
     t0, t1 = jnp.asarray(t0, tdtype), jnp.asarray(t1, tdtype)
     dt0 = None if dt0 is None else jnp.asarray(dt0, tdtype)
     y0 = jax.tree.map(jnp.asarray, y0)
@@ -92,9 +101,10 @@ def solve(
     controller = jax.tree.map(_float_to_array, controller)
     saveat_ts = None if saveat.ts is None else saveat.ts.astype(tdtype)
     grid = controller.ts.astype(tdtype) if isinstance(controller, StepTo) else None
-    checked = _checks.check_numbers_eagerly(t0, t1, dt0, saveat_ts, grid)
+    checked = _checks.check_numbers_eagerly(t0, t1, dt0, saveat_ts, grid, brownian)
     return _solve_compiled(
-        problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw, progress, checked
+        problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw, progress, checked,
+        brownian,
     )
 
 
@@ -115,26 +125,34 @@ def _float_to_array(x):
 
 @eqx.filter_jit
 def _solve_compiled(
-    problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw, progress, checked
+    problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw, progress, checked,
+    brownian,
 ):
-    _checks.check_vector_field(problem.vector_field, t0, y0, args)
+    if isinstance(problem, SDE):
+        _checks.check_sde_shapes(problem, brownian, t0, y0, args)
+        # SDEs integrate forwards only (checked), in the tree's time variable.
+        direction = jnp.ones((), t0.dtype)
+        tau_problem, noise, error_order = problem, TreeNoise(brownian), solver.sde.error(problem.noise)
+    else:
+        _checks.check_vector_field(problem.vector_field, t0, y0, args)
+        direction = jnp.where(t1 >= t0, 1, -1).astype(t0.dtype)
+        tau_problem, noise, error_order = time_reversed(problem, direction), NoNoise(), solver.error_order
     if not checked:
-        y0 = _checks.check_numbers_traced(y0, t0, t1, dt0, saveat_ts, grid)
-    direction = jnp.where(t1 >= t0, 1, -1).astype(t0.dtype)
+        y0 = _checks.check_numbers_traced(y0, t0, t1, dt0, saveat_ts, grid, brownian)
     tau0, tau1 = direction * t0, direction * t1
-    tau_problem = time_reversed(problem, direction)
     tau_saveat_ts = None if saveat_ts is None else direction * saveat_ts
     meter = _progress.new_meter_id() if progress else None
 
     if grid is not None:
-        out = scan_loop(tau_problem, solver, direction * grid, saveat, y0, args, tau_saveat_ts, meter)
+        out = scan_loop(tau_problem, solver, direction * grid, saveat, y0, args, tau_saveat_ts, meter, noise)
         init_fevals = 0
     else:
         init_fevals = 0
         if controller.adaptive:
             if dt0 is None:
+                # (SDEs always have dt0: checked.)
                 dt = initial_step_size(
-                    tau_problem.vector_field, tau0, y0, args, controller.error_order or solver.error_order,
+                    tau_problem.vector_field, tau0, y0, args, controller.error_order or error_order,
                     controller.rtol, controller.atol, controller.norm,
                 )
                 init_fevals = 2
@@ -146,7 +164,10 @@ def _solve_compiled(
                 dt = jnp.maximum(dt, controller.dtmin)
         else:
             dt = jnp.abs(dt0)
-        out = while_loop(tau_problem, solver, controller, saveat, tau0, tau1, y0, args, dt, tau_saveat_ts, max_steps, meter)
+        out = while_loop(
+            tau_problem, solver, controller, saveat, tau0, tau1, y0, args, dt, tau_saveat_ts, max_steps, meter, noise,
+            error_order,
+        )
     if meter is not None:
         _progress.finish(meter, (out.t - tau0) / (tau1 - tau0))
 

@@ -1,11 +1,58 @@
 """The `Solver` record: a method as pure functions plus the static facts `solve` checks."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 
 class EmptyState(NamedTuple):
     """State of a solver that carries nothing between steps."""
+
+
+class SDEFacts(NamedTuple):
+    """What an SDE method supports and achieves, checked by `sk.solve`.
+
+    Attributes:
+        calculus: `"ito"` or `"stratonovich"`: the solution it converges to (for additive noise the
+            two coincide and any method applies).
+        strong_order: `(noise type, strong order)` pairs; noise types absent are unsupported.
+        weak_order: `(noise type, weak order)` pairs.
+        levy_area: the least the Brownian tree must provide: `"increment"`, `"space-time"` or
+            `"space-time-time"`.
+        error_order: `(noise type, order of the embedded error estimate)` pairs; empty when the
+            method has no error estimate (it cannot then step adaptively).
+    """
+
+    calculus: str
+    strong_order: tuple[tuple[str, float], ...]
+    weak_order: tuple[tuple[str, float], ...]
+    levy_area: str = "increment"
+    error_order: tuple[tuple[str, float], ...] = ()
+
+    def strong(self, noise: str) -> float | None:
+        return dict(self.strong_order).get(noise)
+
+    def weak(self, noise: str) -> float | None:
+        return dict(self.weak_order).get(noise)
+
+    def error(self, noise: str) -> float | None:
+        return dict(self.error_order).get(noise)
+
+
+class LinearDense(NamedTuple):
+    """Dense output of an SDE step: linear between the step's end values."""
+
+    y0: object
+    y1: object
+
+
+def linear_interpolate(dense: LinearDense, t0, t1, t):
+    """Linear interpolation between the ends of a step (the natural dense output of SDE steps)."""
+    import jax
+    import jax.numpy as jnp
+
+    h = jnp.asarray(t1) - jnp.asarray(t0)
+    theta = jnp.where(h == 0, 0.0, (t - t0) / jnp.where(h == 0, 1.0, h))
+    return jax.tree.map(lambda a, b: a + theta.astype(a.dtype) * (b - a), dense.y0, dense.y1)
 
 
 class Solver(NamedTuple):
@@ -32,8 +79,8 @@ class Solver(NamedTuple):
         fevals_per_step: vector-field evaluations per step (after the first, for FSAL methods).
         init_fevals: evaluations made by `init` (1 for FSAL methods).
         dense_fevals: extra evaluations per step when dense output is used.
-        sde: static SDE facts (orders per noise type, Lévy area, calculus); `None` for ODE-only
-            methods.
+        sde: `SDEFacts` (orders per noise type, Lévy area, calculus, error estimate); `None` for
+            ODE-only methods.
     """
 
     name: str
@@ -46,7 +93,7 @@ class Solver(NamedTuple):
     fevals_per_step: int
     init_fevals: int = 0
     dense_fevals: int = 0
-    sde: Mapping[str, Any] | None = None
+    sde: SDEFacts | None = None
 
     @property
     def has_error_estimate(self) -> bool:

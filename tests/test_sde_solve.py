@@ -1,0 +1,141 @@
+"""SDEs through sk.solve: the grid fast path and the cursor path, strong orders of
+Euler-Maruyama on one Brownian path across resolutions, ensembles, and bad input."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import sdekit as sk
+
+MU, SIGMA, T = 0.5, 0.8, 1.0
+GBM = sk.SDE(lambda t, y, a: MU * y, lambda t, y, a: SIGMA * y, noise="diagonal", calculus="ito")
+
+
+def _trees(n_paths, shape=(), levy="increment", seed=0):
+    keys = jax.random.split(jax.random.key(seed), n_paths)
+    return jax.vmap(lambda k: sk.BrownianTree(k, 0.0, T, shape=shape, tol=2**-14, levy=levy))(keys)
+
+
+def _strong_errors(problem, solver, y0, exact_fn, step_counts, n_paths, shape=()):
+    trees = _trees(n_paths, shape)
+    errors = []
+    for n in step_counts:
+        grid = jnp.linspace(0.0, T, n + 1)
+
+        def one(tree):
+            sol = sk.solve(problem, solver, 0.0, T, y0, controller=sk.StepTo(grid), brownian=tree)
+            return jnp.max(jnp.abs(sol.ys[-1] - exact_fn(tree)))
+
+        errors.append(float(jnp.mean(jax.jit(jax.vmap(one))(trees))))
+    return np.asarray(errors)
+
+
+def _slope(step_counts, errors):
+    return np.polyfit(np.log(T / np.asarray(step_counts)), np.log(errors), 1)[0]
+
+
+def test_euler_maruyama_strong_order_half_on_gbm(x64):
+    exact = lambda tree: jnp.exp((MU - SIGMA**2 / 2) * T + SIGMA * tree.evaluate(T))
+    steps = [16, 32, 64, 128, 256]
+    errors = _strong_errors(GBM, sk.solvers.euler_maruyama(), jnp.ones(()), exact, steps, 2000)
+    assert abs(_slope(steps, errors) - 0.5) < 0.1, errors
+
+
+def test_euler_maruyama_strong_order_one_on_additive_noise(x64):
+    """dy = -sin(y) dt + 0.5 dW: reference = the same Brownian paths on a 16x finer grid."""
+    problem = sk.SDE(lambda t, y, a: -jnp.sin(y), lambda t, y, a: 0.5 * jnp.ones_like(y), noise="additive")
+    fine = jnp.linspace(0.0, T, 4097)
+
+    def reference(tree):
+        return sk.solve(problem, sk.solvers.euler_maruyama(), 0.0, T, jnp.ones(()), controller=sk.StepTo(fine), brownian=tree).ys[-1]
+
+    steps = [16, 32, 64, 128, 256]
+    errors = _strong_errors(problem, sk.solvers.euler_maruyama(), jnp.ones(()), reference, steps, 500)
+    assert abs(_slope(steps, errors) - 1.0) < 0.1, errors
+
+
+def test_cursor_loop_equals_grid_fast_path(dtype):
+    """ConstantStep queries the tree step by step through its cursor; StepTo draws the whole grid
+    at once. Same path, same steps: the same solution to float rounding."""
+    tree = sk.BrownianTree(jax.random.key(3), 0.0, 1.0, shape=(4,), tol=2**-12, dtype=dtype)
+    y0 = jnp.linspace(0.5, 2.0, 4, dtype=dtype)
+    by_cursor = sk.solve(GBM, sk.solvers.euler_maruyama(), 0.0, 1.0, y0, dt0=1 / 64, brownian=tree, saveat=sk.SaveAt(steps=True), max_steps=64)
+    by_grid = sk.solve(GBM, sk.solvers.euler_maruyama(), 0.0, 1.0, y0, controller=sk.StepTo(jnp.linspace(0.0, 1.0, 65, dtype=dtype)), brownian=tree, saveat=sk.SaveAt(steps=True))
+    rtol = 1e-5 if dtype == jnp.float32 else 1e-12
+    np.testing.assert_allclose(by_cursor.ys, by_grid.ys, rtol=rtol)
+    assert by_cursor.ys.dtype == dtype
+
+
+def test_general_noise_shapes_and_pytree_state(x64):
+    """Two Brownian motions driving a pytree state through (*leaf.shape, m) diffusions."""
+
+    def diffusion(t, y, args):
+        return {"a": jnp.stack([y["a"], 0.5 * y["a"]], -1), "b": jnp.stack([jnp.zeros_like(y["b"]), jnp.ones_like(y["b"])], -1)}
+
+    problem = sk.SDE(lambda t, y, a: jax.tree.map(jnp.zeros_like, y), diffusion, noise="general")
+    tree = sk.BrownianTree(jax.random.key(1), 0.0, 1.0, shape=(2,), tol=2**-10)
+    y0 = {"a": jnp.ones(3), "b": jnp.zeros((2, 2))}
+    sol = sk.solve(problem, sk.solvers.euler_maruyama(), 0.0, 1.0, y0, dt0=2**-6, brownian=tree)
+    w = tree.evaluate(1.0)
+    np.testing.assert_allclose(sol.ys["b"][-1], w[1] * np.ones((2, 2)), rtol=1e-10)  # additive part is exact
+    assert sol.ys["a"].shape == (1, 3)
+
+
+def test_sample_paths_moments_of_gbm(x64):
+    """Mean and variance of Euler-Maruyama GBM against the exact law of the discrete scheme:
+    E[y_n] = (1 + mu h)^n, E[y_n^2] = ((1 + mu h)^2 + sigma^2 h)^n, E[y_n^4] likewise, so the
+    thresholds are in exact standard errors. 25,000 paths make a 5% variance error a >4 SE miss."""
+    mu, sigma, n_paths, substeps = 0.5, 0.3, 25_000, 8
+    gbm = sk.SDE(lambda t, y, a: mu * y, lambda t, y, a: sigma * y, noise="diagonal")
+    ts = jnp.linspace(0.0, T, 5)
+    sol = sk.sample_paths(gbm, sk.solvers.euler_maruyama(), jnp.ones(()), ts, jax.random.key(7), n_paths, substeps=substeps)
+    assert sol.ys.shape == (n_paths, 5)
+    final = np.asarray(sol.ys[:, -1])
+    h, n = T / (4 * substeps), 4 * substeps
+    a = 1 + mu * h
+    m1 = a**n
+    m2 = (a**2 + sigma**2 * h) ** n
+    m3 = (a**3 + 3 * a * sigma**2 * h) ** n
+    m4 = (a**4 + 6 * a**2 * sigma**2 * h + 3 * sigma**4 * h**2) ** n
+    var = m2 - m1**2
+    central4 = m4 - 4 * m3 * m1 + 6 * m2 * m1**2 - 3 * m1**4
+    assert abs(final.mean() - m1) < 4 * np.sqrt(var / n_paths)
+    var_se = np.sqrt((central4 - var**2) / n_paths)
+    assert 4 * var_se < 0.05 * var  # the test has the power to see a 5% variance error
+    assert abs(final.var() - var) < 4 * var_se
+    # Independent paths: no correlation between neighbours.
+    assert abs(np.corrcoef(final[:-1], final[1:])[0, 1]) < 4 / np.sqrt(n_paths)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(brownian=None), "needs brownian="),
+        (dict(solver=sk.solvers.tsit5()), "is an ODE method"),
+        (dict(problem=sk.SDE(GBM.drift, GBM.diffusion, noise="diagonal", calculus="stratonovich")), "converges to the ito solution"),
+        (dict(dt0=2**-14), "smaller than the Brownian tree's tol"),
+        (dict(t1=2.0), "must contain the solve's"),
+        (dict(t0=1.0, t1=0.0, dt0=-0.1), "forwards in time"),
+        (dict(dt0=None), "dt0"),
+        (dict(dt0=None, controller=sk.PID(rtol=1e-3, atol=1e-3)), "need an explicit dt0"),
+        (dict(controller=sk.PID(rtol=1e-3, atol=1e-3)), "no embedded error estimate"),
+        (dict(problem=sk.SDE(GBM.drift, lambda t, y, a: jnp.ones((2, 3)), noise="general")), "cannot multiply a Brownian increment"),
+    ],
+)
+def test_sde_bad_input(kwargs, message):
+    options = dict(problem=GBM, solver=sk.solvers.euler_maruyama(), t0=0.0, t1=1.0, y0=jnp.ones(2), dt0=0.01,
+                   brownian=sk.BrownianTree(jax.random.key(0), 0.0, 1.0, shape=(2,), tol=2**-10))
+    options.update(kwargs)
+    with pytest.raises((ValueError, TypeError), match=message):
+        sk.solve(options.pop("problem"), options.pop("solver"), options.pop("t0"), options.pop("t1"), options.pop("y0"), **options)
+
+
+def test_ito_stratonovich_conversion(x64):
+    """The converted drift solves the same SDE: for GBM, Stratonovich drift mu - sigma^2/2."""
+    strat = sk.terms.stratonovich_drift(GBM)
+    assert strat.calculus == "stratonovich"
+    np.testing.assert_allclose(strat.drift(0.0, jnp.array(2.0), None), 2 * (MU - SIGMA**2 / 2))
+    back = sk.terms.stratonovich_drift(strat)
+    assert back.calculus == "ito"
+    np.testing.assert_allclose(back.drift(0.0, jnp.array(2.0), None), 2 * MU)
