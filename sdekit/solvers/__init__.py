@@ -7,6 +7,7 @@ from ._dopri8 import dopri8 as dopri8
 from ._euler import euler as euler
 from ._euler_maruyama import euler_maruyama as euler_maruyama
 from ._explicit_rk import explicit_rk_solver as explicit_rk_solver
+from ._milstein import milstein as milstein
 from ._rk4 import rk4 as rk4
 from ._second_order import heun as heun, midpoint as midpoint, ralston as ralston
 from ._tableau import ButcherTableau as ButcherTableau
@@ -25,6 +26,7 @@ __all__ = [
     "explicit_rk_solver",
     "heun",
     "midpoint",
+    "milstein",
     "ralston",
     "rk4",
     "tsit5",
