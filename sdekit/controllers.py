@@ -92,7 +92,11 @@ class PID(eqx.Module):
         jump_ts: times where the vector field is discontinuous: a step ends exactly there and the
             next one restarts just after it (FSAL information is re-evaluated).
         step_ts: times that steps must land on exactly.
-        error_order: override the order of the error estimate (default: the solver's).
+        error_order: override the order of the error estimate (default: the solver's; for SDEs
+            the solver's order for the problem's noise type).
+        revisit_rejected: SDEs only: how many ends of rejected steps to remember and step to
+            exactly later (0 disables). Without this, where the Brownian path is sampled would
+            depend on its values, biasing adaptive solutions for non-commutative noise.
 
     References:
         E. Hairer, S. P. Nørsett, G. Wanner, Solving ODEs I, Sec. II.4 (initial step, control);
@@ -113,6 +117,7 @@ class PID(eqx.Module):
     jump_ts: Float[ArrayLike, " j"] | None = None
     step_ts: Float[ArrayLike, " s"] | None = None
     error_order: float | None = eqx.field(static=True, default=None)
+    revisit_rejected: int = eqx.field(static=True, default=32)
     adaptive = True
 
     def __check_init__(self):

@@ -49,6 +49,7 @@ class _WhileState(NamedTuple):
     dense_infos: Any
     nonfinite_rejection: Any  # was the last rejected step rejected for a NaN/inf?
     cursor: Any  # the Brownian tree's cursor (SDEs), None for ODEs
+    rejected_ends: Any  # ends of rejected SDE steps still ahead of t (inf: empty slot), or None
 
 
 def _dense_template(solver, problem, t0, y0, args, solver_state, noise):
@@ -69,7 +70,9 @@ def _next_in(ts_sorted, t):
     return jnp.where(index < ts_sorted.shape[0], ts_sorted[safe], jnp.inf)
 
 
-def while_loop(problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, max_steps, meter, noise, error_order):
+def while_loop(
+    problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, max_steps, meter, noise, error_order, revisit=0
+):
     """Constant or adaptive steps in a bounded `lax.while_loop`."""
     adaptive = controller.adaptive
     tdtype = jnp.result_type(t0)
@@ -102,6 +105,7 @@ def while_loop(problem, solver, controller, saveat, t0, t1, y0, args, dt0, savea
         else None,
         nonfinite_rejection=jnp.zeros((), bool),
         cursor=noise.init(),
+        rejected_ends=jnp.full((revisit,), jnp.inf, tdtype) if revisit else None,
     )
 
     def cond(s):
@@ -123,6 +127,11 @@ def while_loop(problem, solver, controller, saveat, t0, t1, y0, args, dt0, savea
             before_jump = jnp.nextafter(next_jump, jnp.asarray(-jnp.inf, tdtype))
             hit_jump = tnext >= before_jump
             tnext = jnp.where(hit_jump, before_jump, tnext)
+        if revisit:
+            # Step to the nearest end of an earlier rejected step before going past it, so that
+            # where the path was looked at does not depend on what it looked like (unbiased
+            # adaptive stepping; Foster & Jelincic, arXiv 2311.14201).
+            tnext = jnp.minimum(tnext, jnp.min(s.rejected_ends))
         h = tnext - t
 
         inc, cursor = noise.increment(t, tnext, s.cursor)
@@ -145,6 +154,13 @@ def while_loop(problem, solver, controller, saveat, t0, t1, y0, args, dt0, savea
             result = jnp.where(accept, s.result, RESULTS.nonfinite).astype(int32)
 
         t_new = jnp.where(accept, tnext, t)
+        rejected_ends = s.rejected_ends
+        if revisit:
+            # Remember this end if rejected (replacing the farthest one when full); forget ends reached.
+            slot = jnp.argmax(rejected_ends)
+            store = ~accept & (tnext < rejected_ends[slot])
+            rejected_ends = rejected_ends.at[slot].set(jnp.where(store, tnext, rejected_ends[slot]))
+            rejected_ends = jnp.where(rejected_ends <= t_new, jnp.inf, rejected_ends)
         if jump_ts is not None:
             # Restart at the discontinuity itself, re-evaluating FSAL information there.
             made_jump = accept & hit_jump
@@ -190,6 +206,7 @@ def while_loop(problem, solver, controller, saveat, t0, t1, y0, args, dt0, savea
             nonfinite_rejection=nonfinite_rejection,
             # The cursor is a cache: keeping it after a rejection is fine (values never depend on it).
             cursor=cursor,
+            rejected_ends=rejected_ends,
         )
 
     s = lax.while_loop(cond, body, state)

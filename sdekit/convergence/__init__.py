@@ -9,9 +9,19 @@ from ._experiment import (
 )
 from ._problems import PROBLEMS as PROBLEMS, TestProblem as TestProblem
 from ._report import order_table as order_table, save_order_plot as save_order_plot
+from ._sde import (
+    SDE_PROBLEMS as SDE_PROBLEMS,
+    SDETestProblem as SDETestProblem,
+    bootstrap_order as bootstrap_order,
+    sde_strong_order_experiment as sde_strong_order_experiment,
+)
 
 __all__ = [
     "PROBLEMS",
+    "SDE_PROBLEMS",
+    "SDETestProblem",
+    "bootstrap_order",
+    "sde_strong_order_experiment",
     "OrderFit",
     "SolverResult",
     "TestProblem",

@@ -20,7 +20,9 @@ def order_table(results: list[SolverResult], problem: str) -> str:
     return "\n".join(lines)
 
 
-def save_order_plot(results: list[SolverResult], title: str, path: str | pathlib.Path) -> pathlib.Path:
+def save_order_plot(
+    results: list[SolverResult], title: str, path: str | pathlib.Path, ylabel: str = "max error over the grid"
+) -> pathlib.Path:
     """Log-log plot of error against step size, one line per solver, with reference slopes."""
     try:
         import matplotlib
@@ -38,7 +40,7 @@ def save_order_plot(results: list[SolverResult], title: str, path: str | pathlib
         guide = r.errors[0] * (r.step_sizes / r.step_sizes[0]) ** r.theory
         ax.loglog(r.step_sizes, guide, "--", color=line[0].get_color(), alpha=0.4)
     ax.set_xlabel("step size h")
-    ax.set_ylabel("max error over the grid")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)

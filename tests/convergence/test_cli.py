@@ -39,3 +39,34 @@ def test_cli_rejects_bad_arguments(tmp_path):
         main(["convergence", "--solvers", "rk5", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="at least three increasing"):
         main(["convergence", "--solvers", "rk4", "--levels", "64", "32", "16", "--out", str(tmp_path)])
+
+
+def test_bootstrap_interval_covers_and_is_tight():
+    import jax
+
+    from sdekit.convergence import bootstrap_order
+
+    rng = np.random.default_rng(0)
+    h = np.array([0.1, 0.05, 0.025, 0.0125])
+    # Per-path errors with mean exactly 2 h^0.75 and noisy paths.
+    errors = 2 * h[:, None] ** 0.75 * rng.exponential(size=(1, 400))
+    fit = bootstrap_order(h, errors, jax.random.key(1))
+    assert fit.low < 0.75 < fit.high and fit.high - fit.low < 0.05
+
+
+@pytest.mark.slow
+def test_cli_sde_strong_orders(tmp_path, capsys):
+    """Same Brownian paths across resolutions: Euler-Maruyama 0.5 and Milstein 1.0 on GBM."""
+    args = ["convergence", "--problem", "gbm", "--solvers", "euler_maruyama,milstein", "--paths", "300",
+            "--levels", "32", "64", "128", "256", "--out", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): line.split("|") for line in out.splitlines() if line.startswith("| ") and "solver" not in line}
+    assert abs(float(rows["euler_maruyama"][2]) - 0.5) < 0.15
+    assert abs(float(rows["milstein"][2]) - 1.0) < 0.15
+    assert (tmp_path / "convergence_gbm.png").exists()
+
+
+def test_cli_rejects_solver_for_wrong_noise(tmp_path):
+    with pytest.raises(SystemExit, match="does not solve"):
+        main(["convergence", "--problem", "gbm", "--solvers", "tsit5", "--out", str(tmp_path)])
