@@ -139,3 +139,70 @@ def test_ito_stratonovich_conversion(x64):
     back = sk.terms.stratonovich_drift(strat)
     assert back.calculus == "ito"
     np.testing.assert_allclose(back.drift(0.0, jnp.array(2.0), None), 2 * MU)
+
+
+def _additive_problem():
+    return sk.SDE(
+        lambda t, y, a: -jnp.sin(3 * y) - y**3,
+        lambda t, y, a: (1 + jnp.sin(t)) * 0.6 * jnp.ones_like(y),
+        noise="additive",
+    )
+
+
+def test_adaptive_shark_converges_and_respects_tol(x64):
+    """PID + ShARK's embedded error: error against a fine fixed-step solution on the same path
+    falls with the tolerance; no step is below the tree's tol; rejected step ends are revisited."""
+    problem = _additive_problem()
+    tree = sk.BrownianTree(jax.random.key(4), 0.0, 2.0, shape=(), tol=2**-16, levy="space-time")
+    reference = sk.solve(problem, sk.solvers.shark(), 0.0, 2.0, jnp.array(1.0), controller=sk.StepTo(jnp.linspace(0, 2, 2**14 + 1)), brownian=tree).ys[-1]
+    errors, steps = [], []
+    for rtol in [1e-2, 1e-3, 1e-4]:
+        sol = sk.solve(
+            problem, sk.solvers.shark(), 0.0, 2.0, jnp.array(1.0), dt0=0.01, brownian=tree, max_steps=4096,
+            controller=sk.PID(rtol=rtol, atol=rtol, pcoeff=0.1, icoeff=0.3), saveat=sk.SaveAt(steps=True),
+        )
+        n = int(sol.stats["num_accepted_steps"])
+        assert int(sol.stats["num_rejected_steps"]) > 0
+        assert np.min(np.diff(np.concatenate([[0.0], np.asarray(sol.ts[:n])]))) >= 2**-16
+        errors.append(float(abs(sol.ys[n - 1] - reference)))
+        steps.append(n)
+    assert errors[0] > 5 * errors[1] > 25 * errors[2], errors
+    assert steps[0] < steps[1] < steps[2]
+
+
+def test_adaptive_spark_on_commutative_noise(x64):
+    """SPaRK adapts on non-additive (scalar, Stratonovich) noise, y = y0 exp(mu t + sigma W):
+    the mean error over 64 paths falls steadily as the tolerance tightens."""
+    problem = sk.SDE(lambda t, y, a: 0.5 * y, lambda t, y, a: 0.8 * y, noise="scalar", calculus="stratonovich")
+    keys = jax.random.split(jax.random.key(5), 64)
+    trees = jax.vmap(lambda k: sk.BrownianTree(k, 0.0, 1.0, shape=(), tol=2**-16, levy="space-time"))(keys)
+
+    def error(tree, rtol):
+        sol = sk.solve(problem, sk.solvers.spark(), 0.0, 1.0, jnp.array(1.0), dt0=0.01, brownian=tree,
+                       controller=sk.PID(rtol=rtol, atol=rtol, pcoeff=0.1, icoeff=0.3), max_steps=8192)
+        return jnp.abs(sol.ys[-1] - jnp.exp(0.5 + 0.8 * tree.evaluate(1.0)))
+
+    run = jax.jit(jax.vmap(error, in_axes=(0, None)))
+    errors = [float(run(trees, rtol).mean()) for rtol in (1e-2, 1e-3, 1e-4)]
+    assert errors[0] > errors[1] > errors[2] and errors[2] < errors[0] / 5, errors
+
+
+@pytest.mark.parametrize("name", ["shark", "sra1", "sea", "spark", "general_shark", "slow_rk", "euler_heun", "heun_sde", "midpoint_sde"])
+def test_every_sde_solver_runs_through_solve_on_both_paths(name, x64):
+    """Grid fast path and cursor path give the same answer for every SDE solver."""
+    solver = getattr(sk.solvers, name)()
+    problem = _additive_problem() if solver.sde.strong("scalar") is None else sk.SDE(
+        lambda t, y, a: -y, lambda t, y, a: 0.3 * jnp.sin(y), noise="scalar", calculus="stratonovich")
+    tree = sk.BrownianTree(jax.random.key(2), 0.0, 1.0, shape=(), tol=2**-10, levy="space-time")
+    grid = sk.solve(problem, solver, 0.0, 1.0, jnp.array(0.7), controller=sk.StepTo(jnp.linspace(0.0, 1.0, 33)), brownian=tree)
+    cursor = sk.solve(problem, solver, 0.0, 1.0, jnp.array(0.7), dt0=1 / 32, brownian=tree)
+    np.testing.assert_allclose(grid.ys, cursor.ys, rtol=1e-12)
+
+
+def test_solver_needing_space_time_area_refuses_increment_tree():
+    tree = sk.BrownianTree(jax.random.key(0), 0.0, 1.0, shape=(), tol=2**-8)
+    with pytest.raises(ValueError, match="levy='space-time'"):
+        sk.solve(_additive_problem(), sk.solvers.shark(), 0.0, 1.0, jnp.array(0.0), dt0=0.1, brownian=tree)
+    with pytest.raises(ValueError, match="does not support 'diagonal' noise"):
+        sk.solve(GBM, sk.solvers.shark(), 0.0, 1.0, jnp.ones(2), dt0=0.1,
+                 brownian=sk.BrownianTree(jax.random.key(0), 0.0, 1.0, shape=(2,), tol=2**-8, levy="space-time"))

@@ -6,28 +6,54 @@ from ._dopri5 import dopri5 as dopri5
 from ._dopri8 import dopri8 as dopri8
 from ._euler import euler as euler
 from ._euler_maruyama import euler_maruyama as euler_maruyama
+from ._general_shark import general_shark as general_shark
+from ._heun_sde import euler_heun as euler_heun, heun_sde as heun_sde, midpoint_sde as midpoint_sde
 from ._explicit_rk import explicit_rk_solver as explicit_rk_solver
 from ._milstein import milstein as milstein
 from ._rk4 import rk4 as rk4
+from ._sea import sea as sea
 from ._second_order import heun as heun, midpoint as midpoint, ralston as ralston
+from ._shark import shark as shark
+from ._slow_rk import slow_rk as slow_rk
+from ._spark import spark as spark
+from ._sra1 import sra1 as sra1
+from ._srk import (
+    AdditiveNoiseCoeffs as AdditiveNoiseCoeffs,
+    GeneralNoiseCoeffs as GeneralNoiseCoeffs,
+    StochasticTableau as StochasticTableau,
+    make_srk_solver as make_srk_solver,
+)
 from ._tableau import ButcherTableau as ButcherTableau
 from ._tsit5 import tsit5 as tsit5
 
 __all__ = [
+    "AdditiveNoiseCoeffs",
     "ButcherTableau",
     "EmptyState",
+    "GeneralNoiseCoeffs",
     "SDEFacts",
     "Solver",
+    "StochasticTableau",
     "bosh3",
     "dopri5",
     "dopri8",
     "euler",
+    "euler_heun",
     "euler_maruyama",
     "explicit_rk_solver",
+    "general_shark",
     "heun",
+    "heun_sde",
+    "make_srk_solver",
     "midpoint",
+    "midpoint_sde",
     "milstein",
     "ralston",
     "rk4",
+    "sea",
+    "shark",
+    "slow_rk",
+    "spark",
+    "sra1",
     "tsit5",
 ]

@@ -1,0 +1,140 @@
+"""SDE fixed-step benchmark: GBM, 1000 paths x 1000 steps, float32, CPU (or the visible device).
+
+sdekit (Euler-Maruyama and Milstein on its grid fast path: a scan over `grid_increments` of one
+Brownian tree per path) beside diffrax (Euler with `VirtualBrownianTree`), torchsde (euler,
+milstein with `BrownianInterval`) and a hand-written `lax.scan` over pre-drawn normals (the
+floor). Prints run time and ratios; writes benchmarks/results/sde.md.
+
+    python benchmarks/bench_sde.py
+"""
+
+import pathlib
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+
+import sdekit as sk
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from _timing import compile_seconds, markdown_table, run_seconds, warm_up_xla  # noqa: E402
+
+N_PATHS, N_STEPS, MU, SIGMA = 1000, 1000, 0.5, 0.8
+DT = 1.0 / N_STEPS
+TOL = 2.0**-11  # below the step (1e-3): increments exact in joint law
+
+
+def gbm_drift(t, y, args):
+    return MU * y
+
+
+def gbm_diffusion(t, y, args):
+    return SIGMA * y
+
+
+def sdekit_fn(solver):
+    problem = sk.SDE(gbm_drift, gbm_diffusion, noise="diagonal")
+
+    def run(keys):
+        grid = jnp.linspace(0.0, 1.0, N_STEPS + 1)
+
+        def one(key):
+            tree = sk.BrownianTree(key, 0.0, 1.0, shape=(), tol=TOL)
+            return sk.solve(problem, solver, 0.0, 1.0, jnp.ones(()), controller=sk.StepTo(grid), brownian=tree).ys[-1]
+
+        return jax.vmap(one)(keys)
+
+    return run
+
+
+def hand_written_scan(keys):
+    """The floor: Euler-Maruyama over normals drawn up front, no Brownian tree."""
+
+    def one(key):
+        dw = jax.random.normal(key, (N_STEPS,)) * jnp.sqrt(DT)
+        step = lambda y, w: (y + MU * y * DT + SIGMA * y * w, None)
+        return jax.lax.scan(step, jnp.ones(()), dw)[0]
+
+    return jax.vmap(one)(keys)
+
+
+def diffrax_fn():
+    import diffrax
+
+    def run(keys):
+        def one(key):
+            bm = diffrax.VirtualBrownianTree(0.0, 1.0, tol=TOL, shape=(), key=key)
+            terms = diffrax.MultiTerm(diffrax.ODETerm(gbm_drift), diffrax.ControlTerm(gbm_diffusion, bm))
+            return diffrax.diffeqsolve(terms, diffrax.Euler(), 0.0, 1.0, DT, jnp.ones(()), max_steps=N_STEPS + 1).ys[-1]
+
+        return jax.vmap(one)(keys)
+
+    return run
+
+
+def torchsde_seconds(method: str) -> float | None:
+    try:
+        import torch
+        import torchsde
+    except ImportError:
+        return None
+    torch.set_num_threads(2)
+
+    class GBM(torch.nn.Module):
+        noise_type, sde_type = "diagonal", "ito"
+
+        def f(self, t, y):
+            return MU * y
+
+        def g(self, t, y):
+            return SIGMA * y
+
+    y0 = torch.ones(N_PATHS, 1)
+    ts = torch.tensor([0.0, 1.0])
+    times = []
+    for _ in range(3):
+        bm = torchsde.BrownianInterval(t0=0.0, t1=1.0, size=(N_PATHS, 1), levy_area_approximation="none")
+        start = time.perf_counter()
+        with torch.no_grad():
+            torchsde.sdeint(GBM(), y0, ts, method=method, dt=DT, bm=bm)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[1]
+
+
+def main():
+    warm_up_xla()
+    keys = jax.random.split(jax.random.key(0), N_PATHS)
+    entries = [
+        ("sdekit euler_maruyama (grid path)", sdekit_fn(sk.solvers.euler_maruyama())),
+        ("sdekit milstein (grid path)", sdekit_fn(sk.solvers.milstein())),
+        ("hand-written lax.scan, pre-drawn normals", hand_written_scan),
+        ("diffrax Euler + VirtualBrownianTree", diffrax_fn()),
+    ]
+    measured = {}
+    for name, fn in entries:
+        compile_s, compiled = compile_seconds(fn, keys)
+        measured[name] = (run_seconds(compiled, keys, repeats=3), compile_s)
+    for method in ("euler", "milstein"):
+        seconds = torchsde_seconds(method)
+        if seconds is not None:
+            measured[f"torchsde {method} + BrownianInterval"] = (seconds, None)
+    ours = measured["sdekit euler_maruyama (grid path)"][0]
+    rows = []
+    for name, (run_s, compile_s) in measured.items():
+        rows.append([
+            name, f"{run_s * 1e3:.1f}", f"{run_s / ours:.2f}x",
+            "-" if compile_s is None else f"{compile_s:.2f}",
+        ])
+    table = markdown_table(["method", "run (ms)", "time / sdekit EM", "compile (s)"], rows)
+    text = (
+        f"GBM, {N_PATHS} paths x {N_STEPS} fixed steps, float32, device {jax.devices()[0].device_kind}; "
+        f"jax {jax.__version__}. Median run time after warm-up.\n\n{table}\n"
+    )
+    print(text)
+    out = pathlib.Path(__file__).parent / "results" / "sde.md"
+    out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
