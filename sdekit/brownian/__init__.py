@@ -2,6 +2,7 @@
 
 from ._cursor import BrownianCursor as BrownianCursor
 from ._increment import Increment as Increment
+from ._levy_area import space_space_area as space_space_area
 from ._tree import BrownianTree as BrownianTree
 
-__all__ = ["BrownianCursor", "BrownianTree", "Increment"]
+__all__ = ["BrownianCursor", "BrownianTree", "Increment", "space_space_area"]

@@ -5,6 +5,7 @@ from typing import Literal
 
 import equinox as eqx
 import jax
+import jax.lax as lax
 import jax.numpy as jnp
 
 from .._typing import Array, Key, PyTree, RealScalarLike
@@ -174,8 +175,7 @@ class BrownianTree(eqx.Module):
             `Increment(dt, W, H, K)` without a cursor; `(Increment, BrownianCursor)` with
             one (the cursor then holds $t$).
         """
-        cur = _cursor.empty_cursor(self) if cursor is None else cursor
-        inc, cur = self._increment(s, t, cur)
+        inc, cur = self._increment(s, t, cursor)
         return inc if cursor is None else (inc, cur)
 
     def reversed_increment(
@@ -206,6 +206,29 @@ class BrownianTree(eqx.Module):
         """The path's value $W_t - W_{t_0}$ (same structure as `shape`)."""
         return self.increment(self.t0, t).W
 
+    def area_normals(self, s: RealScalarLike) -> PyTree[Array]:
+        """Standard normals for `space_space_area`, owned by the leaf containing `s`.
+
+        They come from the tree's node randomness (a separate stream from the path's), so
+        repeated queries of a step starting at `s` see the same Lévy area, and steps
+        starting in different leaves (at least `tol` apart) independent ones.
+
+        Args:
+            s: the start time of the increment.
+
+        Returns:
+            A pytree like `shape` with leaves of shape `(*shape, shape[-1])`.
+        """
+        s = jnp.asarray(s, self._tdtype)
+        k = _cursor.leaf_index(self._position(s), self.depth)
+        out = []
+        for seed, (shape, d) in zip(self._seeds, self._leaves):
+            if len(shape) == 0:
+                raise ValueError("area_normals needs a Brownian dimension axis (last axis).")
+            full = (*shape, shape[-1])
+            out.append(_noise.node_normals(seed, self.depth + 2, k, 1, full, d, self.depth)[0])
+        return self._unflatten(out)
+
     def grid_increments(self, ts: Array) -> Increment:
         """All increments over a grid, built level by level with vectorised operations.
 
@@ -225,10 +248,7 @@ class BrownianTree(eqx.Module):
             raise ValueError(f"ts must be 1-d with at least 2 times, got shape {ts.shape}.")
         if _validate.is_concrete(ts) and _validate.is_concrete(self.t0):
             self._check_concrete(ts[:-1], ts[1:])
-        u = self._position(ts)
-        pieces = _grid.grid_pieces(self, u)
-        bad = ~((ts[:-1] <= ts[1:]) & (ts[:-1] >= self.t0) & (ts[1:] <= self.t1))
-        return self._finish(ts[1:] - ts[:-1], pieces, bad)
+        return _grid_core(self, ts)
 
     # ------------------------------------------------------------------ internals
 
@@ -265,11 +285,7 @@ class BrownianTree(eqx.Module):
             )
         if all(_validate.is_concrete(x) for x in (s, t, self.t0, self.t1)):
             self._check_concrete(s, t)
-        us, ut = self._position(s), self._position(t)
-        us = jnp.minimum(us, ut)
-        pieces, cur = _cursor.increment_pieces(self, cur, us, ut)
-        bad = ~((s <= t) & (s >= self.t0) & (t <= self.t1))
-        return self._finish(t - s, pieces, bad), cur
+        return _increment_core(self, s, t, cur)
 
     def _finish(self, dt, pieces, bad) -> Increment:
         """Scale pieces (component axis first) from [0, 1] to the tree's interval and
@@ -296,3 +312,28 @@ class BrownianTree(eqx.Module):
         if self._tuple_shape:
             return xs[0]
         return jax.tree.unflatten(self._treedef, xs)
+
+
+# Jitted cores: eager calls compile once per tree structure instead of dispatching every
+# small op and loop; under an outer jit they are inlined.
+
+
+@eqx.filter_jit
+def _increment_core(tree: BrownianTree, s, t, cursor):
+    if cursor is None:
+        # The barrier stops XLA specialising the descent on the empty cursor's constants,
+        # so fresh and cursor descents compile alike (FMA contraction is per fusion).
+        cursor = lax.optimization_barrier(_cursor.empty_cursor(tree))
+    us, ut = tree._position(s), tree._position(t)
+    us = jnp.minimum(us, ut)
+    pieces, cursor = _cursor.increment_pieces(tree, cursor, us, ut)
+    bad = ~((s <= t) & (s >= tree.t0) & (t <= tree.t1))
+    return tree._finish(t - s, pieces, bad), cursor
+
+
+@eqx.filter_jit
+def _grid_core(tree: BrownianTree, ts):
+    u = tree._position(ts)
+    pieces = _grid.grid_pieces(tree, u)
+    bad = ~((ts[:-1] <= ts[1:]) & (ts[:-1] >= tree.t0) & (ts[1:] <= tree.t1))
+    return tree._finish(ts[1:] - ts[:-1], pieces, bad)

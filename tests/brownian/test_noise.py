@@ -1,0 +1,49 @@
+"""Node randomness: the fused Threefry hash and the normal transform."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.stats
+from jax.extend.random import threefry_2x32
+
+from sdekit.brownian import _noise
+
+
+def test_threefry_matches_jax():
+    key = np.array([0x12345678, 0x9ABCDEF0], np.uint32)
+    count = np.arange(2 * 1000, dtype=np.uint32) * np.uint32(2654435761)
+    expected = np.asarray(threefry_2x32(key, count))
+    x0, x1 = _noise.threefry2x32(jnp.uint32(key[0]), jnp.uint32(key[1]), count[:1000], count[1000:])
+    np.testing.assert_array_equal(np.concatenate([x0, x1]), expected)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_normals_marginal_and_independence(dtype, n):
+    seed = _noise.seed_words(jax.random.key(3))
+    z = _noise.node_normals(seed, 5, 7, n, (40_000,), dtype, 10)
+    assert z.shape == (n, 40_000) and z.dtype == dtype
+    z = np.asarray(z, np.float64)
+    for row in z:
+        assert scipy.stats.kstest(row, "norm").pvalue > 1e-3
+    # A neighbouring node and a neighbouring component are uncorrelated.
+    z2 = np.asarray(_noise.node_normals(seed, 5, 8, n, (40_000,), dtype, 10), np.float64)
+    assert abs(np.corrcoef(z[0], z2[0])[0, 1]) < 4 / np.sqrt(40_000)
+    if n > 1:
+        assert abs(np.corrcoef(z[0], z[1])[0, 1]) < 4 / np.sqrt(40_000)
+
+
+def test_node_identifiers_distinct():
+    seed = _noise.seed_words(jax.random.key(0))
+    ids = [(0, 0), (1, 0), (2, 0), (2, 1), (3, 0), (12, 5)]
+    draws = [np.asarray(_noise.node_normals(seed, g, i, 1, (4,), jnp.float32, 10)) for g, i in ids]
+    for a in range(len(draws)):
+        for b in range(a):
+            assert not np.array_equal(draws[a], draws[b])
+
+
+def test_deep_identifiers(x64):
+    seed = _noise.seed_words(jax.random.key(0))
+    a = _noise.node_normals(seed, 41, jnp.int64(2**39 + 5), 2, (3,), jnp.float64, 40)
+    b = _noise.node_normals(seed, 41, jnp.int64(5), 2, (3,), jnp.float64, 40)
+    assert a.shape == (2, 3) and not np.array_equal(np.asarray(a), np.asarray(b))

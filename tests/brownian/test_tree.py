@@ -1,0 +1,244 @@
+"""BrownianTree API, pytrees, invariances (order, vmap, jit, cursor, grid) and precision."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import sdekit.brownian as skb
+from sdekit.brownian import _noise
+
+LEVIES = ["increment", "space-time", "space-time-time"]
+
+
+def _fields(inc):
+    return [x for x in (inc.W, inc.H, inc.K) if x is not None]
+
+
+def _rel(a, b):
+    """Error relative to the quantity's own size (its RMS over the batch): W, H and K of
+    an interval all scale like sqrt(h), each with its own constant."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.max(np.abs(a - b)) / (np.sqrt(np.mean(b**2)) + 1e-300)
+
+
+def _times(n, t0, t1, spacing, seed=0):
+    """n sorted random (non-dyadic) times from t0 to t1, at least `spacing` apart."""
+    rng = np.random.default_rng(seed)
+    free = (t1 - t0) - (n - 1) * spacing
+    assert free > 0
+    gaps = spacing + free * rng.dirichlet(np.ones(n - 1))
+    ts = t0 + np.concatenate([[0.0], np.cumsum(gaps)])
+    ts[-1] = t1
+    return ts
+
+
+@pytest.mark.parametrize("levy", LEVIES)
+def test_shapes_and_fields(levy):
+    dtype = jnp.float32
+    tree = skb.BrownianTree(jax.random.key(0), 0.5, 2.0, shape=(2, 3), tol=1e-2, levy=levy,
+                            dtype=dtype)
+    inc = tree.increment(0.7, 1.3)
+    assert isinstance(inc, skb.Increment)
+    assert inc.W.shape == (2, 3) and inc.W.dtype == dtype
+    assert (inc.H is None) == (levy == "increment")
+    assert (inc.K is None) == (levy != "space-time-time")
+    np.testing.assert_allclose(inc.dt, 0.6, rtol=1e-6)
+    assert tree.shape == (2, 3) and tree.levy == levy and tree.tol == 1e-2
+    assert tree.depth == 8  # ceil(log2(1.5 / 0.01))
+
+
+def test_pytree_shape_independent_leaves(x64):
+    shape = {"a": jax.ShapeDtypeStruct((3,), jnp.float32),
+             "b": (jax.ShapeDtypeStruct((), jnp.float64),)}
+    tree = skb.BrownianTree(jax.random.key(1), 0.0, 1.0, shape=shape, tol=2**-6,
+                            levy="space-time")
+    inc = tree.increment(0.2, 0.9)
+    assert inc.W["a"].shape == (3,) and inc.W["a"].dtype == jnp.float32
+    assert inc.H["b"][0].shape == () and inc.H["b"][0].dtype == jnp.float64
+    single = skb.BrownianTree(jax.random.key(1), 0.0, 1.0, shape=(3,), tol=2**-6,
+                              levy="space-time", dtype=jnp.float32)
+    assert not np.allclose(single.increment(0.2, 0.9).W, inc.W["a"])
+    assert tree.shape == shape
+
+
+@pytest.mark.parametrize("levy", ["increment", "space-time-time"])
+def test_cursor_is_bitwise_fresh_descent(dtype, levy):
+    """Sequential, random-order and repeated queries: with and without cursor bitwise."""
+    tree = skb.BrownianTree(jax.random.key(2), -1.0, 3.0, shape=(4,), tol=2**-9, levy=levy,
+                            dtype=dtype)
+    ts = _times(40, -1.0, 3.0, 0.0)
+    rng = np.random.default_rng(1)
+    pairs = [(ts[i], ts[i + 1]) for i in range(len(ts) - 1)]
+    pairs += [tuple(sorted(rng.uniform(-1, 3, 2))) for _ in range(20)] + [pairs[3], pairs[3]]
+    s, t = (jnp.asarray(x, tree.t0.dtype) for x in zip(*pairs))
+
+    @jax.jit
+    def both(s, t):
+        def body(cur, st):
+            inc, cur = tree.increment(st[0], st[1], cursor=cur)
+            return cur, (inc, tree.increment(st[0], st[1]))
+        return jax.lax.scan(body, tree.cursor(), (s, t))[1]
+
+    with_cursor, fresh = both(s, t)
+    for a, b in zip(_fields(with_cursor), _fields(fresh)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("levy", ["space-time-time"])
+def test_query_order_vmap_and_jit_invariance(dtype, levy):
+    """64 random query times: permuted order, vmap batch sizes, jit/no jit agree."""
+    tree = skb.BrownianTree(jax.random.key(3), 0.0, 1.0, shape=(), tol=2**-12, levy=levy,
+                            dtype=dtype)
+    ts = jnp.asarray(_times(65, 0.0, 1.0, 2**-12), tree.t0.dtype)
+    s, t = ts[:-1], ts[1:]
+    inc = jax.jit(lambda a, b: tree.increment(a, b))
+    ref = [inc(s[i], t[i]) for i in range(len(s))]
+    ref = [np.stack([np.asarray(getattr(r, f)) for r in ref]) for f in "WHK" if getattr(ref[0], f) is not None]
+
+    @jax.jit
+    def in_order(order):
+        def body(cur, i):
+            out, cur = tree.increment(s[i], t[i], cursor=cur)
+            return cur, out
+        out = jax.lax.scan(body, tree.cursor(), order)[1]
+        back = jnp.argsort(order)
+        return jax.tree.map(lambda x: x[back], out)
+
+    perm = jnp.asarray(np.random.default_rng(0).permutation(len(s)))
+    candidates = [in_order(jnp.arange(len(s))), in_order(perm), in_order(perm[::-1])]
+    candidates.append(jax.vmap(tree.increment)(s, t))
+    half = len(s) // 2
+    parts = [jax.vmap(tree.increment)(s[:half], t[:half]), jax.vmap(tree.increment)(s[half:], t[half:])]
+    candidates.append(jax.tree.map(lambda a, b: jnp.concatenate([a, b]), *parts))
+    candidates.append(jax.tree.map(lambda *x: jnp.stack(x), *[tree.increment(s[i], t[i]) for i in range(8)]))
+    for cand in candidates:
+        for a, b in zip(_fields(cand), ref):
+            b = b[: a.shape[0]]
+            assert _rel(a, b) < 1e-6
+            assert np.max(np.abs(a - b) / np.abs(b)) < 1e-4
+
+
+@pytest.mark.parametrize("levy,tol", [("increment", 1e-3), ("space-time", 2**-6),
+                                      ("space-time-time", 1e-3)])
+def test_grid_equals_tree(dtype, levy, tol):
+    tree = skb.BrownianTree(jax.random.key(4), 0.0, 2.0, shape=(3,), tol=tol, levy=levy,
+                            dtype=dtype)
+    ts = jnp.asarray(_times(101, 0.0, 2.0, tol), tree.t0.dtype)
+    grid = tree.grid_increments(ts)
+    single = jax.vmap(tree.increment)(ts[:-1], ts[1:])
+    assert grid.W.shape == (100, 3)
+    np.testing.assert_allclose(grid.dt, ts[1:] - ts[:-1])
+    for a, b in zip(_fields(grid), _fields(single)):
+        assert _rel(a, b) < 1e-5
+
+
+def test_grid_with_repeated_and_sub_leaf_times(x64):
+    tree = skb.BrownianTree(jax.random.key(5), 0.0, 1.0, shape=(2,), tol=0.1,
+                            levy="space-time-time")
+    ts = jnp.asarray([0.0, 0.01, 0.01, 0.02, 0.5, 0.5 + 1e-9, 0.97, 1.0])
+    grid = tree.grid_increments(ts)
+    single = jax.vmap(tree.increment)(ts[:-1], ts[1:])
+    for a, b in zip(_fields(grid), _fields(single)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-12)
+    assert np.all(np.asarray(grid.W[1]) == 0)
+
+
+@pytest.mark.parametrize("levy", ["space-time", "space-time-time"])
+def test_chen_and_evaluate(dtype, levy):
+    tree = skb.BrownianTree(jax.random.key(6), 0.0, 3.0, shape=(5,), tol=1e-3, levy=levy,
+                            dtype=dtype)
+    s, r, u = 0.37, 1.234, 2.9
+    a, b, c = tree.increment(s, r), tree.increment(r, u), tree.increment(s, u)
+    h1, h2 = r - s, u - r
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == jnp.float32 else dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(a.W + b.W, c.W, **tol)
+    if levy != "increment":
+        hbar = h1 * a.H + h2 * b.H + 0.5 * (h2 * a.W - h1 * b.W)
+        np.testing.assert_allclose(hbar / (h1 + h2), c.H, **tol)
+    if levy == "space-time-time":
+        kbar = (h1**2 * a.K + h2**2 * b.K + 0.5 * (h2 * h1 * a.H - h1 * h2 * b.H)
+                + ((h1 - h2) / 12) * (h1 * b.W - h2 * a.W))
+        np.testing.assert_allclose(kbar / (h1 + h2) ** 2, c.K, **tol)
+    np.testing.assert_allclose(tree.evaluate(r) - tree.evaluate(s), a.W, **tol)
+    np.testing.assert_array_equal(tree.evaluate(0.0), 0.0)
+    np.testing.assert_array_equal(tree.increment(1.0, 1.0).W, 0.0)
+
+
+def test_reversed_increment(dtype):
+    tree = skb.BrownianTree(jax.random.key(7), 0.0, 1.0, shape=(2,), tol=1e-3,
+                            levy="space-time-time", dtype=dtype)
+    fwd, rev = tree.increment(0.2, 0.6), tree.reversed_increment(0.6, 0.2)
+    np.testing.assert_allclose(rev.dt, -fwd.dt)
+    np.testing.assert_array_equal(rev.W, -fwd.W)
+    np.testing.assert_array_equal(rev.H, fwd.H)
+    np.testing.assert_array_equal(rev.K, -fwd.K)
+
+
+def test_vmap_over_keys_and_jit_pytree():
+    keys = jax.random.split(jax.random.key(8), 7)
+
+    def f(key, s, t):
+        tree = skb.BrownianTree(key, 0.0, 1.0, shape=(3,), tol=1e-2, levy="space-time")
+        return tree.increment(s, t)
+
+    out = jax.jit(jax.vmap(f, in_axes=(0, None, None)))(keys, 0.1, 0.4)
+    assert out.W.shape == (7, 3)
+    one = f(keys[2], 0.1, 0.4)
+    assert _rel(out.W[2], one.W) < 1e-5
+
+    tree = skb.BrownianTree(keys[0], 0.0, 1.0, shape=(3,), tol=1e-2, levy="space-time")
+    g = jax.jit(lambda tr, s, t: tr.increment(s, t).H)
+    np.testing.assert_allclose(g(tree, 0.1, 0.4), tree.increment(0.1, 0.4).H, rtol=1e-6)
+
+
+def test_traced_t0_t1_with_depth():
+    def f(t1):
+        tree = skb.BrownianTree(jax.random.key(0), 0.0, t1, shape=(), tol=0.01, depth=10)
+        return tree.increment(0.0, t1 / 2).W
+
+    a = jax.jit(f)(2.0)
+    tree = skb.BrownianTree(jax.random.key(0), 0.0, 2.0, shape=(), tol=0.01, depth=10)
+    np.testing.assert_allclose(a, tree.increment(0.0, 1.0).W, rtol=1e-6)
+
+
+def test_float64_times_not_truncated(x64):
+    """Adjacent float64 times give distinct values (diffrax #733)."""
+    tree = skb.BrownianTree(jax.random.key(9), 0.0, 1.0, shape=(), tol=2**-45,
+                            dtype=jnp.float64)
+    t = 0.3
+    t_next = np.nextafter(t, 1.0)
+    w1, w2 = tree.evaluate(t), tree.evaluate(t_next)
+    assert w1 != w2
+    assert abs(float(w2 - w1)) < 1e-6
+    assert tree.t0.dtype == jnp.float64
+
+
+def _replay_in_float64(monkeypatch):
+    """Make float64 trees draw the float32 normals, cast: the same path in float64."""
+    orig = _noise.node_normals
+
+    def f32_normals(seed, tag, index, n, shape, dtype, depth):
+        return orig(seed, tag, index, n, shape, jnp.float32, depth).astype(dtype)
+
+    monkeypatch.setattr(_noise, "node_normals", f32_normals)
+
+
+@pytest.mark.parametrize("where", [0.0, 0.5 - 2e-5, 1.0 - 3e-5])
+def test_float32_precision_of_short_intervals(x64, monkeypatch, where):
+    """Short float32 intervals are accurate to a few ulps of their own size, anywhere;
+    differencing absolute path values (the negative control) is not."""
+    _replay_in_float64(monkeypatch)
+    key = jax.random.key(10)
+    kw = dict(shape=(200,), tol=2**-20, levy="space-time-time")
+    t32 = skb.BrownianTree(key, jnp.float32(0), jnp.float32(1), dtype=jnp.float32, **kw)
+    t64 = skb.BrownianTree(key, 0.0, 1.0, dtype=jnp.float64, **kw)
+    s = np.float32(where + 1e-6)
+    t = np.float32(s + np.float32(2e-5))
+    a, b = t32.increment(s, t), t64.increment(float(s), float(t))
+    scale = np.sqrt(float(t) - float(s))
+    for x, y in zip(_fields(a), _fields(b)):
+        assert np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y))) / scale < 2e-6
+    diffed = np.asarray(t32.evaluate(t), np.float64) - np.asarray(t32.evaluate(s), np.float64)
+    if where > 0.1:
+        assert np.max(np.abs(diffed - np.asarray(b.W))) / scale > 1e-5
