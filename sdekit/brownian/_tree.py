@@ -265,14 +265,14 @@ class BrownianTree(eqx.Module):
         t0, t1 = float(self.t0), float(self.t1)
         if np.any(np.isnan(s)) or np.any(np.isnan(t)):
             raise ValueError("Brownian query times must not be NaN.")
+        if np.any((s < t0) | (s > t1) | (t < t0) | (t > t1)):
+            raise ValueError(
+                f"Brownian query [{s}, {t}] lies outside the tree's interval [{t0}, {t1}]."
+            )
         if np.any(s > t):
             raise ValueError(
                 f"Brownian increment needs s <= t, got s={s}, t={t}; use "
                 "reversed_increment for backward time."
-            )
-        if np.any(s < t0) or np.any(t > t1):
-            raise ValueError(
-                f"Brownian query [{s}, {t}] lies outside the tree's interval [{t0}, {t1}]."
             )
 
     def _increment(self, s, t, cur):
