@@ -22,7 +22,6 @@ so both give bitwise the same values.
 
 from typing import NamedTuple
 
-import jax
 import jax.lax as lax
 import jax.numpy as jnp
 import numpy as np

@@ -1,6 +1,5 @@
 r"""`BrownianTree`: one PRNG key fixes a whole Brownian path and its Lévy areas."""
 
-import math
 from typing import Literal
 
 import equinox as eqx
