@@ -9,6 +9,7 @@ Examples:
 """
 
 from . import brownian as brownian, controllers as controllers, solvers as solvers, terms as terms
+from . import adjoint as adjoint
 from ._results import RESULTS as RESULTS
 from ._solve import SaveAt as SaveAt, Solution as Solution, sample_paths as sample_paths, solve as solve
 from .controllers import PID as PID, ConstantStep as ConstantStep, StepTo as StepTo
@@ -28,6 +29,7 @@ __all__ = [
     "SaveAt",
     "Solution",
     "StepTo",
+    "adjoint",
     "brownian",
     "controllers",
     "sample_paths",

@@ -6,6 +6,7 @@ into forward ones before reaching here), and carry NamedTuple states of fixed st
 
 from typing import Any, NamedTuple
 
+import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -13,7 +14,7 @@ from jax import lax
 from .._results import RESULTS
 from ..controllers import ConstantStep
 from . import _progress
-from ._common import all_finite, nan_buffer, save_ts_in_step, snap_to_end, tree_where, write_at
+from ._common import all_finite, nan_buffer, read_at, save_ts_in_step, snap_to_end, tree_where, write_at
 
 
 class LoopOutput(NamedTuple):
@@ -63,6 +64,23 @@ def _dense_template(solver, problem, t0, y0, args, solver_state, noise):
     return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
+def _save_ts_checkpointed(solver, saveat_ts, save_index, ys_buffer, dense, t, tnext, y1, active):
+    """`save_ts_in_step` for a differentiated while loop: the same saves, in a reverse-mode
+    differentiable (checkpointed) inner loop."""
+    num = saveat_ts.shape[0]
+
+    def due(index):
+        return active & (index < num) & (read_at(saveat_ts, index) <= tnext)
+
+    def body(carry):
+        index, buffer = carry
+        ts_at = read_at(saveat_ts, index)
+        y_at = tree_where(ts_at == tnext, y1, solver.interpolate(dense, t, tnext, ts_at))
+        return index + 1, write_at(buffer, index, y_at, jnp.ones((), bool))
+
+    return eqxi.while_loop(lambda c: due(c[0]), body, (save_index, ys_buffer), max_steps=num, kind="checkpointed")
+
+
 def _next_in(ts_sorted, t):
     """The first time in `ts_sorted` strictly after `t` (inf if none)."""
     index = jnp.searchsorted(ts_sorted, t, side="right")
@@ -71,9 +89,13 @@ def _next_in(ts_sorted, t):
 
 
 def while_loop(
-    problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, max_steps, meter, noise, error_order, revisit=0
+    problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, max_steps, meter, noise, error_order, revisit=0,
+    adjoint=None,
 ):
-    """Constant or adaptive steps in a bounded `lax.while_loop`."""
+    """Constant or adaptive steps in a bounded while loop: a `lax.while_loop`, or with
+    `adjoint=Checkpointed(...)` equinox's checkpointed while loop (the same `lax.while_loop` when
+    not differentiated; online checkpointing under reverse mode)."""
+    checkpointed = adjoint is not None
     adaptive = controller.adaptive
     tdtype = jnp.result_type(t0)
     int32 = jnp.int32
@@ -175,7 +197,8 @@ def while_loop(
 
         save_index, ts_ys = s.save_index, s.ts_ys
         if saveat_ts is not None:
-            save_index, ts_ys = save_ts_in_step(solver, saveat_ts, save_index, ts_ys, dense, t, tnext, y1, accept)
+            save = _save_ts_checkpointed if checkpointed else save_ts_in_step
+            save_index, ts_ys = save(solver, saveat_ts, save_index, ts_ys, dense, t, tnext, y1, accept)
         steps_ts, steps_ys = s.steps_ts, s.steps_ys
         if saveat.steps:
             steps_ts = write_at(steps_ts, s.num_accepted, tnext, accept)
@@ -209,7 +232,10 @@ def while_loop(
             rejected_ends=rejected_ends,
         )
 
-    s = lax.while_loop(cond, body, state)
+    if checkpointed:
+        s = eqxi.while_loop(cond, body, state, max_steps=max_steps, kind="checkpointed", checkpoints=adjoint.checkpoints)
+    else:
+        s = lax.while_loop(cond, body, state)
     result = jnp.where((s.t < t1) & (s.result == RESULTS.successful), RESULTS.max_steps_reached, s.result)
     return LoopOutput(
         t=s.t,
@@ -236,8 +262,10 @@ class _ScanCarry(NamedTuple):
     ts_ys: Any
 
 
-def scan_loop(problem, solver, grid, saveat, y0, args, saveat_ts, meter, noise):
-    """Steps through a fixed grid with `lax.scan`: no step-size logic, no rejections."""
+def scan_loop(problem, solver, grid, saveat, y0, args, saveat_ts, meter, noise, adjoint=None):
+    """Steps through a fixed grid with `lax.scan`: no step-size logic, no rejections. With
+    `adjoint=Checkpointed(...)` each step is a `jax.checkpoint`: the reverse pass stores the carry
+    per step and recomputes the stages."""
     int32 = jnp.int32
     t0, t1 = grid[0], grid[-1]
     solver_state = solver.init(problem, t0, y0, args)
@@ -276,6 +304,8 @@ def scan_loop(problem, solver, grid, saveat, y0, args, saveat_ts, meter, noise):
         out_dense = dense if saveat.dense else None
         return new, (out_y, out_dense)
 
+    if adjoint is not None:
+        body = jax.checkpoint(body)
     c, (steps_ys, dense_infos) = lax.scan(body, carry, (grid[:-1], grid[1:], noise.grid(grid)))
     fevals = solver.init_fevals + num_grid_steps * (solver.fevals_per_step + (solver.dense_fevals if uses_dense else 0))
     steps_ts = None

@@ -33,6 +33,7 @@ def solve(
     max_steps: int = 4096,
     throw: bool = True,
     progress: bool = False,
+    adjoint=None,
 ) -> Solution:
     """Solve a differential equation from `t0` to `t1` (forwards, or backwards when `t1 < t0`).
 
@@ -60,6 +61,9 @@ def solve(
         throw: raise an error if the solve fails (also under `jit`/`vmap`); otherwise inspect
             `sol.result`.
         progress: show a tqdm progress meter, updated from inside the compiled loop.
+        adjoint: how reverse-mode gradients are computed: `sk.adjoint.Checkpointed()` (default:
+            exact gradients of the discrete solve, checkpointed) or `sk.adjoint.Reversible()`
+            (with `sk.solvers.reversible_heun()` on fixed steps: exact, O(1) memory).
 
     Returns:
         A `Solution` with `ts`, `ys`, `stats`, `result`, and `evaluate`/`derivative` for dense
@@ -90,6 +94,7 @@ def solve(
         saveat = SaveAt(t1=True)
     if not isinstance(saveat, SaveAt):
         raise TypeError(f"saveat must be an sk.SaveAt, got {type(saveat).__name__}.")
+    adjoint = _check_adjoint(adjoint, solver, controller, saveat)
 
     if isinstance(problem, SDE):
         controller = _checks.sde_controller(controller, brownian)
@@ -104,8 +109,24 @@ def solve(
     checked = _checks.check_numbers_eagerly(t0, t1, dt0, saveat_ts, grid, brownian)
     return _solve_compiled(
         problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw, progress, checked,
-        brownian,
+        brownian, adjoint,
     )
+
+
+def _check_adjoint(adjoint, solver, controller, saveat):
+    # Imported here: the adjoint layer sits above solve (it dispatches to it, not the reverse).
+    from ..adjoint import Checkpointed, Reversible
+    from ..adjoint._reversible import check_reversible
+
+    if adjoint is None:
+        return Checkpointed()
+    if not isinstance(adjoint, (Checkpointed, Reversible)):
+        raise TypeError(
+            f"adjoint must be sk.adjoint.Checkpointed() or sk.adjoint.Reversible(), got {type(adjoint).__name__}."
+        )
+    if isinstance(adjoint, Reversible):
+        check_reversible(solver, controller, saveat)
+    return adjoint
 
 
 def _time_dtype(*times):
@@ -126,8 +147,11 @@ def _float_to_array(x):
 @eqx.filter_jit
 def _solve_compiled(
     problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw, progress, checked,
-    brownian,
+    brownian, adjoint,
 ):
+    from ..adjoint import Reversible
+    from ..adjoint._reversible import reversible_loop
+
     if isinstance(problem, SDE):
         _checks.check_sde_shapes(problem, brownian, t0, y0, args)
         # SDEs integrate forwards only (checked), in the tree's time variable.
@@ -138,13 +162,23 @@ def _solve_compiled(
         direction = jnp.where(t1 >= t0, 1, -1).astype(t0.dtype)
         tau_problem, noise, error_order = time_reversed(problem, direction), NoNoise(), solver.error_order
     if not checked:
-        y0 = _checks.check_numbers_traced(y0, t0, t1, dt0, saveat_ts, grid, brownian)
+        # The checks only read the times: no derivative flows through them (equinox's error_if
+        # has no differentiation rule for a predicate on differentiated values).
+        nograd = jax.lax.stop_gradient
+        y0 = _checks.check_numbers_traced(y0, *nograd((t0, t1, dt0, saveat_ts, grid)), brownian)
     tau0, tau1 = direction * t0, direction * t1
     tau_saveat_ts = None if saveat_ts is None else direction * saveat_ts
     meter = _progress.new_meter_id() if progress else None
 
-    if grid is not None:
-        out = scan_loop(tau_problem, solver, direction * grid, saveat, y0, args, tau_saveat_ts, meter, noise)
+    if isinstance(adjoint, Reversible):
+        out = _reversible_output(
+            reversible_loop(tau_problem, solver, tau0, tau1, y0, args, None if dt0 is None else jnp.abs(dt0),
+                            None if grid is None else direction * grid, max_steps, noise),
+            solver,
+        )
+        init_fevals = 0
+    elif grid is not None:
+        out = scan_loop(tau_problem, solver, direction * grid, saveat, y0, args, tau_saveat_ts, meter, noise, adjoint)
         init_fevals = 0
     else:
         init_fevals = 0
@@ -167,7 +201,7 @@ def _solve_compiled(
         revisit = controller.revisit_rejected if controller.adaptive and isinstance(problem, SDE) else 0
         out = while_loop(
             tau_problem, solver, controller, saveat, tau0, tau1, y0, args, dt, tau_saveat_ts, max_steps, meter, noise,
-            error_order, revisit,
+            error_order, revisit, adjoint,
         )
     if meter is not None:
         _progress.finish(meter, (out.t - tau0) / (tau1 - tau0))
@@ -198,6 +232,16 @@ def _solve_compiled(
         dense_infos=dense_infos,
         num_dense=out.num_dense if saveat.dense else None,
         interpolator=solver.interpolate if saveat.dense else None,
+    )
+
+
+def _reversible_output(r, solver):
+    from ._loop import LoopOutput
+
+    return LoopOutput(
+        t=r.t, y=r.y, result=r.result, num_steps=r.num_steps, num_accepted=r.num_steps,
+        num_fevals=(solver.init_fevals + r.num_steps * solver.fevals_per_step).astype(jnp.int32),
+        ts_ys=None, steps_ts=None, steps_ys=None, dense_ts=None, dense_infos=None, num_dense=r.num_steps,
     )
 
 
