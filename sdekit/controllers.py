@@ -34,9 +34,9 @@ def max_norm(tree) -> Array:
 
 
 class ConstantStep(eqx.Module):
-    """Steps of constant size `dt0` from `t0`; the last step is shortened to end at `t1`.
+    r"""Steps of constant size `dt0` from `t0`; the last step is shortened to end at `t1`.
 
-    Step ends are $t_0 + n\\,\\mathrm{dt}_0$ (not accumulated sums, so no drift). `dt0` is traced:
+    Step ends are $t_0 + n\,\mathrm{dt}_0$ (not accumulated sums, so no drift). `dt0` is traced:
     a new step size does not recompile; the number of steps is bounded by `max_steps`.
     """
 
@@ -73,12 +73,12 @@ class PIDState(NamedTuple):
 
 
 class PID(eqx.Module):
-    """Adaptive step sizes from an embedded error estimate, with a PID controller.
+    r"""Adaptive step sizes from an embedded error estimate, with a PID controller.
 
-    A step is accepted when $r = \\|e / (\\text{atol} + \\text{rtol} \\max(|y_0|, |y_1|))\\| \\le 1$.
-    The next step is $h \\cdot \\text{clip}(\\text{safety}\\, r_n^{-\\beta_1/k} r_{n-1}^{-\\beta_2/k}
-    r_{n-2}^{-\\beta_3/k}, \\text{factormin}, \\text{factormax})$ with $\\beta_1 = p + i + d$,
-    $\\beta_2 = -(p + 2d)$, $\\beta_3 = d$ and $k$ the order of the error estimate; after a
+    A step is accepted when $r = \|e / (\text{atol} + \text{rtol} \max(|y_0|, |y_1|))\| \le 1$.
+    The next step is $h \cdot \text{clip}(\text{safety}\, r_n^{-\beta_1/k} r_{n-1}^{-\beta_2/k}
+    r_{n-2}^{-\beta_3/k}, \text{factormin}, \text{factormax})$ with $\beta_1 = p + i + d$,
+    $\beta_2 = -(p + 2d)$, $\beta_3 = d$ and $k$ the order of the error estimate; after a
     rejection, the plain integral controller shrinks the step. The defaults (pcoeff=0, icoeff=1)
     are the classical integral controller; for SDEs pcoeff=0.1, icoeff=0.3 are recommended.
 
@@ -136,7 +136,7 @@ class PID(eqx.Module):
         return PIDState(one, one)
 
     def scaled_error(self, y0, y1, y_error) -> Array:
-        """$\\|e / (\\text{atol} + \\text{rtol} \\max(|y_0|, |y_1|))\\|$; inf if anything is non-finite."""
+        r"""$\|e / (\text{atol} + \text{rtol} \max(|y_0|, |y_1|))\|$; inf if anything is non-finite."""
 
         def leaf(a, b, e):
             scale = self.atol + self.rtol * jnp.maximum(jnp.abs(a), jnp.abs(b)).astype(jnp.result_type(float))
@@ -181,9 +181,9 @@ class PID(eqx.Module):
 
 
 def initial_step_size(vector_field, t0, y0, args, error_order, rtol, atol, norm=rms_norm) -> Array:
-    """Hairer's starting step: $h = \\min(100 h_0, (0.01/\\max(d_1, d_2))^{1/k})$.
+    r"""Hairer's starting step: $h = \min(100 h_0, (0.01/\max(d_1, d_2))^{1/k})$.
 
-    With $d_0 = \\|y_0\\|$, $d_1 = \\|f(t_0, y_0)\\|$ (scaled by atol + rtol |y_0|),
+    With $d_0 = \|y_0\|$, $d_1 = \|f(t_0, y_0)\|$ (scaled by atol + rtol |y_0|),
     $h_0 = 0.01 d_0/d_1$, and $d_2$ the scaled change of $f$ over an Euler step of $h_0$, divided
     by $h_0$. Two evaluations of the vector field.
 

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 
 class ODE(eqx.Module):
-    """An ordinary differential equation $\\mathrm{d}y/\\mathrm{d}t = f(t, y, \\text{args})$.
+    r"""An ordinary differential equation $\mathrm{d}y/\mathrm{d}t = f(t, y, \text{args})$.
 
     Args:
         vector_field: any callable `f(t, y, args)` returning a pytree with the structure, shapes
@@ -32,16 +32,16 @@ CALCULI = ("ito", "stratonovich")
 
 
 class SDE(eqx.Module):
-    """A stochastic differential equation $dy = f(t, y)\\,dt + g(t, y)\\,dW_t$.
+    r"""A stochastic differential equation $dy = f(t, y)\,dt + g(t, y)\,dW_t$.
 
-    The product $g\\,dW$ is fixed by shapes, leaf by leaf of the state $y$:
+    The product $g\,dW$ is fixed by shapes, leaf by leaf of the state $y$:
 
     - `"diagonal"`: $W$ has the structure of $y$; $g(t, y)$ has it too; the product is
       elementwise (each component driven by its own Brownian motion).
     - `"scalar"`: $W$ is a scalar ($m = 1$); $g$ has the structure of $y$.
     - `"commutative"` / `"general"`: $W$ is one array of shape `(m,)`; each leaf of $g$ has shape
       `(*leaf.shape, m)` and is contracted with $W$. Commutative noise means
-      $\sum_k g_{kj}\\,\partial_k g_{il} = \sum_k g_{kl}\\,\partial_k g_{ij}$ (not checked).
+      $\sum_k g_{kj}\,\partial_k g_{il} = \sum_k g_{kl}\,\partial_k g_{ij}$ (not checked).
     - `"additive"`: $g$ does not depend on $y$ (either form above).
 
     Args:
@@ -70,7 +70,7 @@ class SDE(eqx.Module):
             raise ValueError(f"SDE: calculus must be one of {CALCULI}, got {self.calculus!r}.")
 
     def noise_term(self, t, y, args, dW):
-        """$g(t, y)\\,dW$ (or $g\\,H$ etc.: any Brownian quantity with the structure of $W$)."""
+        r"""$g(t, y)\,dW$ (or $g\,H$ etc.: any Brownian quantity with the structure of $W$)."""
         return contract(self.diffusion(t, y, args), dW, y)
 
     @property
@@ -79,7 +79,7 @@ class SDE(eqx.Module):
 
 
 def contract(g, w, y):
-    """The product $g\\,w$ with the shape rules of `SDE`, leaf by leaf of `y`: `w` is either a
+    r"""The product $g\,w$ with the shape rules of `SDE`, leaf by leaf of `y`: `w` is either a
     pytree with the structure of `y` (one Brownian leaf per state leaf) or a single array shared
     by all leaves. Per leaf: a scalar `w` multiplies; `g` of shape `y.shape + w.shape` is
     contracted over `w`'s axes; `g`, `y` and `w` of one shape multiply elementwise."""
@@ -123,8 +123,8 @@ def _matvec(g, w):
 
 
 def stratonovich_drift(sde: SDE) -> SDE:
-    """The same SDE in the other calculus: Itô -> Stratonovich subtracts, Stratonovich -> Itô
-    adds, the correction $\tfrac12 \sum_j (\partial g_{\cdot j})\\, g_{\cdot j}$ (a jvp per
+    r"""The same SDE in the other calculus: Itô -> Stratonovich subtracts, Stratonovich -> Itô
+    adds, the correction $\tfrac12 \sum_j (\partial g_{\cdot j})\, g_{\cdot j}$ (a jvp per
     noise channel; for diagonal and scalar noise a single jvp).
 
     Examples:
@@ -167,7 +167,7 @@ class _CorrectedDrift(eqx.Module):
 
 
 class _TimeReversed(eqx.Module):
-    """$\\tilde f(\\tau, y) = s f(s\\tau, y)$ with $s = \\pm 1$: integrates in $\\tau = s t$ so that
+    r"""$\tilde f(\tau, y) = s f(s\tau, y)$ with $s = \pm 1$: integrates in $\tau = s t$ so that
     the loop always steps forwards."""
 
     vector_field: Callable
@@ -186,5 +186,5 @@ def _scale_tree(tree, scalar):
 
 
 def time_reversed(problem: ODE, direction) -> ODE:
-    """The problem in the time variable $\\tau = \\text{direction} \\cdot t$."""
+    r"""The problem in the time variable $\tau = \text{direction} \cdot t$."""
     return ODE(_TimeReversed(problem.vector_field, direction))

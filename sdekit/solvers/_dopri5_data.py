@@ -1,8 +1,8 @@
-"""Coefficients of the Dormand--Prince 5(4) Runge--Kutta pair ("DOPRI5", RK5(4)7M).
+r"""Coefficients of the Dormand--Prince 5(4) Runge--Kutta pair ("DOPRI5", RK5(4)7M).
 
 Sources: J. R. Dormand and P. J. Prince, "A family of embedded Runge-Kutta formulae",
 Journal of Computational and Applied Mathematics 6(1) (1980) 19--26 (nodes, coefficients,
-fifth-order weights $b$ and fourth-order weights $\\hat b$); the fourth-order continuous extension
+fifth-order weights $b$ and fourth-order weights $\hat b$); the fourth-order continuous extension
 is Shampine's (L. F. Shampine, "Some practical Runge-Kutta formulas", Mathematics of Computation
 46 (1986) 135--150) in the form used by Hairer, Norsett and Wanner's code DOPRI5 ("Solving Ordinary
 Differential Equations I", 2nd ed., Section II.6):

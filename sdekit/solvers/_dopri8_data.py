@@ -1,4 +1,4 @@
-"""Coefficients of the Prince--Dormand 8(7) Runge--Kutta pair RK8(7)13M ("DOPRI8").
+r"""Coefficients of the Prince--Dormand 8(7) Runge--Kutta pair RK8(7)13M ("DOPRI8").
 
 Source: P. J. Prince and J. R. Dormand, "High order embedded Runge-Kutta formulae", Journal of
 Computational and Applied Mathematics 7(1) (1981) 67--75 (also listed in Hairer, Norsett and
@@ -7,32 +7,32 @@ not the 8(5,3) method of the code DOP853.
 
 The published coefficients are rational approximations (to about 18 significant digits) of the
 method's real coefficients; they are stored here exactly as published. As a consequence the
-row sums $\\sum_j a_{ij}$ match $c_i$, and the order conditions hold, only to about 1e-17 (not
+row sums $\sum_j a_{ij}$ match $c_i$, and the order conditions hold, only to about 1e-17 (not
 exactly). `e = b - b_hat` with `b_hat` the seventh-order weights. Not FSAL.
 
 Dense output (derived for this library; `fsal_dense=True`): a continuous extension of order 5
 that uses the 13 stages plus $k_{14} = f(t_1, y_1)$ and no other evaluation, with polynomials
-$b_i(\\theta)$ of degree 7. Order 5 is the most these 14 stages allow: the order-6 conditions
-$\\sum_i b_i(\\theta) \\Phi_i(\\tau) = \\theta^6/\\gamma(\\tau)$ ($\\rho(\\tau) = 6$) for all $\\theta$ ask,
-for the coefficient vectors of $\\theta^2, \\ldots, \\theta^6$, for right-hand sides that are not in
-the span of the $\\Phi_i(\\tau)$, $\\rho(\\tau) \\le 6$ (least-squares residuals 2e-4 to 3e-3; a
-higher order needs extra stages). Derivation, with $b_i(\\theta) = \\sum_{j=1}^7 P_{ij} \\theta^j$:
+$b_i(\theta)$ of degree 7. Order 5 is the most these 14 stages allow: the order-6 conditions
+$\sum_i b_i(\theta) \Phi_i(\tau) = \theta^6/\gamma(\tau)$ ($\rho(\tau) = 6$) for all $\theta$ ask,
+for the coefficient vectors of $\theta^2, \ldots, \theta^6$, for right-hand sides that are not in
+the span of the $\Phi_i(\tau)$, $\rho(\tau) \le 6$ (least-squares residuals 2e-4 to 3e-3; a
+higher order needs extra stages). Derivation, with $b_i(\theta) = \sum_{j=1}^7 P_{ij} \theta^j$:
 
-* the order conditions up to order 5 for every power of $\\theta$ separately, $b_i(1) = b_i$, and
-  C1 continuity across steps: $b_i'(0) = \\delta_{i1}$ (so $P_{i1} = \\delta_{i1}$) and
-  $b_i'(1) = \\delta_{i,14}$. These force $b_2 = \\ldots = b_5 = 0$ and leave 20 free parameters;
-* which minimise $\\int_0^1 \\sum_{\\rho(\\tau) = 6} T_\\tau(\\theta)^2 d\\theta
-  + 10^{-6} \\int_0^1 \\sum_{\\rho(\\tau) = 7} T_\\tau(\\theta)^2 d\\theta + 10^{-18} \\|P\\|^2$, with the
-  local-error coefficients $T_\\tau(\\theta) = (\\sum_i b_i(\\theta) \\Phi_i(\\tau)
-  - \\theta^{\\rho(\\tau)}/\\gamma(\\tau)) / \\sigma(\\tau)$ (the last term only keeps the coefficients
+* the order conditions up to order 5 for every power of $\theta$ separately, $b_i(1) = b_i$, and
+  C1 continuity across steps: $b_i'(0) = \delta_{i1}$ (so $P_{i1} = \delta_{i1}$) and
+  $b_i'(1) = \delta_{i,14}$. These force $b_2 = \ldots = b_5 = 0$ and leave 20 free parameters;
+* which minimise $\int_0^1 \sum_{\rho(\tau) = 6} T_\tau(\theta)^2 d\theta
+  + 10^{-6} \int_0^1 \sum_{\rho(\tau) = 7} T_\tau(\theta)^2 d\theta + 10^{-18} \|P\|^2$, with the
+  local-error coefficients $T_\tau(\theta) = (\sum_i b_i(\theta) \Phi_i(\tau)
+  - \theta^{\rho(\tau)}/\gamma(\tau)) / \sigma(\tau)$ (the last term only keeps the coefficients
   small, |P| < 120). Solved in 40-digit arithmetic (mpmath), least squares over the numerically
   consistent conditions (the published coefficients satisfy them only to ~1e-17).
   Result: the two integrals' square roots are 1.6e-6 (order 6) and 1.4e-5 (order 7), against
   5.1e-6 and 7.4e-3 for the degree-6 interpolant of diffrax's Dopri8 (Bogacki--Shampine style,
   also order 5 on the same 14 stages).
 
-Stored: the coefficients of $\\theta^2, \\ldots, \\theta^5$ (22 significant digits) for stages 1 and
-6--14; those of $\\theta^6, \\theta^7$ follow exactly from $b_i(1) = b_i$ and $b_i'(1) = \\delta_{i,14}$.
+Stored: the coefficients of $\theta^2, \ldots, \theta^5$ (22 significant digits) for stages 1 and
+6--14; those of $\theta^6, \theta^7$ follow exactly from $b_i(1) = b_i$ and $b_i'(1) = \delta_{i,14}$.
 The order conditions up to 5 then hold to ~1e-17 (like the step itself).
 """
 

@@ -21,7 +21,7 @@ def _step(problem, t0, t1, y0, args, inc, state):
 
 @functools.cache
 def euler_maruyama() -> Solver:
-    """Euler--Maruyama: $y_1 = y_0 + f(t_0, y_0) h + g(t_0, y_0) \\Delta W$.
+    r"""Euler--Maruyama: $y_1 = y_0 + f(t_0, y_0) h + g(t_0, y_0) \Delta W$.
 
     Itô. Strong order 0.5 (1.0 for additive noise), weak order 1, any noise type. One drift
     and one diffusion evaluation per step. Needs only the increment W; no error estimate

@@ -22,7 +22,7 @@ class FSALState(NamedTuple):
 
 
 class PolynomialDense(NamedTuple):
-    """Dense output $y_0 + h \\sum_i b_i(\\theta) k_i$ from the step's stages (stacked on axis 0)."""
+    r"""Dense output $y_0 + h \sum_i b_i(\theta) k_i$ from the step's stages (stacked on axis 0)."""
 
     y0: object
     k: object
@@ -38,7 +38,7 @@ class HermiteDense(NamedTuple):
 
 
 def _combine(y0, h, coeffs, ks):
-    """$y_0 + h \\sum_j c_j k_j$ leaf by leaf, skipping zero coefficients (exact method data)."""
+    r"""$y_0 + h \sum_j c_j k_j$ leaf by leaf, skipping zero coefficients (exact method data)."""
     pairs = [(float(c), k) for c, k in zip(coeffs, ks) if c != 0]
     if not pairs:
         return y0

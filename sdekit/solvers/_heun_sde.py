@@ -74,7 +74,7 @@ def euler_heun() -> Solver:
     References:
         P. E. Kloeden, E. Platen, Numerical Solution of Stochastic Differential Equations
         (Springer, 1992), Sec. 11.1; as in diffrax's `EulerHeun`.
-    """
+    r"""
     return make_srk_solver(
         "euler_heun",
         EULER_HEUN_TABLEAU,

@@ -16,9 +16,9 @@ def _init(problem, t0, y0, args):
 
 
 def _derivative_terms(problem, t0, y0, args, w, ito: bool, h):
-    """$\\tfrac12 \\sum_{j,k} (\\partial g_k)[g_j] (\\Delta W_j \\Delta W_k - \\delta_{jk} h)$, with the
-    $\\delta_{jk} h$ part for Itô only. The double sum is one jvp: the derivative of
-    $y \\mapsto g(y)\\Delta W$ along $g\\Delta W$ (exact for commutative noise, where the Lévy areas
+    r"""$\tfrac12 \sum_{j,k} (\partial g_k)[g_j] (\Delta W_j \Delta W_k - \delta_{jk} h)$, with the
+    $\delta_{jk} h$ part for Itô only. The double sum is one jvp: the derivative of
+    $y \mapsto g(y)\Delta W$ along $g\Delta W$ (exact for commutative noise, where the Lévy areas
     cancel)."""
     g = problem.diffusion(t0, y0, args)
     g_w = contract(g, w, y0)
@@ -49,9 +49,9 @@ def _step(ito: bool, problem, t0, t1, y0, args, inc, state):
 
 @functools.cache
 def milstein(calculus: str = "ito") -> Solver:
-    """Milstein's method: Euler--Maruyama plus the first iterated-integral correction,
-    $y_1 = y_0 + f h + g\\Delta W + \\tfrac12 \\sum_{j,k} (\\partial g_k)[g_j]
-    (\\Delta W_j \\Delta W_k - \\delta_{jk} h)$ (Itô; Stratonovich drops the $h$ term).
+    r"""Milstein's method: Euler--Maruyama plus the first iterated-integral correction,
+    $y_1 = y_0 + f h + g\Delta W + \tfrac12 \sum_{j,k} (\partial g_k)[g_j]
+    (\Delta W_j \Delta W_k - \delta_{jk} h)$ (Itô; Stratonovich drops the $h$ term).
 
     Strong order 1.0 and weak order 1.0 for scalar, diagonal, commutative and additive noise
     (with commutative noise the Lévy areas cancel, so only W is needed). Not for general

@@ -1,7 +1,7 @@
-"""Two-stage second-order Runge--Kutta methods: Heun, explicit midpoint, Ralston.
+r"""Two-stage second-order Runge--Kutta methods: Heun, explicit midpoint, Ralston.
 
 Each is embedded with Euler (order 1) for an error estimate, and has the second-order continuous
-extension $b_i(\\theta)$ with $\\sum_i b_i = \\theta$, $\\sum_i b_i c_i = \\theta^2/2$ (no extra
+extension $b_i(\theta)$ with $\sum_i b_i = \theta$, $\sum_i b_i c_i = \theta^2/2$ (no extra
 evaluations).
 """
 

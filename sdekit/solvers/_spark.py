@@ -1,4 +1,4 @@
-r"""SPaRK: splitting path Runge--Kutta with an embedded error estimate (Foster 2023)."""
+r"""SPaRK: splitting path Runge--Kutta with an embedded error estimate (Foster 2023).r"""
 
 import functools
 import math

@@ -1,4 +1,4 @@
-r"""SRA1: Rößler's strong order 1.5 Runge--Kutta method for additive noise (2010)."""
+r"""SRA1: Rößler's strong order 1.5 Runge--Kutta method for additive noise (2010).r"""
 
 import functools
 from fractions import Fraction as F

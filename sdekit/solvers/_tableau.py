@@ -5,19 +5,19 @@ from typing import NamedTuple
 
 
 class ButcherTableau(NamedTuple):
-    """An explicit Runge--Kutta method with an optional embedded method and dense output.
+    r"""An explicit Runge--Kutta method with an optional embedded method and dense output.
 
-    Stages: $k_i = f(t_0 + c_i h, y_0 + h \\sum_{j<i} a_{ij} k_j)$, solution
-    $y_1 = y_0 + h \\sum_i b_i k_i$, error estimate $h \\sum_i e_i k_i$ with
-    $e = b - \\hat b$ (the difference to the embedded method's weights).
+    Stages: $k_i = f(t_0 + c_i h, y_0 + h \sum_{j<i} a_{ij} k_j)$, solution
+    $y_1 = y_0 + h \sum_i b_i k_i$, error estimate $h \sum_i e_i k_i$ with
+    $e = b - \hat b$ (the difference to the embedded method's weights).
 
     Attributes:
         c: nodes, one per stage, `c[0] == 0`.
         a: strictly lower triangle by rows: `a[i]` holds the `i + 1` coefficients of stage `i + 1`.
         b: solution weights, one per stage.
         e: error weights `b - b_embedded`, or `None` without an embedded method.
-        dense: dense-output polynomials: `dense[i][j]` is the coefficient of $\\theta^{j+1}$ in
-            $b_i(\\theta)$, with $y(t_0 + \\theta h) = y_0 + h \\sum_i b_i(\\theta) k_i$. The stage list
+        dense: dense-output polynomials: `dense[i][j]` is the coefficient of $\theta^{j+1}$ in
+            $b_i(\theta)$, with $y(t_0 + \theta h) = y_0 + h \sum_i b_i(\theta) k_i$. The stage list
             it refers to has one more entry than `c` when `fsal_dense` is set (the last entry is
             $f(t_1, y_1)$). `None` means cubic Hermite interpolation.
         fsal_dense: whether `dense` uses $f(t_1, y_1)$ as an extra stage.

@@ -1,13 +1,13 @@
-"""Coefficients of Tsitouras' 5(4) Runge--Kutta pair ("Tsit5").
+r"""Coefficients of Tsitouras' 5(4) Runge--Kutta pair ("Tsit5").
 
 Source: Ch. Tsitouras, "Runge--Kutta pairs of order 5(4) satisfying only the first column
 simplifying assumption", Computers & Mathematics with Applications 62 (2011) 770--775:
 Table 1 (nodes, coefficients, weights and error weights) and the fourth-order continuous
-extension given there as factored polynomials $b_i(\\theta)$.
+extension given there as factored polynomials $b_i(\theta)$.
 
 The decimals are the paper's printed values, turned into exact fractions. The first column is
-fixed by the row-sum condition $c_i = \\sum_j a_{ij}$ and is computed here exactly from the printed
-$a_{ij}$, $j \\ge 2$, for stages 2--6 (this reproduces the commonly quoted values, e.g.
+fixed by the row-sum condition $c_i = \sum_j a_{ij}$ and is computed here exactly from the printed
+$a_{ij}$, $j \ge 2$, for stages 2--6 (this reproduces the commonly quoted values, e.g.
 $a_{31} = -0.008480655492357$). Stage 7 is FSAL, $a_{7j} = b_j$, so its row sum is 1 only up to
 the rounding of the printed $b$ (1.7e-16). `e = b - b_hat` with `b_hat` the fourth-order weights.
 
