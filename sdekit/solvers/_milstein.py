@@ -54,7 +54,8 @@ def milstein(calculus: str = "ito") -> Solver:
     (\Delta W_j \Delta W_k - \delta_{jk} h)$ (Itô; Stratonovich drops the $h$ term).
 
     Strong order 1.0 and weak order 1.0 for scalar, diagonal, commutative and additive noise
-    (with commutative noise the Lévy areas cancel, so only W is needed). Not for general
+    (with commutative noise the Lévy areas cancel, so only W is needed; `"diagonal"` noise is
+    taken to mean each $g_i$ depends on $y_i$ alone, which makes it commutative). Not for general
     (non-commutative) noise, where it would only reach order 0.5. Per step: one drift, one
     diffusion evaluation and one or (Itô, commutative noise) m+1 Jacobian-vector products of
     the diffusion; no Jacobian is formed. No error estimate.
