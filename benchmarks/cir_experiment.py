@@ -119,10 +119,10 @@ def final_values(solver, sigma, keys, *, dt0=None, ctol=None):
     def one(key, dt0, ctol):
         tree = sk.BrownianTree(key, 0.0, T, shape=(), tol=TOL, levy="space-time")
         if ctol is None:
-            sol = sk.solve(problem, solver, 0.0, T, jnp.asarray(X0), (sigma, b_tilde), dt0=dt0, brownian=tree, max_steps=2**15)
+            sol = sk.solve(problem, solver, 0.0, T, jnp.asarray(X0), (sigma, b_tilde), dt0=dt0, brownian=tree, max_steps=2**18)
         else:
             sol = sk.solve(problem, solver, 0.0, T, jnp.asarray(X0), (sigma, b_tilde), dt0=2.0**-10, brownian=tree,
-                           controller=StateDependentSteps(ctol), max_steps=2**16)
+                           controller=StateDependentSteps(ctol), max_steps=2**18)
         return sol.ys[-1], sol.stats["num_accepted_steps"]
 
     return one, keys
