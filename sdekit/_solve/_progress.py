@@ -7,6 +7,7 @@ import jax
 import numpy as np
 
 _BARS: dict = {}
+_FINISHED: set = set()  # meters whose run has closed (late updates at 100% are ignored)
 _IDS = itertools.count()
 
 
@@ -22,6 +23,10 @@ def _update(meter_id: int, fraction) -> None:
         raise ImportError("progress=True needs tqdm: pip install 'sdekit[progress]'.") from err
     # Under vmap the callback sees the whole batch: report the slowest path.
     done = float(np.min(np.asarray(fraction)))
+    if meter_id in _FINISHED:
+        if done >= 1.0:
+            return  # a late update of a run that has already closed its bar
+        _FINISHED.discard(meter_id)  # a new run of the same compiled solve
     bar = _BARS.get(meter_id)
     if bar is None:
         bar = _BARS[meter_id] = tqdm(total=100, unit="%", bar_format="{l_bar}{bar}| {n:.1f}/100% [{elapsed}<{remaining}]")
@@ -34,6 +39,7 @@ def _close(meter_id: int, fraction) -> None:
     bar = _BARS.pop(meter_id, None)
     if bar is not None:
         bar.close()
+    _FINISHED.add(meter_id)
 
 
 def report(meter_id: int, fraction) -> None:
