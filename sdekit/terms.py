@@ -180,8 +180,6 @@ class _TimeReversed(eqx.Module):
 
 
 def _scale_tree(tree, scalar):
-    import jax
-
     return jax.tree.map(lambda x: x * scalar.astype(x.dtype), tree)
 
 

@@ -5,6 +5,8 @@ at trace time. Checks on numbers raise `ValueError` when the numbers are concret
 runtime errors (`equinox.error_if`, which also works under `jit` and `vmap`) when traced.
 """
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -106,8 +108,6 @@ def sde_controller(controller, brownian):
     """Adaptive SDE steps never go below the tree's tol, where queries stop being exact."""
     if not controller.adaptive:
         return controller
-    import dataclasses
-
     dtmin = brownian.tol if controller.dtmin is None else jnp.maximum(controller.dtmin, brownian.tol)
     return dataclasses.replace(controller, dtmin=dtmin)
 

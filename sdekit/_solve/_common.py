@@ -1,5 +1,6 @@
 """Pieces shared by the grid (scan) and adaptive (while) loops."""
 
+import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -26,12 +27,13 @@ def nan_buffer(y0, n: int):
 INLINE_SAVES = 1
 
 
-def save_ts_in_step(solver, saveat_ts, save_index, ys_buffer, dense, t, tnext, y1, active):
+def save_ts_in_step(solver, saveat_ts, save_index, ys_buffer, dense, t, tnext, y1, active, differentiable=False):
     """Fill every requested save time in (t, tnext] -- and t itself for the first step -- from the
     step's dense output. `active` gates the whole thing (a rejected or frozen step saves nothing).
 
     Most steps hold at most a couple of save times: those are done inline; an inner while loop (whose
-    iterations cost more than an interpolation, especially under vmap) handles the rest.
+    iterations cost more than an interpolation, especially under vmap) handles the rest. With
+    `differentiable`, that loop is equinox's checkpointed one, so reverse mode works through it.
     """
     num = saveat_ts.shape[0]
 
@@ -48,12 +50,15 @@ def save_ts_in_step(solver, saveat_ts, save_index, ys_buffer, dense, t, tnext, y
 
     for _ in range(INLINE_SAVES):
         save_index, ys_buffer = save_one(save_index, ys_buffer, is_due(save_index))
+
     def cond(carry):
         return is_due(carry[0])
 
     def body(carry):
         return save_one(*carry, jnp.ones((), bool))
 
+    if differentiable:
+        return eqxi.while_loop(cond, body, (save_index, ys_buffer), max_steps=num, kind="checkpointed")
     return lax.while_loop(cond, body, (save_index, ys_buffer))
 
 

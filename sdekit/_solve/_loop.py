@@ -14,7 +14,7 @@ from jax import lax
 from .._results import RESULTS
 from ..controllers import ConstantStep
 from . import _progress
-from ._common import all_finite, nan_buffer, read_at, save_ts_in_step, snap_to_end, tree_where, write_at
+from ._common import all_finite, nan_buffer, save_ts_in_step, snap_to_end, tree_where, write_at
 
 
 class LoopOutput(NamedTuple):
@@ -62,23 +62,6 @@ def _dense_template(solver, problem, t0, y0, args, solver_state, noise):
 
     shapes = jax.eval_shape(one_step)
     return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-
-
-def _save_ts_checkpointed(solver, saveat_ts, save_index, ys_buffer, dense, t, tnext, y1, active):
-    """`save_ts_in_step` for a differentiated while loop: the same saves, in a reverse-mode
-    differentiable (checkpointed) inner loop."""
-    num = saveat_ts.shape[0]
-
-    def due(index):
-        return active & (index < num) & (read_at(saveat_ts, index) <= tnext)
-
-    def body(carry):
-        index, buffer = carry
-        ts_at = read_at(saveat_ts, index)
-        y_at = tree_where(ts_at == tnext, y1, solver.interpolate(dense, t, tnext, ts_at))
-        return index + 1, write_at(buffer, index, y_at, jnp.ones((), bool))
-
-    return eqxi.while_loop(lambda c: due(c[0]), body, (save_index, ys_buffer), max_steps=num, kind="checkpointed")
 
 
 def _next_in(ts_sorted, t):
@@ -197,8 +180,9 @@ def while_loop(
 
         save_index, ts_ys = s.save_index, s.ts_ys
         if saveat_ts is not None:
-            save = _save_ts_checkpointed if checkpointed else save_ts_in_step
-            save_index, ts_ys = save(solver, saveat_ts, save_index, ts_ys, dense, t, tnext, y1, accept)
+            save_index, ts_ys = save_ts_in_step(
+                solver, saveat_ts, save_index, ts_ys, dense, t, tnext, y1, accept, differentiable=checkpointed
+            )
         steps_ts, steps_ys = s.steps_ts, s.steps_ys
         if saveat.steps:
             steps_ts = write_at(steps_ts, s.num_accepted, tnext, accept)

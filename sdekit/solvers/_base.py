@@ -3,6 +3,9 @@
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import jax
+import jax.numpy as jnp
+
 
 class EmptyState(NamedTuple):
     """State of a solver that carries nothing between steps."""
@@ -47,9 +50,6 @@ class LinearDense(NamedTuple):
 
 def linear_interpolate(dense: LinearDense, t0, t1, t):
     """Linear interpolation between the ends of a step (the natural dense output of SDE steps)."""
-    import jax
-    import jax.numpy as jnp
-
     h = jnp.asarray(t1) - jnp.asarray(t0)
     theta = jnp.where(h == 0, 0.0, (t - t0) / jnp.where(h == 0, 1.0, h))
     return jax.tree.map(lambda a, b: a + theta.astype(a.dtype) * (b - a), dense.y0, dense.y1)
