@@ -1,9 +1,10 @@
 """SDE fixed-step benchmark: GBM, 1000 paths x 1000 steps, float32, CPU (or the visible device).
 
-sdekit (Euler-Maruyama and Milstein on its grid fast path: a scan over `grid_increments` of one
-Brownian tree per path) beside diffrax (Euler with `VirtualBrownianTree`), torchsde (euler,
-milstein with `BrownianInterval`) and a hand-written `lax.scan` over pre-drawn normals (the
-floor). Prints run time and ratios; writes benchmarks/results/sde.md.
+sdekit (Euler-Maruyama, Milstein, Heun and SPaRK on its grid fast path: a scan over
+`grid_increments` of one Brownian tree per path, with the Lévy area each solver needs) beside
+diffrax (Euler, Heun, SPaRK with `VirtualBrownianTree`), torchsde (euler, milstein, heun, srk with
+`BrownianInterval`) and a hand-written `lax.scan` over pre-drawn normals (the floor). Heun runs the
+Stratonovich form of the same vector fields. Prints run time and ratios; writes benchmarks/results/sde.md.
 
     python benchmarks/bench_sde.py
 """
@@ -34,16 +35,31 @@ def gbm_diffusion(t, y, args):
 
 
 def sdekit_fn(solver):
-    problem = sk.SDE(gbm_drift, gbm_diffusion, noise="diagonal")
+    problem = sk.SDE(gbm_drift, gbm_diffusion, noise="diagonal", calculus=solver.sde.calculus or "ito")
+    levy = solver.sde.levy_area
 
     def run(keys):
         grid = jnp.linspace(0.0, 1.0, N_STEPS + 1)
 
         def one(key):
-            tree = sk.BrownianTree(key, 0.0, 1.0, shape=(), tol=TOL)
+            tree = sk.BrownianTree(key, 0.0, 1.0, shape=(), tol=TOL, levy=levy)
             return sk.solve(problem, solver, 0.0, 1.0, jnp.ones(()), controller=sk.StepTo(grid), brownian=tree).ys[-1]
 
         return jax.vmap(one)(keys)
+
+    return run
+
+
+def sdekit_batched_fn(solver):
+    """The torchsde formulation: one state of shape (paths,) and one tree of that shape (its
+    elements are independent Brownian motions), instead of a vmap over per-path trees."""
+    problem = sk.SDE(gbm_drift, gbm_diffusion, noise="diagonal", calculus=solver.sde.calculus or "ito")
+
+    def run(keys):
+        grid = jnp.linspace(0.0, 1.0, N_STEPS + 1)
+        tree = sk.BrownianTree(keys[0], 0.0, 1.0, shape=(keys.shape[0],), tol=TOL, levy=solver.sde.levy_area)
+        y0 = jnp.ones((keys.shape[0],))
+        return sk.solve(problem, solver, 0.0, 1.0, y0, controller=sk.StepTo(grid), brownian=tree).ys[-1]
 
     return run
 
@@ -59,14 +75,17 @@ def hand_written_scan(keys):
     return jax.vmap(one)(keys)
 
 
-def diffrax_fn():
+def diffrax_fn(solver_name: str):
     import diffrax
+
+    solver = getattr(diffrax, solver_name)()
+    levy = diffrax.SpaceTimeLevyArea if solver_name == "SPaRK" else diffrax.BrownianIncrement
 
     def run(keys):
         def one(key):
-            bm = diffrax.VirtualBrownianTree(0.0, 1.0, tol=TOL, shape=(), key=key)
+            bm = diffrax.VirtualBrownianTree(0.0, 1.0, tol=TOL, shape=(), key=key, levy_area=levy)
             terms = diffrax.MultiTerm(diffrax.ODETerm(gbm_drift), diffrax.ControlTerm(gbm_diffusion, bm))
-            return diffrax.diffeqsolve(terms, diffrax.Euler(), 0.0, 1.0, DT, jnp.ones(()), max_steps=N_STEPS + 1).ys[-1]
+            return diffrax.diffeqsolve(terms, solver, 0.0, 1.0, DT, jnp.ones(()), max_steps=N_STEPS + 1).ys[-1]
 
         return jax.vmap(one)(keys)
 
@@ -82,7 +101,7 @@ def torchsde_seconds(method: str) -> float | None:
     torch.set_num_threads(2)
 
     class GBM(torch.nn.Module):
-        noise_type, sde_type = "diagonal", "ito"
+        noise_type, sde_type = "diagonal", "stratonovich" if method == "heun" else "ito"
 
         def f(self, t, y):
             return MU * y
@@ -94,7 +113,8 @@ def torchsde_seconds(method: str) -> float | None:
     ts = torch.tensor([0.0, 1.0])
     times = []
     for _ in range(3):
-        bm = torchsde.BrownianInterval(t0=0.0, t1=1.0, size=(N_PATHS, 1), levy_area_approximation="none")
+        levy = "space-time" if method == "srk" else "none"
+        bm = torchsde.BrownianInterval(t0=0.0, t1=1.0, size=(N_PATHS, 1), levy_area_approximation=levy)
         start = time.perf_counter()
         with torch.no_grad():
             torchsde.sdeint(GBM(), y0, ts, method=method, dt=DT, bm=bm)
@@ -106,20 +126,26 @@ def main():
     warm_up_xla()
     keys = jax.random.split(jax.random.key(0), N_PATHS)
     entries = [
-        ("sdekit euler_maruyama (grid path)", sdekit_fn(sk.solvers.euler_maruyama())),
-        ("sdekit milstein (grid path)", sdekit_fn(sk.solvers.milstein())),
+        ("sdekit euler_maruyama, vmap over per-path trees", sdekit_fn(sk.solvers.euler_maruyama())),
+        ("sdekit euler_maruyama, one tree of shape (paths,)", sdekit_batched_fn(sk.solvers.euler_maruyama())),
+        ("sdekit milstein, vmap over per-path trees", sdekit_fn(sk.solvers.milstein())),
+        ("sdekit heun_sde, vmap over per-path trees", sdekit_fn(sk.solvers.heun_sde())),
+        ("sdekit spark, vmap over per-path trees", sdekit_fn(sk.solvers.spark())),
+        ("sdekit spark, one tree of shape (paths,)", sdekit_batched_fn(sk.solvers.spark())),
         ("hand-written lax.scan, pre-drawn normals", hand_written_scan),
-        ("diffrax Euler + VirtualBrownianTree", diffrax_fn()),
+        ("diffrax Euler + VirtualBrownianTree", diffrax_fn("Euler")),
+        ("diffrax Heun + VirtualBrownianTree", diffrax_fn("Heun")),
+        ("diffrax SPaRK + VirtualBrownianTree (space-time area)", diffrax_fn("SPaRK")),
     ]
     measured = {}
     for name, fn in entries:
         compile_s, compiled = compile_seconds(fn, keys)
         measured[name] = (run_seconds(compiled, keys, repeats=3), compile_s)
-    for method in ("euler", "milstein"):
+    for method in ("euler", "milstein", "heun", "srk"):
         seconds = torchsde_seconds(method)
         if seconds is not None:
             measured[f"torchsde {method} + BrownianInterval"] = (seconds, None)
-    ours = measured["sdekit euler_maruyama (grid path)"][0]
+    ours = measured["sdekit euler_maruyama, vmap over per-path trees"][0]
     rows = []
     for name, (run_s, compile_s) in measured.items():
         rows.append([
