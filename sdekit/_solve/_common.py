@@ -40,8 +40,11 @@ def save_ts_in_step(solver, saveat_ts, save_index, ys_buffer, dense, t, tnext, y
     def save_one(index, buffer, due):
         ts_at = read_at(saveat_ts, index)
         y_at = solver.interpolate(dense, t, tnext, ts_at)
-        # The end of the step is known exactly: no interpolation rounding there.
-        y_at = tree_where(ts_at == tnext, y1, y_at)
+        # The end of the step is known exactly: no interpolation rounding there. Its derivative
+        # is still the interpolant's, which keeps the save time fixed while the step moves (y1's
+        # own derivative would move the save with the step end, wrong for time gradients).
+        exact = jax.tree.map(lambda a, b: lax.stop_gradient(a) + (b - lax.stop_gradient(b)), y1, y_at)
+        y_at = tree_where(ts_at == tnext, exact, y_at)
         buffer = write_at(buffer, index, y_at, due)
         return index + due.astype(index.dtype), buffer
 

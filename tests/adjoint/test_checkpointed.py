@@ -113,3 +113,22 @@ def test_while_loop_memory_bounded_by_checkpoints(x64):
     assert m_large <= 1.1 * m_small + 4096, (m_small, m_large)
     print("checkpointed temp bytes", m_small, m_large, m_more)
     assert m_more > m_small, (m_small, m_more)
+
+
+@pytest.mark.parametrize("save_ts", [[0.505], [0.5, 1.0]])
+def test_gradients_with_saves_on_step_ends(x64, save_ts):
+    """A save time that is also a step end returns the step's end value exactly, but must be
+    differentiated as a fixed time: a doubled or step-following derivative breaks the match with
+    central differences for y0 and t0 (steps at t0 + n dt0 land on 0.5 and 1.0)."""
+    ts = jnp.array(save_ts)
+
+    def loss(t0, y0):
+        sol = sk.solve(sk.ODE(lambda t, y, a: -0.7 * y + jnp.sin(t)), sk.solvers.tsit5(), t0, 2.0, y0,
+                       saveat=sk.SaveAt(ts=ts), dt0=0.01)
+        return jnp.sum(sol.ys**2)
+
+    t0, y0, eps = jnp.array(0.1), jnp.array(1.0), 1e-6
+    g_t0, g_y0 = jax.grad(loss, argnums=(0, 1))(t0, y0)
+    fd_t0 = (loss(t0 + eps, y0) - loss(t0 - eps, y0)) / (2 * eps)
+    fd_y0 = (loss(t0, y0 + eps) - loss(t0, y0 - eps)) / (2 * eps)
+    np.testing.assert_allclose([g_t0, g_y0], [fd_t0, fd_y0], rtol=1e-6)
