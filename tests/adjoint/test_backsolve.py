@@ -93,9 +93,9 @@ def test_ode_matches_diffrax_backsolve(x64):
     diffrax = pytest.importorskip("diffrax")
     p, y0 = _params(), jnp.array([1.0, -0.5])
 
-    def ours(p, y0):
+    def ours(p, y0, tol=1e-6):
         sol = sk.solve(sk.ODE(_field), sk.solvers.tsit5(), 0.0, 2.0, y0, args=p,
-                       controller=sk.PID(rtol=1e-6, atol=1e-6), adjoint=sk.adjoint.Backsolve())
+                       controller=sk.PID(rtol=tol, atol=tol), adjoint=sk.adjoint.Backsolve())
         return jnp.sum(sol.ys[-1] ** 2)
 
     def theirs(p, y0):
@@ -104,38 +104,32 @@ def test_ode_matches_diffrax_backsolve(x64):
                                   adjoint=diffrax.BacksolveAdjoint())
         return jnp.sum(sol.ys[-1] ** 2)
 
-    def exact_loss(p, y0):
-        sol = sk.solve(sk.ODE(_field), sk.solvers.tsit5(), 0.0, 2.0, y0, args=p,
-                       controller=sk.PID(rtol=1e-12, atol=1e-12))
-        return jnp.sum(sol.ys[-1] ** 2)
-
-    exact = jax.grad(exact_loss, argnums=(0, 1))(p, y0)
-    a = jax.grad(ours, argnums=(0, 1))(p, y0)
+    grad = jax.jit(jax.grad(ours, argnums=(0, 1)))
+    exact = grad(p, y0, jnp.array(1e-12))  # (checked against finite differences above)
+    a = grad(p, y0, jnp.array(1e-6))
     b = jax.grad(theirs, argnums=(0, 1))(p, y0)
     # Same method, independent code: agreement to about the tolerance, and both near the truth.
     _close(a, b, rtol=1e-5, atol=1e-6)
     assert _max_err(a, exact) < 1e-4 and _max_err(b, exact) < 1e-4
 
 
-@pytest.mark.parametrize("controller", ["grid", "constant", "pid"])
-def test_saveat_ts_matches_checkpointed(x64, controller):
-    """A loss on a time series: the adjoint jumps by each saved state's cotangent."""
-    ctrl, dt0 = {
-        "grid": (sk.StepTo(jnp.linspace(0.0, 2.0, 201)), None),
-        "constant": (sk.ConstantStep(), 0.01),
-        "pid": (sk.PID(rtol=1e-10, atol=1e-10), None),
-    }[controller]
+def test_saveat_ts_matches_checkpointed(x64):
+    """A loss on a time series: the adjoint jumps by each saved state's cotangent. Backsolve on a
+    StepTo grid and with PID against Checkpointed constant steps (the same grid as StepTo)."""
     weights = jnp.array([1.0, -2.0, 0.5, 3.0])
 
-    def loss(p, y0, adjoint):
+    def loss(p, y0, adjoint, ctrl, dt0):
         sol = sk.solve(sk.ODE(_field), sk.solvers.tsit5(), 0.0, 2.0, y0, args=p, dt0=dt0, controller=ctrl,
                        adjoint=adjoint, saveat=sk.SaveAt(t0=True, ts=jnp.array([0.3, 0.75, 1.2]), t1=True))
         return jnp.sum(weights[:, None] * sol.ys[1:] ** 2) + jnp.sum(sol.ys[0] ** 3)
 
     p, y0 = _params(), jnp.array([1.0, -0.5])
-    back = jax.grad(loss, argnums=(0, 1))(p, y0, sk.adjoint.Backsolve())
-    ckpt = jax.grad(loss, argnums=(0, 1))(p, y0, sk.adjoint.Checkpointed())
-    _close(back, ckpt, rtol=1e-7, atol=1e-9)
+    grad = jax.grad(loss, argnums=(0, 1))
+    ckpt = grad(p, y0, sk.adjoint.Checkpointed(), sk.ConstantStep(), 0.01)
+    grid = grad(p, y0, sk.adjoint.Backsolve(), sk.StepTo(jnp.linspace(0.0, 2.0, 201)), None)
+    pid = grad(p, y0, sk.adjoint.Backsolve(), sk.PID(rtol=1e-10, atol=1e-10), None)
+    _close(grid, ckpt, rtol=1e-7, atol=1e-9)
+    _close(pid, ckpt, rtol=1e-7, atol=1e-9)
 
 
 def test_time_gradients_match_finite_differences(x64):
@@ -161,9 +155,8 @@ def test_equinox_module_vector_field(x64):
     model = _MLP(0.5 * jax.random.normal(jax.random.key(0), (3, 3)), jnp.full(3, 0.1))
 
     def loss(model, adjoint):
-        sol = sk.solve(sk.ODE(model), sk.solvers.tsit5(), 0.0, 2.0, jnp.array([1.0, -0.5, 0.2]),
-                       controller=sk.PID(rtol=1e-10, atol=1e-10), adjoint=adjoint,
-                       saveat=sk.SaveAt(ts=jnp.array([0.5, 1.0, 1.7])))
+        sol = sk.solve(sk.ODE(model), sk.solvers.tsit5(), 0.0, 2.0, jnp.array([1.0, -0.5, 0.2]), dt0=0.02,
+                       adjoint=adjoint)
         return jnp.sum(sol.ys ** 2)
 
     back = eqx.filter_grad(lambda m: loss(m, sk.adjoint.Backsolve()))(model)
@@ -253,20 +246,20 @@ def test_ito_gbm_matches_closed_form_pathwise_gradient(x64):
 def test_sde_saveat_ts_diagonal_noise(x64):
     """Vector state, diagonal noise (a non-commutative adjoint), loss on a time series: close to
     the discrete gradient on a fine grid."""
-    tree = sk.BrownianTree(jax.random.key(1), 0.0, 1.0, shape=(2,), tol=2**-10)
+    tree = sk.BrownianTree(jax.random.key(1), 0.0, 1.0, shape=(2,), tol=2**-8)
     sde = sk.SDE(lambda t, y, p: -p["k"] * y + jnp.sin(y[::-1]), lambda t, y, p: p["a"] * jnp.cos(y),
                  noise="diagonal", calculus="stratonovich")
 
     def loss(p, y0, adjoint):
-        sol = sk.solve(sde, sk.solvers.heun_sde(), 0.0, 1.0, y0, args=p, dt0=2.0**-10, brownian=tree,
-                       adjoint=adjoint, max_steps=2**10, saveat=sk.SaveAt(ts=jnp.array([0.25, 0.5, 1.0])))
+        sol = sk.solve(sde, sk.solvers.heun_sde(), 0.0, 1.0, y0, args=p, dt0=2.0**-8, brownian=tree,
+                       adjoint=adjoint, max_steps=2**8, saveat=sk.SaveAt(ts=jnp.array([0.25, 0.5, 1.0])))
         return jnp.sum(sol.ys ** 2)
 
     p, y0 = _params(), jnp.array([1.0, 0.5])
     back = jax.grad(loss, argnums=(0, 1))(p, y0, sk.adjoint.Backsolve())
     ckpt = jax.grad(loss, argnums=(0, 1))(p, y0, sk.adjoint.Checkpointed())
     scale = max(float(jnp.max(jnp.abs(x))) for x in jax.tree.leaves(ckpt))
-    assert _max_err(back, ckpt) < 0.01 * scale
+    assert _max_err(back, ckpt) < 1e-3 * scale  # measured 1.8e-4 relative
 
 
 # ------------------------------------------------------------------------------------- memory
