@@ -311,6 +311,11 @@ def _backward_segment(c, problem, static, diff, start, end, y, a, diff_bar):
         step = jnp.abs(c.dt0) if c.dt0 is not None else jnp.abs(c.grid[1] - c.grid[0])
         dt0 = -step if ode else step
     if not ode:
+        if isinstance(controller, PID):
+            # jump_ts / step_ts are times t; the backward SDE steps in tau = -t.
+            flip = lambda x: None if x is None else -jnp.asarray(x)  # noqa: E731
+            controller = dataclasses.replace(controller, jump_ts=flip(controller.jump_ts),
+                                             step_ts=flip(controller.step_ts))
         controller = sde_controller(controller, brownian)
     sol = _solve_compiled(aug, solver, controller, SaveAt(t1=True), t_from, t_to, z, diff, dt0, None, grid,
                           c.max_steps, c.throw, False, True, brownian, Checkpointed())

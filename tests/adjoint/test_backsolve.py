@@ -132,14 +132,20 @@ def test_saveat_ts_matches_checkpointed(x64):
     _close(pid, ckpt, rtol=1e-7, atol=1e-9)
 
 
-def test_time_gradients_match_finite_differences(x64):
+@pytest.mark.parametrize("backwards", [False, True])
+def test_time_gradients_match_finite_differences(x64, backwards):
+    """d/dt1 = ybar(t1).f(t1), d/dt0 = -a(t0).f(t0), also integrating backwards in time (t1 < t0)
+    and with saves at ts in between (which do not depend on t1)."""
+    ts = jnp.array([1.1, 0.6]) if backwards else jnp.array([0.6, 1.1])
+
     def loss(times):
         t0, t1 = times
         sol = sk.solve(sk.ODE(_field), sk.solvers.tsit5(), t0, t1, jnp.array([1.0, -0.5]), args=_params(),
-                       controller=sk.PID(rtol=1e-11, atol=1e-11), adjoint=sk.adjoint.Backsolve())
-        return jnp.sum(sol.ys[-1] ** 2)
+                       controller=sk.PID(rtol=1e-11, atol=1e-11), adjoint=sk.adjoint.Backsolve(),
+                       saveat=sk.SaveAt(ts=ts, t1=True))
+        return jnp.sum(jnp.array([1.0, 2.0, 3.0])[:, None] * sol.ys ** 2)
 
-    times = (jnp.array(0.2), jnp.array(1.4))
+    times = (jnp.array(1.4), jnp.array(0.2)) if backwards else (jnp.array(0.2), jnp.array(1.4))
     _close(jax.grad(loss)(times), _fd(loss, times), rtol=1e-6, atol=1e-8)
 
 
