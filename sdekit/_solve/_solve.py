@@ -1,5 +1,7 @@
 """`sk.solve`: the single entry point for solving a differential equation."""
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -62,8 +64,11 @@ def solve(
             `sol.result`.
         progress: show a tqdm progress meter, updated from inside the compiled loop.
         adjoint: how reverse-mode gradients are computed: `sk.adjoint.Checkpointed()` (default:
-            exact gradients of the discrete solve, checkpointed) or `sk.adjoint.Reversible()`
-            (with `sk.solvers.reversible_heun()` on fixed steps: exact, O(1) memory).
+            exact gradients of the discrete solve, checkpointed), `sk.adjoint.Reversible()`
+            (with `sk.solvers.reversible_heun()` on fixed steps: exact, O(1) memory) or
+            `sk.adjoint.Backsolve()` (continuous/stochastic adjoint solved backwards in time:
+            O(1) memory, gradients of the continuous problem up to the solvers' errors;
+            `SaveAt(t0/t1/ts)` only).
 
     Returns:
         A `Solution` with `ts`, `ys`, `stats`, `result`, and `evaluate`/`derivative` for dense
@@ -94,7 +99,7 @@ def solve(
         saveat = SaveAt(t1=True)
     if not isinstance(saveat, SaveAt):
         raise TypeError(f"saveat must be an sk.SaveAt, got {type(saveat).__name__}.")
-    adjoint = _check_adjoint(adjoint, solver, controller, saveat)
+    adjoint = _check_adjoint(adjoint, problem, solver, controller, saveat, dt0, brownian)
 
     if isinstance(problem, SDE):
         controller = _checks.sde_controller(controller, brownian)
@@ -107,26 +112,43 @@ def solve(
     saveat_ts = None if saveat.ts is None else saveat.ts.astype(tdtype)
     grid = controller.ts.astype(tdtype) if isinstance(controller, StepTo) else None
     checked = _checks.check_numbers_eagerly(t0, t1, dt0, saveat_ts, grid, brownian)
+    if _is_backsolve(adjoint):
+        from ..adjoint._backsolve import backsolve_solve
+
+        return backsolve_solve(
+            problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw, progress,
+            checked, brownian, dataclasses.replace(adjoint, controller=jax.tree.map(_float_to_array, adjoint.controller)),
+        )
     return _solve_compiled(
         problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw, progress, checked,
         brownian, adjoint,
     )
 
 
-def _check_adjoint(adjoint, solver, controller, saveat):
+def _check_adjoint(adjoint, problem, solver, controller, saveat, dt0, brownian):
     # Imported here: the adjoint layer sits above solve (it dispatches to it, not the reverse).
-    from ..adjoint import Checkpointed, Reversible
+    from ..adjoint import Backsolve, Checkpointed, Reversible
+    from ..adjoint._backsolve import check_backsolve
     from ..adjoint._reversible import check_reversible
 
     if adjoint is None:
         return Checkpointed()
-    if not isinstance(adjoint, (Checkpointed, Reversible)):
+    if not isinstance(adjoint, (Checkpointed, Reversible, Backsolve)):
         raise TypeError(
-            f"adjoint must be sk.adjoint.Checkpointed() or sk.adjoint.Reversible(), got {type(adjoint).__name__}."
+            "adjoint must be sk.adjoint.Checkpointed(), sk.adjoint.Reversible() or sk.adjoint.Backsolve(), got "
+            f"{type(adjoint).__name__}."
         )
     if isinstance(adjoint, Reversible):
         check_reversible(solver, controller, saveat)
+    if isinstance(adjoint, Backsolve):
+        check_backsolve(adjoint, problem, solver, controller, saveat, dt0, brownian)
     return adjoint
+
+
+def _is_backsolve(adjoint) -> bool:
+    from ..adjoint import Backsolve
+
+    return isinstance(adjoint, Backsolve)
 
 
 def _time_dtype(*times):
