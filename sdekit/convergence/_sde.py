@@ -132,8 +132,12 @@ def sde_strong_order_experiment(
         finest = max(step_counts) if test.exact is not None else SDE_REFERENCE_STEPS
         tol = 2.0 ** -(int(np.ceil(np.log2(finest))) + 1)
         keys = jax.random.split(key, n_paths)
-        levy = max((s.sde.levy_area for s in solvers.values()), key=["increment", "space-time", "space-time-time"].index)
-        trees = jax.vmap(lambda k: BrownianTree(k, 0.0, test.t1, shape=test.brownian_shape, tol=tol, levy=levy))(keys)
+        needs = [s.sde.levy_area for s in solvers.values()]
+        area = "space-space" in needs
+        levy = max((("space-time" if n == "space-space" else n) for n in needs),
+                   key=["increment", "space-time", "space-time-time"].index)
+        trees = jax.vmap(lambda k: BrownianTree(k, 0.0, test.t1, shape=test.brownian_shape, tol=tol, levy=levy,
+                                                area=area))(keys)
 
         def final(solver, n):
             grid = jnp.linspace(0.0, test.t1, n + 1)
