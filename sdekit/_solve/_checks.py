@@ -88,7 +88,15 @@ def _check_sde_static(problem, solver, controller, dt0, brownian) -> None:
             "An sk.SDE needs brownian=sk.BrownianTree(key, t0, t1, shape=..., tol=..., levy=...) to drive its noise."
         )
     needed = facts.levy_area
-    if LEVY_RANK.get(brownian.levy, -1) < LEVY_RANK[needed]:
+    if needed == "space-space":
+        if not brownian.area:
+            raise ValueError(
+                f"The solver {solver.name} needs the space-space Lévy area of the Brownian path: build the tree "
+                "with sk.BrownianTree(key, t0, t1, shape=(m,), tol=..., levy='space-time', area=True) (tol about "
+                "the square of the step for strong order 1). Without areas, use euler_maruyama() (Itô) or "
+                "spark() / general_shark() (Stratonovich), which reach strong order 0.5 on general noise."
+            )
+    elif LEVY_RANK.get(brownian.levy, -1) < LEVY_RANK[needed]:
         raise ValueError(
             f"The solver {solver.name} needs the Brownian tree to provide levy={needed!r}, but it was built "
             f"with levy={brownian.levy!r}."

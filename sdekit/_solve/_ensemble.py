@@ -48,7 +48,8 @@ def sample_paths(
         args: passed to drift and diffusion.
         substeps: steps per save interval.
         tol: the trees' tol (default: half the smallest step, rounded down to a power of 2).
-        levy: the trees' Lévy area (default: what the solver needs).
+        levy: the trees' Lévy area (default: what the solver needs; `"space-space"` builds trees with
+            `levy="space-time", area=True`).
         brownian_shape: the Brownian motion's shape (default: the structure of `y0` for
             diagonal and additive noise, `()` for scalar noise; required for general and
             commutative noise, e.g. `(m,)`).
@@ -80,10 +81,13 @@ def sample_paths(
         smallest = float(np.min(np.diff(ts_np))) / substeps
         tol = 2.0 ** math.floor(math.log2(smallest / 2))
     levy = levy or solver.sde.levy_area
+    # "space-space" is W and H plus the path-consistent area.
+    area = levy == "space-space"
+    tree_levy = "space-time" if area else levy
     shape = brownian_shape if brownian_shape is not None else _default_shape(problem, y0)
 
     def one(path_key):
-        tree = BrownianTree(path_key, t0, t1, shape=shape, tol=tol, levy=levy)
+        tree = BrownianTree(path_key, t0, t1, shape=shape, tol=tol, levy=tree_levy, area=area)
         return solve(problem, solver, t0, t1, y0, args, controller=StepTo(grid), saveat=SaveAt(ts=ts), brownian=tree)
 
     return jax.vmap(one)(jax.random.split(key, n_paths))

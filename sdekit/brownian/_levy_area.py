@@ -99,18 +99,27 @@ def space_space_area(
     return jax.tree.unflatten(treedef, out)
 
 
-def _area(w: Array, hh: Array, normals: Array, dt: Array, method: str) -> Array:
+def wedge(x: Array, y: Array) -> Array:
+    """$x_i y_j - y_i x_j$ over the last axis: shape `(..., d, d)`, antisymmetric."""
+    return x[..., :, None] * y[..., None, :] - y[..., :, None] * x[..., None, :]
+
+
+def residual(w: Array, hh: Array, normals: Array, dt: Array, method: str) -> Array:
+    r"""The Gaussian stand-in $\lambda$ for $b$ (antisymmetric, from the strict upper
+    triangle of `normals`); `dt` is a scalar or broadcasts against the batch axes."""
     d = w.shape[-1]
     if normals.shape != (*w.shape, d):
         raise ValueError(f"normals must have shape {(*w.shape, d)}, got {normals.shape}.")
-    outer = hh[..., :, None] * w[..., None, :] - w[..., :, None] * hh[..., None, :]
-    dt = jnp.reshape(dt, dt.shape + (1,) * (outer.ndim - dt.ndim))
+    shape = (*w.shape, d)
+    dt = jnp.reshape(dt, dt.shape + (1,) * (len(shape) - dt.ndim))
     if method == "davie":
-        var = jnp.broadcast_to(dt * dt / 12.0, outer.shape)
+        var = jnp.broadcast_to(dt * dt / 12.0, shape)
     else:
         h2 = hh * hh
         var = dt * dt / 20.0 + (dt / 5.0) * (h2[..., :, None] + h2[..., None, :])
     upper = jnp.triu(normals * jnp.sqrt(var), k=1)
-    lam = upper - jnp.swapaxes(upper, -1, -2)
-    return outer + lam
+    return upper - jnp.swapaxes(upper, -1, -2)
 
+
+def _area(w: Array, hh: Array, normals: Array, dt: Array, method: str) -> Array:
+    return wedge(hh, w) + residual(w, hh, normals, dt, method)

@@ -39,9 +39,29 @@ def check_levy(levy) -> int:
     if levy not in LEVY_COMPONENTS:
         raise ValueError(
             f"levy must be one of {sorted(LEVY_COMPONENTS)}, got {levy!r}. For space-space "
-            "Lévy area use levy='space-time' and sdekit.brownian.space_space_area."
+            "Lévy area use levy='space-time' with area=True (path-consistent, for strong "
+            "order), or sdekit.brownian.space_space_area (per-step, weak order only)."
         )
     return LEVY_COMPONENTS[levy]
+
+
+def check_area(area, levy: str, leaves) -> bool:
+    if not isinstance(area, bool):
+        raise TypeError(f"area must be True or False, got {area!r}.")
+    if not area:
+        return False
+    if levy == "increment":
+        raise ValueError(
+            "area=True builds each leaf's Lévy area from its space-time area H: use "
+            "levy='space-time' (or 'space-time-time') with it."
+        )
+    for shape, _ in leaves:
+        if len(shape) == 0:
+            raise ValueError(
+                "area=True needs a Brownian dimension: every shape leaf's last axis indexes the "
+                f"Brownian motions (e.g. shape=(m,)), got a scalar leaf {shape}."
+            )
+    return True
 
 
 def check_float_dtype(dtype, where: str):

@@ -10,6 +10,7 @@ from ._general_shark import general_shark as general_shark
 from ._heun_sde import euler_heun as euler_heun, heun_sde as heun_sde, midpoint_sde as midpoint_sde
 from ._explicit_rk import explicit_rk_solver as explicit_rk_solver
 from ._milstein import milstein as milstein
+from ._milstein_general import milstein_general as milstein_general
 from ._reversible_heun import reversible_heun as reversible_heun, reversible_heun_backward as reversible_heun_backward
 from ._rk4 import rk4 as rk4
 from ._sea import sea as sea
@@ -49,6 +50,7 @@ __all__ = [
     "midpoint",
     "midpoint_sde",
     "milstein",
+    "milstein_general",
     "ralston",
     "reversible_heun",
     "reversible_heun_backward",

@@ -20,7 +20,8 @@ class SDEFacts(NamedTuple):
         strong_order: `(noise type, strong order)` pairs; noise types absent are unsupported.
         weak_order: `(noise type, weak order)` pairs.
         levy_area: the least the Brownian tree must provide: `"increment"`, `"space-time"` or
-            `"space-time-time"`.
+            `"space-time-time"`; or `"space-space"`: W, H and the path-consistent space-space Lévy
+            area A (a tree built with `levy="space-time"` and `area=True`).
         error_order: `(noise type, order of the embedded error estimate)` pairs; empty when the
             method has no error estimate (it cannot then step adaptively).
     """
