@@ -40,11 +40,7 @@ def save_ts_in_step(solver, saveat_ts, save_index, ys_buffer, dense, t, tnext, y
     def save_one(index, buffer, due):
         ts_at = read_at(saveat_ts, index)
         y_at = solver.interpolate(dense, t, tnext, ts_at)
-        # The end of the step is known exactly: no interpolation rounding there. Its derivative
-        # is still the interpolant's, which keeps the save time fixed while the step moves (y1's
-        # own derivative would move the save with the step end, wrong for time gradients).
-        exact = jax.tree.map(lambda a, b: lax.stop_gradient(a) + (b - lax.stop_gradient(b)), y1, y_at)
-        y_at = tree_where(ts_at == tnext, exact, y_at)
+        y_at = tree_where(ts_at == tnext, exact_end_value(y1, y_at), y_at)
         buffer = write_at(buffer, index, y_at, due)
         return index + due.astype(index.dtype), buffer
 
@@ -63,6 +59,31 @@ def save_ts_in_step(solver, saveat_ts, save_index, ys_buffer, dense, t, tnext, y
     if differentiable:
         return eqxi.while_loop(cond, body, (save_index, ys_buffer), max_steps=num, kind="checkpointed")
     return lax.while_loop(cond, body, (save_index, ys_buffer))
+
+
+def exact_end_value(y_end, y_interpolated):
+    """A save at a step's end: the end value exactly (no interpolation rounding), differentiated
+    as the interpolant, which keeps the save time fixed while the step moves (the end value's
+    own derivative would move the save with the step end: wrong time gradients)."""
+    return jax.tree.map(lambda a, b: lax.stop_gradient(a) + (b - lax.stop_gradient(b)), y_end, y_interpolated)
+
+
+def saves_from_grid_steps(solver, grid, saveat_ts, dense, step_ends, step_active):
+    """Saves of a fixed-grid solve from its per-step dense outputs (leading axis: steps): each
+    save time is interpolated in the grid step holding it, all at once after the scan. No loop
+    over saves inside the scan, so forward and reverse mode both go through."""
+    num_steps = grid.shape[0] - 1
+    index = jnp.clip(jnp.searchsorted(grid, saveat_ts, side="left") - 1, 0, num_steps - 1)
+    start, end = grid[index], grid[index + 1]
+    at = lambda tree: jax.tree.map(lambda x: x[index], tree)  # noqa: E731
+    y_interpolated = jax.vmap(solver.interpolate)(at(dense), start, end, saveat_ts)
+    y_end = at(step_ends)
+    at_end = saveat_ts == end
+    ys = jax.tree.map(lambda e, y: jnp.where(_expand(at_end, y), e, y),
+                      exact_end_value(y_end, y_interpolated), y_interpolated)
+    # Steps after a failure froze the state: their saves are NaN (as in the while loop).
+    valid = step_active[index]
+    return jax.tree.map(lambda y: jnp.where(_expand(valid, y), y, jnp.asarray(jnp.nan, y.dtype)), ys)
 
 
 def _expand(mask, like):

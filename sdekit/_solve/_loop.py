@@ -14,7 +14,7 @@ from jax import lax
 from .._results import RESULTS
 from ..controllers import ConstantStep
 from . import _progress
-from ._common import all_finite, nan_buffer, save_ts_in_step, snap_to_end, tree_where, write_at
+from ._common import all_finite, nan_buffer, save_ts_in_step, saves_from_grid_steps, snap_to_end, tree_where, write_at
 
 
 class LoopOutput(NamedTuple):
@@ -242,8 +242,6 @@ class _ScanCarry(NamedTuple):
     solver_state: Any
     result: Any
     num_accepted: Any
-    save_index: Any
-    ts_ys: Any
 
 
 def scan_loop(problem, solver, grid, saveat, y0, args, saveat_ts, meter, noise, adjoint=None):
@@ -260,8 +258,6 @@ def scan_loop(problem, solver, grid, saveat, y0, args, saveat_ts, meter, noise, 
         solver_state=solver_state,
         result=jnp.asarray(RESULTS.successful, int32),
         num_accepted=jnp.zeros((), int32),
-        save_index=jnp.zeros((), int32),
-        ts_ys=None if saveat_ts is None else nan_buffer(y0, saveat_ts.shape[0]),
     )
 
     def body(c, xs):
@@ -271,9 +267,6 @@ def scan_loop(problem, solver, grid, saveat, y0, args, saveat_ts, meter, noise, 
         # After a failure the state freezes: the remaining grid steps change nothing.
         active = ok & (c.result == RESULTS.successful)
         result = jnp.where(ok, c.result, RESULTS.nonfinite).astype(int32)
-        save_index, ts_ys = c.save_index, c.ts_ys
-        if saveat_ts is not None:
-            save_index, ts_ys = save_ts_in_step(solver, saveat_ts, save_index, ts_ys, dense, t, tnext, y1, active)
         if meter is not None:
             _progress.report(meter, (tnext - t0) / (t1 - t0))
         new = _ScanCarry(
@@ -281,16 +274,18 @@ def scan_loop(problem, solver, grid, saveat, y0, args, saveat_ts, meter, noise, 
             solver_state=tree_where(active, solver_state1, c.solver_state),
             result=result,
             num_accepted=c.num_accepted + active.astype(int32),
-            save_index=save_index,
-            ts_ys=ts_ys,
         )
         out_y = tree_where(active, y1, jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), y1)) if saveat.steps else None
-        out_dense = dense if saveat.dense else None
-        return new, (out_y, out_dense)
+        out_dense = dense if uses_dense else None
+        out_end = (y1, active) if saveat_ts is not None else None
+        return new, (out_y, out_dense, out_end)
 
     if adjoint is not None:
         body = jax.checkpoint(body)
-    c, (steps_ys, dense_infos) = lax.scan(body, carry, (grid[:-1], grid[1:], noise.grid(grid)))
+    c, (steps_ys, dense_all, ends) = lax.scan(body, carry, (grid[:-1], grid[1:], noise.grid(grid)))
+    # Saves at `ts` are interpolated after the scan, from the per-step dense outputs.
+    ts_ys = None if saveat_ts is None else saves_from_grid_steps(solver, grid, saveat_ts, dense_all, *ends)
+    dense_infos = dense_all if saveat.dense else None
     fevals = solver.init_fevals + num_grid_steps * (solver.fevals_per_step + (solver.dense_fevals if uses_dense else 0))
     steps_ts = None
     if saveat.steps:
@@ -302,7 +297,7 @@ def scan_loop(problem, solver, grid, saveat, y0, args, saveat_ts, meter, noise, 
         num_steps=jnp.asarray(num_grid_steps, int32),
         num_accepted=c.num_accepted,
         num_fevals=jnp.asarray(fevals, int32),
-        ts_ys=c.ts_ys,
+        ts_ys=ts_ys,
         steps_ts=steps_ts,
         steps_ys=steps_ys,
         dense_ts=grid if saveat.dense else None,
