@@ -273,7 +273,11 @@ def scan_loop(problem, solver, grid, saveat, y0, args, saveat_ts, meter, noise, 
         result = jnp.where(ok, c.result, RESULTS.nonfinite).astype(int32)
         save_index, ts_ys = c.save_index, c.ts_ys
         if saveat_ts is not None:
-            save_index, ts_ys = save_ts_in_step(solver, saveat_ts, save_index, ts_ys, dense, t, tnext, y1, active)
+            # Differentiable under the adjoint: a step may hold several save times, and the inner
+            # loop that writes them must then support reverse mode too.
+            save_index, ts_ys = save_ts_in_step(
+                solver, saveat_ts, save_index, ts_ys, dense, t, tnext, y1, active, differentiable=adjoint is not None
+            )
         if meter is not None:
             _progress.report(meter, (tnext - t0) / (t1 - t0))
         new = _ScanCarry(
