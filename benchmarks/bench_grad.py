@@ -291,7 +291,7 @@ def main():
             "-" if grad_norm is None else f"{grad_norm:.4f}",
         ])
     table = markdown_table(
-        ["method", "solver", "grad step (ms)", "time / best diffrax", "first compile (s)", "loss", "|grad|"], rows
+        ["method", "solver", "grad step (ms)", "time / best diffrax", "first compile (s)", "loss", "grad norm"], rows
     )
     import diffrax
 
@@ -299,7 +299,7 @@ def main():
         import torch
         import torchsde
 
-        torch_info = f", torch {torch.__version__} ({torch.get_num_threads()} threads), torchsde {torchsde.__version__}"
+        torch_info = f", torch {torch.__version__} ({torch.get_num_threads()} thread(s)), torchsde {torchsde.__version__}"
     except ImportError:
         torch_info = ""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
