@@ -213,6 +213,27 @@ def test_args_equinox_module_vector_field(x64):
     np.testing.assert_allclose(sol.ys[-1], np.exp(-2.0), rtol=1e-7)
 
 
+def test_args_module_with_non_array_leaves(x64):
+    """`args` may be an equinox module holding functions (an MLP's activation), for ODEs and SDEs,
+    with gradients flowing to its arrays."""
+    import equinox as eqx
+
+    mlp = eqx.nn.MLP(2, 2, 8, 1, activation=jnp.tanh, key=jax.random.key(0))
+    f = lambda t, y, m: -y + 0.1 * m(y)  # noqa: E731
+    y0 = jnp.array([1.0, -0.5])
+    ode = sk.solve(sk.ODE(f), sk.solvers.tsit5(), 0.0, 1.0, y0, args=mlp, dt0=0.1)
+    assert np.all(np.isfinite(ode.ys))
+    tree = sk.BrownianTree(jax.random.key(1), 0.0, 1.0, shape=(2,), tol=2**-6)
+    sde = sk.SDE(f, lambda t, y, m: 0.1 * jnp.ones_like(y), noise="diagonal")
+
+    def loss(m):
+        return jnp.sum(sk.solve(sde, sk.solvers.euler_maruyama(), 0.0, 1.0, y0, args=m, dt0=0.05,
+                                brownian=tree).ys[-1] ** 2)
+
+    grads = eqx.filter_grad(loss)(mlp)
+    assert float(jnp.sum(jnp.abs(grads.layers[0].weight))) > 0
+
+
 def test_fixed_grid_is_differentiable(x64):
     """Reverse and forward mode through the scan loop agree with finite differences."""
 

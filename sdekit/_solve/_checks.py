@@ -136,7 +136,8 @@ def check_vector_field(vector_field, t0, y0, args, what="vector field") -> None:
                 f"y0{jax.tree_util.keystr(path)} has dtype {leaf.dtype}; the state must be floating "
                 "point (e.g. jnp.asarray(y0, float))."
             )
-    out = jax.eval_shape(vector_field, t0, y0, args)
+    # filter_eval_shape: `args` may hold non-array leaves (an equinox module's activation functions).
+    out = eqx.filter_eval_shape(vector_field, t0, y0, args)
     if jax.tree.structure(out) != jax.tree.structure(y0):
         raise ValueError(
             f"The {what}'s output does not have the structure of y0: got "

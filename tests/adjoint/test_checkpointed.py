@@ -132,3 +132,22 @@ def test_gradients_with_saves_on_step_ends(x64, save_ts):
     fd_t0 = (loss(t0 + eps, y0) - loss(t0 - eps, y0)) / (2 * eps)
     fd_y0 = (loss(t0, y0 + eps) - loss(t0, y0 - eps)) / (2 * eps)
     np.testing.assert_allclose([g_t0, g_y0], [fd_t0, fd_y0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["grid", "constant"])
+def test_sde_saveat_ts_matches_fd(x64, kind):
+    """Gradients through `SaveAt(ts=...)` (several save times in one step, and times between
+    grid points) on a fixed grid (scan) and with constant steps (while loop)."""
+    tree = sk.BrownianTree(jax.random.key(5), 0.0, 1.0, shape=(2,), tol=2**-12)
+    sde = sk.SDE(lambda t, y, p: -p["k"] * y, lambda t, y, p: p["a"] * jnp.cos(y), noise="diagonal",
+                 calculus="stratonovich")
+    save_ts = jnp.array([0.1, 0.3, 0.31, 0.32, 0.5, 1.0])
+    controller, dt0 = {"grid": (sk.StepTo(jnp.linspace(0, 1, 33)), None), "constant": (sk.ConstantStep(), 1 / 32)}[kind]
+
+    def fn(p, y0):
+        sol = sk.solve(sde, sk.solvers.heun_sde(), 0.0, 1.0, y0, args=p, dt0=dt0, controller=controller,
+                       saveat=sk.SaveAt(ts=save_ts), brownian=tree)
+        return jnp.sum(jnp.sin(jnp.arange(1.0, 7.0))[:, None] * sol.ys ** 2)
+
+    args = (jax.tree.map(jnp.asarray, _P), jnp.array([1.0, -0.5]))
+    _close(jax.grad(fn, argnums=(0, 1))(*args), _fd(lambda x: fn(*x), args), rtol=1e-6, atol=1e-8)
