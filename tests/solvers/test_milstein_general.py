@@ -110,3 +110,15 @@ def test_refusals():
     inc = tree.increment(0.0, 0.25)
     with pytest.raises(ValueError, match="A=None"):
         sk.solvers.milstein_general().step(problem, 0.0, 0.25, jnp.ones(2), None, inc, None)
+
+
+def test_grid_and_sequential_paths_agree(x64):
+    """`solve` on an area tree: the grid fast path (`StepTo`, `grid_increments`) and the while loop
+    (`ConstantStep`, one `increment` per step) give the same solution on a non-commutative system."""
+    tree = sk.BrownianTree(jax.random.key(7), 0.0, 1.0, shape=(2,), tol=2**-7, levy="space-time", area=True)
+    problem, solver, y0 = _linear("ito"), sk.solvers.milstein_general(calculus="ito"), jnp.array([1.0, 0.5])
+    grid = sk.solve(problem, solver, 0.0, 1.0, y0, controller=sk.StepTo(jnp.linspace(0.0, 1.0, 11)), brownian=tree)
+    sequential = sk.solve(problem, solver, 0.0, 1.0, y0, dt0=0.1, brownian=tree)
+    np.testing.assert_allclose(grid.ys, sequential.ys, rtol=1e-10)
+    plain = sk.solve(problem, sk.solvers.euler_maruyama(), 0.0, 1.0, y0, dt0=0.1, brownian=tree)
+    assert np.max(np.abs(plain.ys - grid.ys)) > 1e-4  # the comparison can tell methods apart
