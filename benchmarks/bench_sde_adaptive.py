@@ -30,7 +30,7 @@ from _timing import compile_seconds, markdown_table, run_seconds, warm_up_xla  #
 T0, T1, Y0, N_PATHS = 0.0, 4.0, 2.0, 200
 TOL = (T1 - T0) * 2.0**-14
 N_REFERENCE = 4096
-TOLERANCES = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5)
+TOLERANCES = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4)  # tighter ones need steps below the tree's tol
 PCOEFF, ICOEFF = 0.1, 0.3
 MAX_STEPS = 16384
 
