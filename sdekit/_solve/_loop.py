@@ -163,8 +163,11 @@ def while_loop(
         if revisit:
             # Remember this end if rejected (replacing the farthest one when full); forget ends reached.
             slot = jnp.argmax(rejected_ends)
-            store = ~accept & (tnext < rejected_ends[slot])
-            rejected_ends = rejected_ends.at[slot].set(jnp.where(store, tnext, rejected_ends[slot]))
+            store = ~accept & (tnext < jnp.max(rejected_ends))
+            # A masked select, not a scatter: under vmap the slot is batched, and XLA's CPU scatter
+            # costs far more than a select over a short buffer.
+            hit = (jnp.arange(revisit, dtype=slot.dtype) == slot) & store
+            rejected_ends = jnp.where(hit, tnext, rejected_ends)
             rejected_ends = jnp.where(rejected_ends <= t_new, jnp.inf, rejected_ends)
         if jump_ts is not None:
             # Restart at the discontinuity itself, re-evaluating FSAL information there.
