@@ -214,8 +214,10 @@ def while_loop(
             dense_ts=dense_ts,
             dense_infos=dense_infos,
             nonfinite_rejection=nonfinite_rejection,
-            # The cursor is a cache: keeping it after a rejection is fine (values never depend on it).
-            cursor=cursor,
+            # The cursor is a cache (values never depend on it). After a rejection the next step
+            # starts from t again, so keep the cursor that holds t: otherwise it must climb back,
+            # and under vmap every lane pays for the deepest climb of any lane.
+            cursor=tree_where(accept, cursor, s.cursor) if adaptive else cursor,
             rejected_ends=rejected_ends,
         )
 
