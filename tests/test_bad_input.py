@@ -94,3 +94,17 @@ def test_traced_save_times_outside_interval_raise_under_vmap():
     jax.block_until_ready(jax.vmap(run)(jnp.array([0.2, 0.9])))  # fine
     with pytest.raises(RuntimeError, match="outside"):
         jax.block_until_ready(jax.vmap(run)(jnp.array([0.2, 1.9])))
+
+
+def test_differentiating_with_respect_to_an_integer_leaf_is_refused():
+    """An integer argument cannot carry a gradient: JAX refuses it with a message naming the dtype,
+    for every adjoint (nothing is silently returned as zero)."""
+
+    def loss(steps, adjoint):
+        rate = steps.astype(jnp.float32)
+        return sk.solve(sk.ODE(lambda t, y, k: -k * y), sk.solvers.heun(), 0.0, 1.0, jnp.array(1.0), args=rate,
+                        dt0=0.1, adjoint=adjoint).ys[-1]
+
+    for adjoint in (sk.adjoint.Checkpointed(), sk.adjoint.Backsolve()):
+        with pytest.raises(TypeError, match="real- or complex-valued inputs"):
+            jax.grad(loss)(jnp.array(3), adjoint)
