@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import sdekit as sk
+from _gradcheck import assert_trees_close as _close, finite_differences as _fd
 
 
 def _vf(t, y, p):
@@ -17,29 +18,6 @@ def _loss(p, y0, t1, controller, dt0, adjoint=None, max_steps=4096):
     sol = sk.solve(sk.ODE(_vf), sk.solvers.tsit5(), 0.0, t1, y0, args=p, dt0=dt0, controller=controller,
                    adjoint=adjoint, max_steps=max_steps)
     return jnp.sum(sol.ys[-1] ** 2)
-
-
-def _fd(fn, x, eps=1e-6):
-    fn = jax.jit(fn)
-    leaves, treedef = jax.tree.flatten(x)
-    out = []
-    for i, leaf in enumerate(leaves):
-        flat = np.asarray(leaf, float).ravel()
-        g = np.zeros_like(flat)
-        for j in range(flat.size):
-            def at(d):
-                new = flat.copy()
-                new[j] += d
-                ls = list(leaves)
-                ls[i] = jnp.asarray(new.reshape(np.shape(leaf)))
-                return float(fn(jax.tree.unflatten(treedef, ls)))
-            g[j] = (at(eps) - at(-eps)) / (2 * eps)
-        out.append(g.reshape(np.shape(leaf)))
-    return jax.tree.unflatten(treedef, out)
-
-
-def _close(a, b, **kw):
-    jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), **kw), a, b)
 
 
 _P = {"k": np.array([0.7, 1.3]), "a": np.array(0.4)}

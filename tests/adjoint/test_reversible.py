@@ -3,10 +3,10 @@
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 import sdekit as sk
+from _gradcheck import assert_trees_close as _close, finite_differences as _fd
 from sdekit.solvers._reversible_heun import reversible_heun, reversible_heun_backward
 
 
@@ -33,30 +33,6 @@ def _sde_final(p, y0, adjoint, grid):
     sol = sk.solve(sde, reversible_heun(), 0.0, 1.0, y0, args=p, dt0=dt0, controller=controller, brownian=tree,
                    adjoint=adjoint)
     return jnp.sum(sol.ys[-1] ** 2)
-
-
-def _fd(fn, x, eps=1e-6):
-    """Central differences of a scalar function over every element of every leaf of `x`."""
-    fn = jax.jit(fn)
-    leaves, treedef = jax.tree.flatten(x)
-    out = []
-    for i, leaf in enumerate(leaves):
-        flat = np.asarray(leaf, float).ravel()
-        g = np.zeros_like(flat)
-        for j in range(flat.size):
-            def at(d):
-                new = flat.copy()
-                new[j] += d
-                ls = list(leaves)
-                ls[i] = jnp.asarray(new.reshape(np.shape(leaf)))
-                return float(fn(jax.tree.unflatten(treedef, ls)))
-            g[j] = (at(eps) - at(-eps)) / (2 * eps)
-        out.append(g.reshape(np.shape(leaf)))
-    return jax.tree.unflatten(treedef, out)
-
-
-def _close(a, b, **kw):
-    jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), **kw), a, b)
 
 
 def test_backward_step_inverts_step(x64):
