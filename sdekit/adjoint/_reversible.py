@@ -16,7 +16,6 @@ from jax import lax
 
 from .._results import RESULTS
 from .._solve._common import all_finite, snap_to_end
-from ..controllers import StepTo
 from ..solvers._reversible_heun import reversible_heun, reversible_heun_backward
 
 
