@@ -19,6 +19,7 @@ Cost: about $2^{l_f+1} + (D - l_f + 1)(N+1)$ node draws for $N$ steps.
 import math
 
 import jax
+import jax.lax as lax
 import jax.numpy as jnp
 
 from .._typing import Array
@@ -27,6 +28,14 @@ from . import _bridge, _cursor, _noise
 
 def _draw_many(tree, tag: int, indices: Array) -> tuple:
     tags = jnp.full(indices.shape, tag, jnp.int32)
+    return _draw_nodes(tree, tags, indices)
+
+
+def _draw_nodes(tree, tags: Array, indices: Array) -> tuple:
+    """Normals of many nodes (1-d `tags`, `indices`), `(len, n, *shape)` per shape leaf.
+
+    The build draws through as few calls as it can: each call site inlines the whole hash
+    and normal transform, and one per level made compile time grow with the depth."""
     return tuple(
         _noise.many_node_normals(key, tags, indices, tree._n, s, d, tree.depth)
         for key, (s, d) in zip(tree._seeds, tree._leaves)
@@ -38,14 +47,21 @@ def _full_levels(tree, top: int) -> list:
     `(2**l, n, *shape)`."""
     depth = tree.depth
     idt = _noise.index_dtype(depth)
-    root = _draw_many(tree, 0, jnp.zeros((1,), idt))
-    levels = [tuple(_bridge.root(r[0])[None] for r in root)]
+    # One draw for the root's values and the split normals of every node above `top`, in heap
+    # order: entry 0 is the root (tag 0), entry i >= 1 splits node (l, i - 2**l) at level
+    # l = floor(log2 i), i.e. tag l + 1 (built from an iota: no 2**top-sized constants).
+    heap = lax.iota(idt, 2**top)
+    lvl_of = (8 * jnp.dtype(idt).itemsize - 1 - lax.clz(jnp.maximum(heap, 1))).astype(jnp.int32)
+    tags = jnp.where(heap == 0, 0, lvl_of + 1)
+    index = jnp.where(heap == 0, 0, heap - (jnp.asarray(1, idt) << lvl_of.astype(idt)))
+    xi_all = _draw_nodes(tree, tags, index)
+    levels = [tuple(_bridge.root(x[0])[None] for x in xi_all)]
     for lvl in range(top):
-        xi = _draw_many(tree, lvl + 1, jnp.arange(2**lvl, dtype=idt))
         nxt = []
         for j, (_, dt) in enumerate(tree._leaves):
+            xi = xi_all[j][2**lvl : 2 ** (lvl + 1)]
             sq = _cursor.sqrt_width_table(depth, dt)[lvl]
-            lo, hi = jax.vmap(_bridge.split, in_axes=(0, 0, None))(levels[-1][j], xi[j], sq)
+            lo, hi = jax.vmap(_bridge.split, in_axes=(0, 0, None))(levels[-1][j], xi, sq)
             both = jnp.stack([lo, hi], axis=1)
             nxt.append(jnp.reshape(both, (2 ** (lvl + 1), *lo.shape[1:])))
         levels.append(tuple(nxt))
@@ -53,22 +69,29 @@ def _full_levels(tree, top: int) -> list:
 
 
 def _deep_paths(tree, top_nodes, k: Array, top: int):
-    """Per point: node at level D and siblings at levels top+1..D."""
+    """Per point: node at level D, siblings at levels top+1..D, and the leaf's bridge
+    normals (all drawn at once)."""
     depth = tree.depth
+    m = k.shape[0]
+    levels = jnp.arange(top, depth, dtype=jnp.int32)
+    tags = jnp.concatenate([jnp.repeat(levels + 1, m), jnp.full((m,), depth + 1, jnp.int32)])
+    index = jnp.concatenate([(k[None, :] >> (depth - levels)[:, None].astype(k.dtype)).ravel(), k])
+    xi_all = _draw_nodes(tree, tags, index)
     node = tuple(x[k >> (depth - top)] for x in top_nodes)
     siblings = {}
-    for lvl in range(top, depth):
-        xi = _draw_many(tree, lvl + 1, k >> (depth - lvl))
+    for i, lvl in enumerate(range(top, depth)):
         right = _cursor.bit_at(k, lvl, depth)
         nn, ss = [], []
         for j, (shape, dt) in enumerate(tree._leaves):
+            xi = xi_all[j][i * m : (i + 1) * m]
             sq = _cursor.sqrt_width_table(depth, dt)[lvl]
-            lo, hi = jax.vmap(_bridge.split, in_axes=(0, 0, None))(node[j], xi[j], sq)
+            lo, hi = jax.vmap(_bridge.split, in_axes=(0, 0, None))(node[j], xi, sq)
             r = jnp.reshape(right, (-1,) + (1,) * (lo.ndim - 1))
             nn.append(jnp.where(r, hi, lo))
             ss.append(jnp.where(r, lo, hi))
         node, siblings[lvl + 1] = tuple(nn), tuple(ss)
-    return node, siblings
+    leaf_normals = tuple(x[(depth - top) * m :] for x in xi_all)
+    return node, siblings, leaf_normals
 
 
 def _bcast(mask: Array, x: Array) -> Array:
@@ -82,8 +105,7 @@ def grid_pieces(tree, u: Array) -> tuple:
     top = min(depth, max(1, math.ceil(math.log2(m))))
     k = _cursor.leaf_index(u, depth)
     levels = _full_levels(tree, top)
-    node, siblings = _deep_paths(tree, levels[top], k, top)
-    normals = _draw_many(tree, depth + 1, k)
+    node, siblings, normals = _deep_paths(tree, levels[top], k, top)
     prefix_d, suffix_d = jax.vmap(lambda v, x, uu, kk: _cursor.leaf_pieces(tree, v, x, uu, kk))(
         node, normals, u, k
     )
