@@ -6,18 +6,19 @@ boundaries are exact integers. Node values are pieces (see `_bridge`) on the res
 interval [0, 1].
 
 For the cached point $x$ the cursor holds, at every level $l$, the node $N_l(x)$ on its
-path and that node's sibling, the leaf's normals, the leaf's prefix $[c_D, x]$, and the
-suffixes $S_l(x) = [x, d_l(x)]$ (from $x$ to the right end of $N_l(x)$) for the levels
-that have been folded so far. An increment $[s, t]$ whose deepest common ancestor is at
-level $L$ is
+path and that node's sibling, and the leaf's normals and its two pieces $[c_D, x]$ and
+$[x, d_D]$. An increment $[s, t]$ whose deepest common ancestor is at level $L$ is
 
     $S_{L+1}(s) \oplus P_{L+1}(t)$,
 
-two pieces inside $[s, t]$ (so no cancellation), where the suffix is the left fold
-$((S_D \oplus R_D) \oplus R_{D-1}) \dots$ over right siblings and the prefix the right
-fold over left siblings. The cursor restarts each descent from the deepest common
-ancestor of the old and new point; a fresh descent is the same code with an empty cursor,
-so both give bitwise the same values.
+two pieces inside $[s, t]$ (so no cancellation): the suffix $S_{L+1}(s) = [s, d_{L+1}]$
+is the leaf suffix of $s$ followed by the right siblings of its path below level $L+1$,
+the prefix $P_{L+1}(t) = [c_{L+1}, t]$ the left siblings of the path of $t$ followed by
+its leaf prefix. With the cursor at $s$, one walk down from level $L+1$ does everything:
+it splits the nodes of the path of $t$ (overwriting the path of $s$ below $L$) and, level
+by level, reads the sibling of $s$ before it is overwritten, accumulating both folds from
+the top. A fresh descent is the same code after moving an empty cursor to $s$, so both
+give bitwise the same values.
 """
 
 from typing import NamedTuple
@@ -35,28 +36,26 @@ class BrownianCursor(NamedTuple):
 
     Create it with `tree.cursor()`; pass it to `tree.increment(s, t, cursor=cur)`, which
     returns the updated cursor. Values never depend on the cursor, only cost does.
-    Memory: about `3 * (depth + 1) * n` numbers per path element (`n` = 1, 2 or 3).
+    Memory: about `2 * (depth + 1) * n` numbers per path element (`n` = 1, 2 or 3).
 
     Attributes:
         position: the cached point in leaf units.
         valid: whether the stacks hold the path to `position`.
-        suffix_level: `suffix[l]` is valid for `l >= suffix_level`.
         node: per shape leaf, `(depth + 1, n, *shape)`: the path's nodes.
         sibling: per shape leaf, the sibling of each path node (level 0 unused).
-        suffix: per shape leaf, the suffixes $S_l$ of the cached point.
         leaf_normals: per shape leaf, `(n, *shape)`: the leaf's bridge normals.
         leaf_prefix: per shape leaf, `(n, *shape)`: the piece from the leaf's start to
             the cached point.
+        leaf_suffix: per shape leaf, the piece from the cached point to the leaf's end.
     """
 
     position: Array
     valid: Array
-    suffix_level: Array
     node: tuple
     sibling: tuple
-    suffix: tuple
     leaf_normals: tuple
     leaf_prefix: tuple
+    leaf_suffix: tuple
 
 
 def empty_cursor(tree) -> BrownianCursor:
@@ -66,12 +65,11 @@ def empty_cursor(tree) -> BrownianCursor:
     return BrownianCursor(
         position=jnp.zeros((), tree._tdtype),
         valid=jnp.zeros((), bool),
-        suffix_level=jnp.asarray(depth + 1, jnp.int32),
         node=stacks,
         sibling=stacks,
-        suffix=stacks,
         leaf_normals=pieces,
         leaf_prefix=pieces,
+        leaf_suffix=pieces,
     )
 
 
@@ -140,59 +138,82 @@ def _set(stack, value, level):
 # ----------------------------------------------------------------------------- descent
 
 
+def _path_normals(tree, k, lvl):
+    """Normals that split the level-`lvl` node on the path to leaf k; at `lvl = depth` they
+    are the leaf's bridge normals (same tag and index)."""
+    return draw(tree, lvl + 1, k >> (tree.depth - lvl).astype(k.dtype))
+
+
+def _split_into(tree, node, sibling, xi, k, lvl):
+    """Split the path's node at `lvl` with normals `xi`, store the child on the path to leaf k
+    and its sibling at `lvl + 1`, and draw the normals for the next level.
+
+    Drawing one level ahead makes the normals a loop-carried (materialised) value: drawn in
+    the same iteration as their use, XLA fuses the whole hash into each consumer (both children,
+    the branches of erf_inv) and computes it three times."""
+    depth = tree.depth
+    right = bit_at(k, lvl, depth)
+    out_n, out_s, sib = [], [], []
+    for j, (_, dt) in enumerate(tree._leaves):
+        sq = sqrt_width_table(depth, dt)[lvl]
+        lo, hi = _bridge.split(_get(node[j], lvl), xi[j], sq)
+        out_n.append(_set(node[j], jnp.where(right, hi, lo), lvl + 1))
+        sib.append(jnp.where(right, lo, hi))
+        out_s.append(_set(sibling[j], sib[-1], lvl + 1))
+    return tuple(out_n), tuple(out_s), _path_normals(tree, k, lvl + 1), tuple(sib)
+
+
+def _branch_off(cur: BrownianCursor, level: Array, depth: int):
+    """The stacks for a new path leaving the cached one below `level` (-1: an invalid cursor,
+    nothing kept but the root): at `level + 1` the old sibling becomes the new node."""
+    swap = (level >= 0) & (level < depth)
+    lv = jnp.clip(level + 1, 0, depth)
+    new_node, new_sib = [], []
+    for n, s in zip(cur.node, cur.sibling):
+        at_n, at_s = _get(n, lv), _get(s, lv)
+        new_node.append(_set(n, jnp.where(swap, at_s, at_n), lv))
+        new_sib.append(_set(s, jnp.where(swap, at_n, at_s), lv))
+    return tuple(new_node), tuple(new_sib)
+
+
+def _arrive(tree, node, sibling, normals, u: Array, k: Array) -> BrownianCursor:
+    """The cursor at `u` once the stacks hold the path to its leaf k (`normals`: the leaf's)."""
+    leaf_vals = tuple(_get(n, tree.depth) for n in node)
+    prefix, suffix = leaf_pieces(tree, leaf_vals, normals, u, k)
+    return BrownianCursor(
+        position=u,
+        valid=jnp.ones((), bool),
+        node=node,
+        sibling=sibling,
+        leaf_normals=normals,
+        leaf_prefix=prefix,
+        leaf_suffix=suffix,
+    )
+
+
 def _move(tree, cur: BrownianCursor, u: Array) -> BrownianCursor:
     """Make the cursor hold the path to position `u` (a different point)."""
     depth = tree.depth
     k = leaf_index(u, depth)
     old_k = leaf_index(cur.position, depth)
     level = jnp.where(cur.valid, common_level(old_k, k, depth), -1)
-    node, sibling = cur.node, cur.sibling
 
     # Empty cursor: the root's values (drawn only then).
     root = lax.cond(
         cur.valid,
-        lambda: tuple(_get(n, 0) for n in node),
+        lambda: tuple(_get(n, 0) for n in cur.node),
         lambda: tuple(_bridge.root(r) for r in draw(tree, 0, 0)),
     )
-    node = tuple(_set(n, r, 0) for n, r in zip(node, root))
-    # The new path leaves the old one at level+1, where the old sibling is the new node.
-    swap = (level >= 0) & (level < depth)
-    lv = jnp.clip(level + 1, 0, depth)
-    new_node, new_sib = [], []
-    for n, s in zip(node, sibling):
-        at_n, at_s = _get(n, lv), _get(s, lv)
-        new_node.append(_set(n, jnp.where(swap, at_s, at_n), lv))
-        new_sib.append(_set(s, jnp.where(swap, at_n, at_s), lv))
-    new_node, new_sib = tuple(new_node), tuple(new_sib)
+    cur = cur._replace(node=tuple(_set(n, r, 0) for n, r in zip(cur.node, root)))
+    node, sibling = _branch_off(cur, level, depth)
 
     def body(lvl, carry):
-        node, sibling = carry
-        xi = draw(tree, lvl + 1, k >> (depth - lvl).astype(k.dtype))
-        right = bit_at(k, lvl, depth)
-        out_n, out_s = [], []
-        for j, (_, dt) in enumerate(tree._leaves):
-            sq = sqrt_width_table(depth, dt)[lvl]
-            lo, hi = _bridge.split(_get(node[j], lvl), xi[j], sq)
-            out_n.append(_set(node[j], jnp.where(right, hi, lo), lvl + 1))
-            out_s.append(_set(sibling[j], jnp.where(right, lo, hi), lvl + 1))
-        return tuple(out_n), tuple(out_s)
+        return _split_into(tree, *carry, k, lvl)[:3]
 
     start = jnp.clip(level + 1, 0, depth)
-    node, sibling = lax.fori_loop(start, depth, body, (new_node, new_sib))
-    normals = draw(tree, depth + 1, k)
-    leaf_vals = tuple(_get(n, depth) for n in node)
-    prefix, suffix_d = leaf_pieces(tree, leaf_vals, normals, u, k)
-    suffix = tuple(_set(s, v, depth) for s, v in zip(cur.suffix, suffix_d))
-    return BrownianCursor(
-        position=u,
-        valid=jnp.ones((), bool),
-        suffix_level=jnp.asarray(depth, jnp.int32),
-        node=node,
-        sibling=sibling,
-        suffix=suffix,
-        leaf_normals=normals,
-        leaf_prefix=prefix,
-    )
+    carry = (node, sibling, _path_normals(tree, k, start))
+    node, sibling, normals = lax.fori_loop(start, depth, body, carry)
+    return _arrive(tree, node, sibling, normals, u, k)
 
 
 def move(tree, cur: BrownianCursor, u: Array) -> BrownianCursor:
@@ -201,67 +222,51 @@ def move(tree, cur: BrownianCursor, u: Array) -> BrownianCursor:
     return lax.cond(same, lambda c: c, lambda c: _move(tree, c, u), cur)
 
 
-def fold_suffix(tree, cur: BrownianCursor, level: Array):
-    """$S_{level}$ of the cached point (left fold, memoised in the cursor)."""
-    depth = tree.depth
-    u = cur.position
-    k = leaf_index(u, depth)
-    target = jnp.clip(level, 0, depth)
-
-    def body(i, suffix):
-        lvl = cur.suffix_level - 1 - i
-        shift = (depth - lvl - 1).astype(k.dtype)
-        went_left = ~bit_at(k, lvl, depth)
-        w_sib = jnp.asarray(1, k.dtype) << shift
-        end = ((k >> shift) + 1) << shift
-        a, b = ratio(end.astype(u.dtype) - u, w_sib.astype(u.dtype), u.dtype)
-        out = []
-        for j, (_, dt) in enumerate(tree._leaves):
-            prev = _get(suffix[j], lvl + 1)
-            merged = _bridge.chen(prev, _get(cur.sibling[j], lvl + 1), a.astype(dt), b.astype(dt))
-            out.append(_set(suffix[j], jnp.where(went_left, merged, prev), lvl))
-        return tuple(out)
-
-    count = jnp.maximum(cur.suffix_level - target, 0)
-    suffix = lax.fori_loop(0, count, body, cur.suffix)
-    cur = cur._replace(suffix=suffix, suffix_level=jnp.minimum(cur.suffix_level, target))
-    return tuple(_get(s, target) for s in suffix), cur
-
-
-def prefix(tree, cur: BrownianCursor, level: Array):
-    """$P_{level}$ of the cached point (right fold over left siblings, not stored)."""
-    depth = tree.depth
-    u = cur.position
-    k = leaf_index(u, depth)
-    target = jnp.clip(level, 0, depth)
-
-    def body(i, pre):
-        lvl = depth - 1 - i
-        shift = (depth - lvl - 1).astype(k.dtype)
-        went_right = bit_at(k, lvl, depth)
-        w_sib = jnp.asarray(1, k.dtype) << shift
-        start = (k >> shift) << shift
-        a, b = ratio(w_sib.astype(u.dtype), u - start.astype(u.dtype), u.dtype)
-        out = []
-        for j, (_, dt) in enumerate(tree._leaves):
-            merged = _bridge.chen(_get(cur.sibling[j], lvl + 1), pre[j], a.astype(dt), b.astype(dt))
-            out.append(jnp.where(went_right, merged, pre[j]))
-        return tuple(out)
-
-    return lax.fori_loop(0, depth - target, body, cur.leaf_prefix)
-
-
 def increment_pieces(tree, cur: BrownianCursor, us: Array, ut: Array):
-    """Pieces of $[s, t]$ (positions `us <= ut` in leaf units) and the updated cursor."""
+    """Pieces of $[s, t]$ (positions `us <= ut` in leaf units) and the cursor, moved to t."""
     depth = tree.depth
     cur = move(tree, cur, us)
     ks, kt = leaf_index(us, depth), leaf_index(ut, depth)
     level = common_level(ks, kt, depth)
-    s_piece, cur = fold_suffix(tree, cur, level + 1)
-    s_prefix = cur.leaf_prefix
-    cur = move(tree, cur, ut)
-    t_piece = prefix(tree, cur, level + 1)
-    out = combine(tree, s_piece, t_piece, s_prefix, cur.leaf_prefix, us, ut, ks, kt, level)
+    dtype = us.dtype
+    empty = tuple(jnp.zeros_like(p) for p in cur.leaf_prefix)
+    zero = jnp.zeros((), dtype)
+
+    def body(lvl, carry):
+        node, sibling, xi, s_acc, s_width, t_acc, t_width = carry
+        shift = (depth - lvl - 1).astype(ks.dtype)
+        width = (jnp.asarray(1, ks.dtype) << shift).astype(dtype)  # of a node at lvl + 1
+        # The path of s: its right sibling at lvl + 1 (read before t's walk overwrites it)
+        # goes in front of the suffix gathered so far.
+        s_left = ~bit_at(ks, lvl, depth)
+        s_sib = tuple(_get(x, lvl + 1) for x in sibling)
+        a_s, b_s = ratio(width, s_width, dtype)
+        # The path of t: split, and append the left sibling to the prefix.
+        node, sibling, xi, t_sib = _split_into(tree, node, sibling, xi, kt, lvl)
+        t_right = bit_at(kt, lvl, depth)
+        a_t, b_t = ratio(t_width, width, dtype)
+        s_new, t_new = [], []
+        for j, (_, dt) in enumerate(tree._leaves):
+            s_new.append(jnp.where(s_left, _bridge.chen(s_sib[j], s_acc[j], a_s.astype(dt), b_s.astype(dt)), s_acc[j]))
+            t_new.append(jnp.where(t_right, _bridge.chen(t_acc[j], t_sib[j], a_t.astype(dt), b_t.astype(dt)), t_acc[j]))
+        s_width = jnp.where(s_left, s_width + width, s_width)
+        t_width = jnp.where(t_right, t_width + width, t_width)
+        return node, sibling, xi, tuple(s_new), s_width, tuple(t_new), t_width
+
+    s_leaf_prefix, s_leaf_suffix = cur.leaf_prefix, cur.leaf_suffix
+    node, sibling = _branch_off(cur, level, depth)
+    start = jnp.clip(level + 1, 0, depth)
+    carry = (node, sibling, _path_normals(tree, kt, start), empty, zero, empty, zero)
+    node, sibling, normals, s_acc, s_width, t_acc, t_width = lax.fori_loop(start, depth, body, carry)
+    cur = _arrive(tree, node, sibling, normals, ut, kt)
+    # Close the folds with the leaf pieces: [s, d_D] + gathered suffix, prefix + [c_D, t].
+    a_s, b_s = ratio((ks + 1).astype(dtype) - us, s_width, dtype)
+    a_t, b_t = ratio(t_width, ut - kt.astype(dtype), dtype)
+    s_piece, t_piece = [], []
+    for j, (_, dt) in enumerate(tree._leaves):
+        s_piece.append(_bridge.chen(s_leaf_suffix[j], s_acc[j], a_s.astype(dt), b_s.astype(dt)))
+        t_piece.append(_bridge.chen(t_acc[j], cur.leaf_prefix[j], a_t.astype(dt), b_t.astype(dt)))
+    out = combine(tree, tuple(s_piece), tuple(t_piece), s_leaf_prefix, cur.leaf_prefix, us, ut, ks, kt, level)
     return out, cur
 
 

@@ -113,7 +113,10 @@ def test_query_order_vmap_and_jit_invariance():
         for a, b in zip(_fields(cand), ref):
             b = b[: a.shape[0]]
             assert _rel(a, b) < 1e-6
-            assert np.max(np.abs(a - b) / np.abs(b)) < 1e-4
+            # Per interval, against the interval's own scale sqrt(t - s) (a value that is near
+            # zero by chance is a sum of larger pieces: its own relative error is not bounded).
+            scale = np.sqrt(np.asarray(t - s, np.float64))[: a.shape[0]]
+            assert np.max(np.abs(a - b) / scale) < 1e-5
 
 
 @pytest.mark.parametrize("levy,tol,wide", [("increment", 1e-3, False), ("space-time", 2**-6, True),
