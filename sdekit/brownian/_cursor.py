@@ -138,20 +138,37 @@ def _set(stack, value, level):
 # ----------------------------------------------------------------------------- descent
 
 
-def _path_normals(tree, k, lvl):
-    """Normals that split the level-`lvl` node on the path to leaf k; at `lvl = depth` they
-    are the leaf's bridge normals (same tag and index)."""
-    return draw(tree, lvl + 1, k >> (tree.depth - lvl).astype(k.dtype))
+def _path_uniforms(tree, k, lvl):
+    """Uniforms behind the normals that split the level-`lvl` node on the path to leaf k; at
+    `lvl = depth` (or deeper, clamped) those of the leaf's bridge (same tag and index)."""
+    lvl = jnp.minimum(lvl, tree.depth)
+    index = k >> (tree.depth - lvl).astype(k.dtype)
+    return tuple(
+        _noise.node_uniforms(key, lvl + 1, index, tree._n, s, d, tree.depth)
+        for key, (s, d) in zip(tree._seeds, tree._leaves)
+    )
 
 
-def _split_into(tree, node, sibling, xi, k, lvl):
-    """Split the path's node at `lvl` with normals `xi`, store the child on the path to leaf k
-    and its sibling at `lvl + 1`, and draw the normals for the next level.
+def _to_normals(tree, uniforms):
+    return tuple(_noise.uniform_to_normal(x, d) for x, (_, d) in zip(uniforms, tree._leaves))
 
-    Drawing one level ahead makes the normals a loop-carried (materialised) value: drawn in
-    the same iteration as their use, XLA fuses the whole hash into each consumer (both children,
-    the branches of erf_inv) and computes it three times."""
+
+def _walk_start(tree, k, lvl):
+    """The pipeline a walk down from `lvl` carries: normals for `lvl`, uniforms for `lvl + 1`."""
+    return _to_normals(tree, _path_uniforms(tree, k, lvl)), _path_uniforms(tree, k, lvl + 1)
+
+
+def _split_into(tree, node, sibling, ahead, k, lvl):
+    """Split the path's node at `lvl`, store the child on the path to leaf k and its sibling
+    at `lvl + 1`, and advance the pipeline `ahead` = (normals for `lvl`, uniforms for
+    `lvl + 1`) by one level.
+
+    The randomness is drawn ahead as loop-carried (materialised) values: computed in the
+    iteration that uses it, XLA fuses the hash and the normal transform into every consumer
+    (both children, each branch of erf_inv): three hashes, and a float64 transform several
+    times slower inside the integer kernel than on its own."""
     depth = tree.depth
+    xi, next_uniforms = ahead
     right = bit_at(k, lvl, depth)
     out_n, out_s, sib = [], [], []
     for j, (_, dt) in enumerate(tree._leaves):
@@ -160,7 +177,8 @@ def _split_into(tree, node, sibling, xi, k, lvl):
         out_n.append(_set(node[j], jnp.where(right, hi, lo), lvl + 1))
         sib.append(jnp.where(right, lo, hi))
         out_s.append(_set(sibling[j], sib[-1], lvl + 1))
-    return tuple(out_n), tuple(out_s), _path_normals(tree, k, lvl + 1), tuple(sib)
+    ahead = (_to_normals(tree, next_uniforms), _path_uniforms(tree, k, lvl + 2))
+    return tuple(out_n), tuple(out_s), ahead, tuple(sib)
 
 
 def _branch_off(cur: BrownianCursor, level: Array, depth: int):
@@ -211,8 +229,8 @@ def _move(tree, cur: BrownianCursor, u: Array) -> BrownianCursor:
         return _split_into(tree, *carry, k, lvl)[:3]
 
     start = jnp.clip(level + 1, 0, depth)
-    carry = (node, sibling, _path_normals(tree, k, start))
-    node, sibling, normals = lax.fori_loop(start, depth, body, carry)
+    carry = (node, sibling, _walk_start(tree, k, start))
+    node, sibling, (normals, _) = lax.fori_loop(start, depth, body, carry)
     return _arrive(tree, node, sibling, normals, u, k)
 
 
@@ -256,8 +274,8 @@ def increment_pieces(tree, cur: BrownianCursor, us: Array, ut: Array):
     s_leaf_prefix, s_leaf_suffix = cur.leaf_prefix, cur.leaf_suffix
     node, sibling = _branch_off(cur, level, depth)
     start = jnp.clip(level + 1, 0, depth)
-    carry = (node, sibling, _path_normals(tree, kt, start), empty, zero, empty, zero)
-    node, sibling, normals, s_acc, s_width, t_acc, t_width = lax.fori_loop(start, depth, body, carry)
+    carry = (node, sibling, _walk_start(tree, kt, start), empty, zero, empty, zero)
+    node, sibling, (normals, _), s_acc, s_width, t_acc, t_width = lax.fori_loop(start, depth, body, carry)
     cur = _arrive(tree, node, sibling, normals, ut, kt)
     # Close the folds with the leaf pieces: [s, d_D] + gathered suffix, prefix + [c_D, t].
     a_s, b_s = ratio((ks + 1).astype(dtype) - us, s_width, dtype)

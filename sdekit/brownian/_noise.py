@@ -71,25 +71,30 @@ def index_dtype(depth: int):
     return jnp.int32 if depth <= 30 else jnp.int64
 
 
-def _to_normal(bits: tuple[Array, Array], dtype) -> Array:
+def _to_uniform(bits: tuple[Array, Array], dtype) -> Array:
+    """A uniform in (-1, 1), symmetric and never 0 or +-1: float64 for wide dtypes (53 bits
+    from a word pair), else float32 (24 bits of one word)."""
     if jnp.dtype(dtype).itemsize > 4:
         hi = bits[0].astype(jnp.uint64) << np.uint64(21)
         u = (hi | (bits[1] >> np.uint32(11)).astype(jnp.uint64)).astype(jnp.int64)
         odd = 2 * u + (1 - 2**53)  # odd integer in (-2**53, 2**53): exact in float64
-        x = odd.astype(dtype) * (2.0**-53)
-    else:
-        u = (bits[0] >> np.uint32(8)).astype(jnp.int32)
-        odd = 2 * u + (1 - 2**24)  # odd integer in (-2**24, 2**24): exact in float32
-        x = odd.astype(jnp.float32) * (2.0**-24)
-    z = math.sqrt(2.0) * lax.erf_inv(x)
-    return z.astype(dtype)
+        return odd.astype(dtype) * (2.0**-53)
+    u = (bits[0] >> np.uint32(8)).astype(jnp.int32)
+    odd = 2 * u + (1 - 2**24)  # odd integer in (-2**24, 2**24): exact in float32
+    return odd.astype(jnp.float32) * (2.0**-24)
 
 
-def node_normals(seed: Array, tag: Array, index: Array, n: int, shape, dtype, depth: int) -> Array:
-    """Standard normals of shape `(n, *shape)` owned by node (tag, index).
+def uniform_to_normal(x: Array, dtype) -> Array:
+    """The standard normal $\sqrt2\,\mathrm{erf}^{-1}(x)$ of a `node_uniforms` value."""
+    return (math.sqrt(2.0) * lax.erf_inv(x)).astype(dtype)
 
-    `tag` and `index` are scalars; vmap for many nodes.
-    """
+
+def node_uniforms(seed: Array, tag: Array, index: Array, n: int, shape, dtype, depth: int) -> Array:
+    """The uniforms in (-1, 1) behind `node_normals` (float32, or float64 for wide dtypes).
+
+    Split from the normal transform so that a loop can hash one level ahead and transform
+    the next: XLA then compiles integer hashing and float transform as separate, vectorised
+    kernels (fused together, the float64 transform ran several times slower)."""
     size = n * math.prod(shape)
     k0, k1 = seed[0], seed[1]
     if depth <= PACKED_DEPTH:
@@ -106,10 +111,18 @@ def node_normals(seed: Array, tag: Array, index: Array, n: int, shape, dtype, de
     ctr = lax.iota(jnp.uint32, count)
     w0, w1 = threefry2x32(k0, k1, jnp.broadcast_to(ident, ctr.shape), ctr)
     if wide:
-        z = _to_normal((w0, w1), dtype)
+        x = _to_uniform((w0, w1), dtype)
     else:
-        z = _to_normal((jnp.concatenate([w0, w1])[:size], None), dtype)
-    return jnp.reshape(z, (n, *shape))
+        x = _to_uniform((jnp.concatenate([w0, w1])[:size], None), dtype)
+    return jnp.reshape(x, (n, *shape))
+
+
+def node_normals(seed: Array, tag: Array, index: Array, n: int, shape, dtype, depth: int) -> Array:
+    """Standard normals of shape `(n, *shape)` owned by node (tag, index).
+
+    `tag` and `index` are scalars; vmap for many nodes.
+    """
+    return uniform_to_normal(node_uniforms(seed, tag, index, n, shape, dtype, depth), dtype)
 
 
 def many_node_normals(seed: Array, tags: Array, indices: Array, n: int, shape, dtype, depth: int):

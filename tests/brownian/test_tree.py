@@ -221,12 +221,13 @@ def test_float64_times_not_truncated(x64):
 
 def _replay_in_float64(monkeypatch):
     """Make float64 trees draw the float32 normals, cast: the same path in float64."""
-    orig = _noise.node_normals
+    orig = _noise.node_uniforms
 
-    def f32_normals(seed, tag, index, n, shape, dtype, depth):
-        return orig(seed, tag, index, n, shape, jnp.float32, depth).astype(dtype)
+    def f32_uniforms(seed, tag, index, n, shape, dtype, depth):
+        # float32 uniforms: `uniform_to_normal` then transforms in float32 and casts.
+        return orig(seed, tag, index, n, shape, jnp.float32, depth)
 
-    monkeypatch.setattr(_noise, "node_normals", f32_normals)
+    monkeypatch.setattr(_noise, "node_uniforms", f32_uniforms)
 
 
 @pytest.mark.parametrize("where", [0.0, 0.5 - 2e-5, 1.0 - 3e-5])
