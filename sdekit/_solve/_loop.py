@@ -132,11 +132,22 @@ def while_loop(
             before_jump = jnp.nextafter(next_jump, jnp.asarray(-jnp.inf, tdtype))
             hit_jump = tnext >= before_jump
             tnext = jnp.where(hit_jump, before_jump, tnext)
+        rejected_ends = s.rejected_ends
         if revisit:
             # Step to the nearest end of an earlier rejected step before going past it, so that
             # where the path was looked at does not depend on what it looked like (unbiased
             # adaptive stepping; Foster & Jelincic, arXiv 2311.14201).
-            tnext = jnp.minimum(tnext, jnp.min(s.rejected_ends))
+            nearest = jnp.min(rejected_ends)
+            tnext = jnp.minimum(tnext, nearest)
+            if controller.dtmin is not None:
+                # Never stop less than dtmin (>= the tree's tol) short of that end: such a sliver
+                # step is below the path's resolution. Stop dtmin short instead; when there is no
+                # room for that, the end is too close to revisit separately and is dropped.
+                gap = controller.dtmin
+                sliver = (tnext < nearest) & (nearest - tnext < gap)
+                room = nearest - t >= 2 * gap
+                tnext = jnp.where(sliver & room, nearest - gap, tnext)
+                rejected_ends = jnp.where(sliver & ~room & (rejected_ends == nearest), jnp.inf, rejected_ends)
         h = tnext - t
 
         inc, cursor = noise.increment(t, tnext, s.cursor)
@@ -159,7 +170,6 @@ def while_loop(
             result = jnp.where(accept, s.result, RESULTS.nonfinite).astype(int32)
 
         t_new = jnp.where(accept, tnext, t)
-        rejected_ends = s.rejected_ends
         if revisit:
             # Remember this end if rejected (replacing the farthest one when full); forget ends reached.
             slot = jnp.argmax(rejected_ends)
