@@ -87,20 +87,9 @@ def _check_sde_static(problem, solver, controller, dt0, brownian) -> None:
         raise ValueError(
             "An sk.SDE needs brownian=sk.BrownianTree(key, t0, t1, shape=..., tol=..., levy=...) to drive its noise."
         )
-    needed = facts.levy_area
-    if needed == "space-space":
-        if not brownian.area:
-            raise ValueError(
-                f"The solver {solver.name} needs the space-space Lévy area of the Brownian path: build the tree "
-                "with sk.BrownianTree(key, t0, t1, shape=(m,), tol=..., levy='space-time', area=True) (tol about "
-                "the square of the step for strong order 1). Without areas, use euler_maruyama() (Itô) or "
-                "spark() / general_shark() (Stratonovich), which reach strong order 0.5 on general noise."
-            )
-    elif LEVY_RANK.get(brownian.levy, -1) < LEVY_RANK[needed]:
-        raise ValueError(
-            f"The solver {solver.name} needs the Brownian tree to provide levy={needed!r}, but it was built "
-            f"with levy={brownian.levy!r}."
-        )
+    shortfall = levy_shortfall(brownian, facts.levy_area, f"The solver {solver.name}")
+    if shortfall is not None:
+        raise ValueError(shortfall)
     if dt0 is None and not isinstance(controller, StepTo):
         raise ValueError("SDE solves need an explicit dt0 (the initial step), or controller=sk.StepTo(ts).")
     if controller.adaptive and facts.error(problem.noise) is None:
@@ -126,6 +115,23 @@ def check_sde_shapes(problem, brownian, t0, y0, args) -> None:
     w = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), brownian.shape, is_leaf=lambda x: isinstance(x, jax.ShapeDtypeStruct)) \
         if not isinstance(brownian.shape, tuple) else jnp.zeros(brownian.shape, brownian.dtype)
     check_vector_field(lambda t, y, a: problem.noise_term(t, y, a, w), t0, y0, args, what="diffusion times dW")
+
+
+def levy_shortfall(brownian, needed: str, who: str) -> str | None:
+    """Why `brownian` cannot drive a solver needing Lévy area `needed` (a message starting with
+    `who`), or None when it can."""
+    if needed == "space-space":
+        if getattr(brownian, "area", False):
+            return None
+        return (
+            f"{who} needs the space-space Lévy area of the Brownian path: build the tree with "
+            "sk.BrownianTree(key, t0, t1, shape=(m,), tol=..., levy='space-time', area=True) (tol about the "
+            "square of the step for strong order 1). Without areas, use euler_maruyama() (Itô) or spark() / "
+            "general_shark() (Stratonovich), which reach strong order 0.5 on general noise."
+        )
+    if LEVY_RANK.get(brownian.levy, -1) < LEVY_RANK[needed]:
+        return f"{who} needs the Brownian tree to provide levy={needed!r}, but it was built with levy={brownian.levy!r}."
+    return None
 
 
 def check_vector_field(vector_field, t0, y0, args, what="vector field") -> None:

@@ -8,6 +8,7 @@ import numpy as np
 
 from .._typing import Args, Key, Y
 from ..brownian import BrownianTree
+from ..brownian._validate import tree_options
 from ..controllers import StepTo
 from ..solvers import Solver
 from ..terms import SDE
@@ -80,10 +81,7 @@ def sample_paths(
     if tol is None:
         smallest = float(np.min(np.diff(ts_np))) / substeps
         tol = 2.0 ** math.floor(math.log2(smallest / 2))
-    levy = levy or solver.sde.levy_area
-    # "space-space" is W and H plus the path-consistent area.
-    area = levy == "space-space"
-    tree_levy = "space-time" if area else levy
+    tree_levy, area = tree_options(levy or solver.sde.levy_area)
     shape = brownian_shape if brownian_shape is not None else _default_shape(problem, y0)
 
     def one(path_key):

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .._solve._checks import LEVY_RANK, sde_controller
+from .._solve._checks import levy_shortfall, sde_controller
 from .._solve._saveat import SaveAt
 from ..controllers import PID, ConstantStep, StepTo
 from ..solvers import Solver
@@ -135,11 +135,16 @@ def check_backsolve(adjoint, problem, solver, controller, saveat, dt0, brownian)
             f"SDE is a Stratonovich SDE with {_augmented_noise(problem)} noise, so use a Stratonovich solver "
             "supporting it, e.g. Backsolve(solver=sk.solvers.heun_sde()) or midpoint_sde()."
         )
-    if LEVY_RANK.get(brownian.levy, -1) < LEVY_RANK[back.sde.levy_area]:
+    if back.sde.levy_area == "space-space":
+        # The backward solve runs on the reversed, flattened path: W, H and K, no space-space area.
         raise ValueError(
-            f"Backsolve's backward solver {back.name} needs levy={back.sde.levy_area!r} from the Brownian tree, "
-            f"which was built with levy={brownian.levy!r}."
+            f"Backsolve's backward solver {back.name} needs the space-space Lévy area, which the reversed path "
+            "of the backward solve does not carry: pass Backsolve(solver=sk.solvers.heun_sde()) or use "
+            "sk.adjoint.Checkpointed()."
         )
+    shortfall = levy_shortfall(brownian, back.sde.levy_area, f"Backsolve's backward solver {back.name}")
+    if shortfall is not None:
+        raise ValueError(shortfall)
     if back_controller.adaptive and back.sde.error(_augmented_noise(problem)) is None:
         raise ValueError(
             f"Backsolve's backward solver {back.name} has no error estimate for the adjoint's "

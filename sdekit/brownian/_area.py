@@ -188,12 +188,7 @@ def _finish(tree, areas: list, bad: Array):
     for (_, d), x in zip(tree._leaves, areas):
         # Exactly antisymmetric (FMA contraction can leave last-bit asymmetries).
         x = (0.5 * scale.astype(d)) * (x - jnp.swapaxes(x, -1, -2))
-        if tree.on_error == "nan":
-            mask = jnp.reshape(bad, bad.shape + (1,) * (x.ndim - bad.ndim))
-            x = jnp.where(mask, jnp.asarray(jnp.nan, d), x)
-        else:
-            x = eqx.error_if(x, jnp.any(bad), "Brownian query outside [t0, t1], s > t, or NaN time.")
-        out.append(x)
+        out.append(tree._guard(x, jnp.reshape(bad, bad.shape + (1,) * (x.ndim - bad.ndim))))
     return tree._unflatten(out)
 
 

@@ -322,20 +322,19 @@ class BrownianTree(eqx.Module):
         root_t = jnp.sqrt(self.t1 - self.t0)
         comps = [[], [], []]
         for (shape, d), p in zip(self._leaves, pieces):
-            p = p * root_t.astype(d)
-            if self.on_error == "nan":
-                mask = jnp.reshape(bad, (1, *bad.shape) + (1,) * len(shape))
-                p = jnp.where(mask, jnp.asarray(jnp.nan, d), p)
-            else:
-                p = eqx.error_if(
-                    p, jnp.any(bad), "Brownian query outside [t0, t1], s > t, or NaN time."
-                )
+            p = self._guard(p * root_t.astype(d), jnp.reshape(bad, (1, *bad.shape) + (1,) * len(shape)))
             for i in range(self._n):
                 comps[i].append(p[i])
         W = self._unflatten(comps[0])
         H = self._unflatten(comps[1]) if self._n >= 2 else None
         K = self._unflatten(comps[2]) if self._n >= 3 else None
         return Increment(dt, W, H, K)
+
+    def _guard(self, x, bad):
+        """The `on_error` policy: NaN where `bad` (broadcast against `x`), or a run-time error."""
+        if self.on_error == "nan":
+            return jnp.where(bad, jnp.asarray(jnp.nan, x.dtype), x)
+        return eqx.error_if(x, jnp.any(bad), "Brownian query outside [t0, t1], s > t, or NaN time.")
 
     def _unflatten(self, xs):
         if self._tuple_shape:

@@ -45,6 +45,12 @@ def check_levy(levy) -> int:
     return LEVY_COMPONENTS[levy]
 
 
+def tree_options(levy_area: str) -> tuple[str, bool]:
+    """The tree's `(levy, area)` that provide a solver's `levy_area` need: `"space-space"` is W
+    and H plus the path-consistent area."""
+    return ("space-time", True) if levy_area == "space-space" else (levy_area, False)
+
+
 def check_area(area, levy: str, leaves) -> bool:
     if not isinstance(area, bool):
         raise TypeError(f"area must be True or False, got {area!r}.")

@@ -10,6 +10,7 @@ import numpy as np
 
 from .._solve import solve
 from ..brownian import BrownianTree
+from ..brownian._validate import tree_options
 from ..controllers import StepTo
 from ..solvers import Solver, milstein, milstein_general
 from ..terms import SDE
@@ -150,9 +151,9 @@ def sde_strong_order_experiment(
         needs = [s.sde.levy_area for s in solvers.values()]
         if test.exact is None:
             needs.append(test.reference().sde.levy_area)
-        area = "space-space" in needs
-        levy = max((("space-time" if n == "space-space" else n) for n in needs),
-                   key=["increment", "space-time", "space-time-time"].index)
+        options = [tree_options(n) for n in needs]
+        area = any(a for _, a in options)
+        levy = max((lv for lv, _ in options), key=["increment", "space-time", "space-time-time"].index)
         trees = jax.vmap(lambda k: BrownianTree(k, 0.0, test.t1, shape=test.brownian_shape, tol=tol, levy=levy,
                                                 area=area))(keys)
 

@@ -309,6 +309,16 @@ def test_refuses_missing_levy_area():
         _sde_solve(sk.solvers.euler_maruyama(), sk.adjoint.Backsolve(solver=sk.solvers.spark()))
 
 
+def test_refuses_backward_solver_needing_space_space_area():
+    """The reversed path carries no space-space area: a clear refusal (it was a KeyError)."""
+    tree = sk.BrownianTree(jax.random.key(0), 0.0, 1.0, shape=(2,), tol=2**-8, levy="space-time", area=True)
+    sde = sk.SDE(lambda t, y, a: -y, lambda t, y, a: 0.2 * jnp.stack([y, y[::-1]], axis=-1), noise="general",
+                 calculus="stratonovich")
+    with pytest.raises(ValueError, match="space-space Lévy area.*Checkpointed"):
+        sk.solve(sde, sk.solvers.spark(), 0.0, 1.0, jnp.ones(2), dt0=0.1, brownian=tree,
+                 adjoint=sk.adjoint.Backsolve(solver=sk.solvers.milstein_general("stratonovich")))
+
+
 def test_refuses_bad_options():
     with pytest.raises(TypeError, match="ConstantStep"):
         sk.adjoint.Backsolve(controller=sk.StepTo(jnp.linspace(0.0, 1.0, 5)))
