@@ -36,10 +36,28 @@ def _draw_nodes(tree, tags: Array, indices: Array) -> tuple:
 
     The build draws through as few calls as it can: each call site inlines the whole hash
     and normal transform, and one per level made compile time grow with the depth."""
-    return tuple(
-        _noise.many_node_normals(key, tags, indices, tree._n, s, d, tree.depth)
-        for key, (s, d) in zip(tree._seeds, tree._leaves)
-    )
+
+    def draw():
+        return tuple(
+            _noise.many_node_normals(key, tags, indices, tree._n, s, d, tree.depth)
+            for key, (s, d) in zip(tree._seeds, tree._leaves)
+        )
+
+    return _computed_once(draw, tree._seeds[0][0])
+
+
+def _computed_once(fn, seed_word: Array):
+    """`fn()`, computed into a buffer once, as the body of a one-trip loop.
+
+    Left in the open, the hash and normal transform are cheap elementwise ops to XLA, which
+    fuses (so recomputes) them into every consumer of a draw: 2-4x the run time of a grid build
+    and a copy of the whole hash in the code of every kernel. A loop's result is a buffer. Its
+    trip count is written so that XLA cannot prove it is 1 (which would inline the loop); it
+    always is: a uint32 shifted right by 32 bits in all is 0."""
+    out = jax.eval_shape(fn)
+    zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), out)
+    trips = 1 + ((seed_word >> 31) >> 1).astype(jnp.int32)
+    return lax.fori_loop(0, trips, lambda i, _: fn(), zeros)
 
 
 def _full_levels(tree, top: int) -> list:
