@@ -85,7 +85,7 @@ def _to_uniform(bits: tuple[Array, Array], dtype) -> Array:
 
 
 def uniform_to_normal(x: Array, dtype) -> Array:
-    """The standard normal $\sqrt2\,\mathrm{erf}^{-1}(x)$ of a `node_uniforms` value."""
+    r"""The standard normal $\sqrt2\,\mathrm{erf}^{-1}(x)$ of a `node_uniforms` value."""
     return (math.sqrt(2.0) * lax.erf_inv(x)).astype(dtype)
 
 
