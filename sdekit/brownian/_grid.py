@@ -37,6 +37,10 @@ def _draw_nodes(tree, tags: Array, indices: Array) -> tuple:
     The build draws through as few calls as it can: each call site inlines the whole hash
     and normal transform, and one per level made compile time grow with the depth."""
 
+    # Node identifiers into their own buffer first: left to XLA, their arithmetic (shifts,
+    # concatenations) is sunk into the draw and redone for every path under vmap.
+    tags, indices = _computed_once(lambda: (tags, indices), indices[0].astype(jnp.uint32))
+
     def draw():
         return tuple(
             _noise.many_node_normals(key, tags, indices, tree._n, s, d, tree.depth)
