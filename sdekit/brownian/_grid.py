@@ -35,32 +35,43 @@ def _draw_nodes(tree, tags: Array, indices: Array) -> tuple:
     """Normals of many nodes (1-d `tags`, `indices`), `(len, n, *shape)` per shape leaf.
 
     The build draws through as few calls as it can: each call site inlines the whole hash
-    and normal transform, and one per level made compile time grow with the depth."""
+    and normal transform, and one per level made compile time grow with the depth. Each call
+    is computed once, into buffers (`_computed_once`)."""
 
     # Node identifiers into their own buffer first: left to XLA, their arithmetic (shifts,
     # concatenations) is sunk into the draw and redone for every path under vmap.
     tags, indices = _computed_once(lambda: (tags, indices), indices[0].astype(jnp.uint32))
 
     def draw():
-        return tuple(
-            _noise.many_node_normals(key, tags, indices, tree._n, s, d, tree.depth)
-            for key, (s, d) in zip(tree._seeds, tree._leaves)
-        )
+        # float32 normals come from the hash's two words as two arrays, interleaved after the
+        # loop: interleaved inside, XLA hashes once per output element, i.e. twice per pair.
+        out = []
+        for key, (s, d) in zip(tree._seeds, tree._leaves):
+            w0, w1 = jax.vmap(lambda g, i: _noise.node_words(key, g, i, tree._n, s, d, tree.depth))(tags, indices)
+            if _noise.is_wide(d):
+                out.append(_noise.uniform_to_normal(_noise.words_to_uniforms(w0, w1, tree._n, s, d), d))
+            else:
+                out.append(tuple(_noise.uniform_to_normal(_noise.word_to_uniform(w), d) for w in (w0, w1)))
+        return tuple(out)
 
-    return _computed_once(draw, tree._seeds[0][0])
+    drawn = _computed_once(draw, tree._seeds[0][0])
+    return tuple(
+        x if _noise.is_wide(d) else _noise.interleave(*x, tree._n, s)
+        for x, (s, d) in zip(drawn, tree._leaves)
+    )
 
 
-def _computed_once(fn, seed_word: Array):
+def _computed_once(fn, word: Array):
     """`fn()`, computed into a buffer once, as the body of a one-trip loop.
 
     Left in the open, the hash and normal transform are cheap elementwise ops to XLA, which
     fuses (so recomputes) them into every consumer of a draw: 2-4x the run time of a grid build
     and a copy of the whole hash in the code of every kernel. A loop's result is a buffer. Its
     trip count is written so that XLA cannot prove it is 1 (which would inline the loop); it
-    always is: a uint32 shifted right by 32 bits in all is 0."""
+    always is: `word`, a uint32, shifted right by 32 bits in all is 0."""
     out = jax.eval_shape(fn)
     zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), out)
-    trips = 1 + ((seed_word >> 31) >> 1).astype(jnp.int32)
+    trips = 1 + ((word >> 31) >> 1).astype(jnp.int32)
     return lax.fori_loop(0, trips, lambda i, _: fn(), zeros)
 
 

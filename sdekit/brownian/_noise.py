@@ -95,6 +95,11 @@ def node_uniforms(seed: Array, tag: Array, index: Array, n: int, shape, dtype, d
     Split from the normal transform so that a loop can hash one level ahead and transform
     the next: XLA then compiles integer hashing and float transform as separate, vectorised
     kernels (fused together, the float64 transform ran several times slower)."""
+    return words_to_uniforms(*node_words(seed, tag, index, n, shape, dtype, depth), n, shape, dtype)
+
+
+def node_words(seed: Array, tag: Array, index: Array, n: int, shape, dtype, depth: int) -> tuple[Array, Array]:
+    """The two uint32 hash words behind `node_uniforms`, one per counter `0..count-1`."""
     size = n * math.prod(shape)
     k0, k1 = seed[0], seed[1]
     if depth <= PACKED_DEPTH:
@@ -106,15 +111,35 @@ def node_uniforms(seed: Array, tag: Array, index: Array, n: int, shape, dtype, d
         hi = (index >> 32).astype(jnp.uint32)
         ident = (index & np.int64(0xFFFFFFFF)).astype(jnp.uint32)
         k0, k1 = threefry2x32(k0, k1, jnp.asarray(tag, jnp.uint32), hi)
-    wide = jnp.dtype(dtype).itemsize > 4
-    count = size if wide else (size + 1) // 2
+    count = size if is_wide(dtype) else (size + 1) // 2
     ctr = lax.iota(jnp.uint32, count)
-    w0, w1 = threefry2x32(k0, k1, jnp.broadcast_to(ident, ctr.shape), ctr)
-    if wide:
+    return threefry2x32(k0, k1, jnp.broadcast_to(ident, ctr.shape), ctr)
+
+
+def words_to_uniforms(w0: Array, w1: Array, n: int, shape, dtype) -> Array:
+    """`node_uniforms` from `node_words` (trailing counter axis): float64 from each word pair;
+    float32 one per word, in the order w0[0..count), w1[0..count)."""
+    if is_wide(dtype):
         x = _to_uniform((w0, w1), dtype)
-    else:
-        x = _to_uniform((jnp.concatenate([w0, w1])[:size], None), dtype)
-    return jnp.reshape(x, (n, *shape))
+        return jnp.reshape(x, (*x.shape[:-1], n, *shape))
+    return interleave(word_to_uniform(w0), word_to_uniform(w1), n, shape)
+
+
+def word_to_uniform(w: Array) -> Array:
+    """A float32 uniform in (-1, 1) from one hash word."""
+    return _to_uniform((w, None), jnp.float32)
+
+
+def interleave(x0: Array, x1: Array, n: int, shape) -> Array:
+    """Values of one word each (trailing counter axis) in element order: x0's, then x1's."""
+    size = n * math.prod(shape)
+    x = jnp.concatenate([x0, x1], axis=-1)[..., :size]
+    return jnp.reshape(x, (*x.shape[:-1], n, *shape))
+
+
+def is_wide(dtype) -> bool:
+    """Whether `dtype` takes its uniforms from word pairs (53 bits) rather than single words."""
+    return jnp.dtype(dtype).itemsize > 4
 
 
 def node_normals(seed: Array, tag: Array, index: Array, n: int, shape, dtype, depth: int) -> Array:
@@ -123,8 +148,3 @@ def node_normals(seed: Array, tag: Array, index: Array, n: int, shape, dtype, de
     `tag` and `index` are scalars; vmap for many nodes.
     """
     return uniform_to_normal(node_uniforms(seed, tag, index, n, shape, dtype, depth), dtype)
-
-
-def many_node_normals(seed: Array, tags: Array, indices: Array, n: int, shape, dtype, depth: int):
-    """`node_normals` for a 1-d batch of nodes: shape `(len(indices), n, *shape)`."""
-    return jax.vmap(lambda g, i: node_normals(seed, g, i, n, shape, dtype, depth))(tags, indices)
