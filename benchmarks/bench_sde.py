@@ -140,7 +140,7 @@ def main():
     measured = {}
     for name, fn in entries:
         compile_s, compiled = compile_seconds(fn, keys)
-        measured[name] = (run_seconds(compiled, keys, repeats=3), compile_s)
+        measured[name] = (run_seconds(compiled, keys, repeats=7), compile_s)
     for method in ("euler", "milstein", "heun", "srk"):
         seconds = torchsde_seconds(method)
         if seconds is not None:
