@@ -43,22 +43,17 @@ def _draw_nodes(tree, tags: Array, indices: Array) -> tuple:
     tags, indices = _computed_once(lambda: (tags, indices), indices[0].astype(jnp.uint32))
 
     def draw():
-        # float32 normals come from the hash's two words as two arrays, interleaved after the
-        # loop: interleaved inside, XLA hashes once per output element, i.e. twice per pair.
-        out = []
-        for key, (s, d) in zip(tree._seeds, tree._leaves):
-            w0, w1 = jax.vmap(lambda g, i: _noise.node_words(key, g, i, tree._n, s, d, tree.depth))(tags, indices)
-            if _noise.is_wide(d):
-                out.append(_noise.uniform_to_normal(_noise.words_to_uniforms(w0, w1, tree._n, s, d), d))
-            else:
-                out.append(tuple(_noise.uniform_to_normal(_noise.word_to_uniform(w), d) for w in (w0, w1)))
-        return tuple(out)
+        # Per-word parts, put in element order after the loop (see `_noise.word_uniforms`).
+        return tuple(
+            tuple(_noise.uniform_to_normal(u, d) for u in _noise.word_uniforms(*words(key, s, d), d))
+            for key, (s, d) in zip(tree._seeds, tree._leaves)
+        )
+
+    def words(key, shape, dtype):
+        return jax.vmap(lambda g, i: _noise.node_words(key, g, i, tree._n, shape, dtype, tree.depth))(tags, indices)
 
     drawn = _computed_once(draw, tree._seeds[0][0])
-    return tuple(
-        x if _noise.is_wide(d) else _noise.interleave(*x, tree._n, s)
-        for x, (s, d) in zip(drawn, tree._leaves)
-    )
+    return tuple(_noise.in_element_order(parts, tree._n, s) for parts, (s, _) in zip(drawn, tree._leaves))
 
 
 def _computed_once(fn, word: Array):

@@ -74,7 +74,7 @@ def index_dtype(depth: int):
 def _to_uniform(bits: tuple[Array, Array], dtype) -> Array:
     """A uniform in (-1, 1), symmetric and never 0 or +-1: float64 for wide dtypes (53 bits
     from a word pair), else float32 (24 bits of one word)."""
-    if jnp.dtype(dtype).itemsize > 4:
+    if _wide(dtype):
         hi = bits[0].astype(jnp.uint64) << np.uint64(21)
         u = (hi | (bits[1] >> np.uint32(11)).astype(jnp.uint64)).astype(jnp.int64)
         odd = 2 * u + (1 - 2**53)  # odd integer in (-2**53, 2**53): exact in float64
@@ -111,33 +111,34 @@ def node_words(seed: Array, tag: Array, index: Array, n: int, shape, dtype, dept
         hi = (index >> 32).astype(jnp.uint32)
         ident = (index & np.int64(0xFFFFFFFF)).astype(jnp.uint32)
         k0, k1 = threefry2x32(k0, k1, jnp.asarray(tag, jnp.uint32), hi)
-    count = size if is_wide(dtype) else (size + 1) // 2
+    count = size if _wide(dtype) else (size + 1) // 2
     ctr = lax.iota(jnp.uint32, count)
     return threefry2x32(k0, k1, jnp.broadcast_to(ident, ctr.shape), ctr)
 
 
 def words_to_uniforms(w0: Array, w1: Array, n: int, shape, dtype) -> Array:
-    """`node_uniforms` from `node_words` (trailing counter axis): float64 from each word pair;
-    float32 one per word, in the order w0[0..count), w1[0..count)."""
-    if is_wide(dtype):
-        x = _to_uniform((w0, w1), dtype)
-        return jnp.reshape(x, (*x.shape[:-1], n, *shape))
-    return interleave(word_to_uniform(w0), word_to_uniform(w1), n, shape)
+    """`node_uniforms` from `node_words` (trailing counter axis)."""
+    return in_element_order(word_uniforms(w0, w1, dtype), n, shape)
 
 
-def word_to_uniform(w: Array) -> Array:
-    """A float32 uniform in (-1, 1) from one hash word."""
-    return _to_uniform((w, None), jnp.float32)
+def word_uniforms(w0: Array, w1: Array, dtype) -> tuple[Array, ...]:
+    """The uniforms of `node_words`, before element order: float64 one array (53 bits from each
+    word pair), float32 two (24 bits of each word), per-word arrays that a batched draw can keep
+    apart: interleaved in the hashing kernel, XLA hashes once per element, twice per pair."""
+    if _wide(dtype):
+        return (_to_uniform((w0, w1), dtype),)
+    return tuple(_to_uniform((w, None), dtype) for w in (w0, w1))
 
 
-def interleave(x0: Array, x1: Array, n: int, shape) -> Array:
-    """Values of one word each (trailing counter axis) in element order: x0's, then x1's."""
+def in_element_order(parts: tuple[Array, ...], n: int, shape) -> Array:
+    """`word_uniforms` values (or normals of them) as elements `(..., n, *shape)`: the parts one
+    after another along the counter axis (float32: all w0's, then the w1's)."""
     size = n * math.prod(shape)
-    x = jnp.concatenate([x0, x1], axis=-1)[..., :size]
+    x = jnp.concatenate(parts, axis=-1)[..., :size]
     return jnp.reshape(x, (*x.shape[:-1], n, *shape))
 
 
-def is_wide(dtype) -> bool:
+def _wide(dtype) -> bool:
     """Whether `dtype` takes its uniforms from word pairs (53 bits) rather than single words."""
     return jnp.dtype(dtype).itemsize > 4
 
