@@ -218,8 +218,12 @@ def check_numbers_eagerly(t0, t1, dt0, saveat_ts, grid, brownian=None) -> bool:
 
 
 def check_numbers_traced(carrier, t0, t1, dt0, saveat_ts, grid, brownian=None):
-    """Attach runtime checks (for traced numbers) to `carrier`, returned unchanged."""
-    for bad, message in _number_problems(t0, t1, dt0, saveat_ts, grid, brownian):
-        if not is_concrete(bad):
-            carrier = eqx.error_if(carrier, bad, message)
-    return carrier
+    """Attach runtime checks (for traced numbers) to `carrier`, returned unchanged. All of them
+    go through one `branched_error_if` (the first failing check's message): each separate check
+    costs trace and compile time."""
+    traced = [(bad, message) for bad, message in _number_problems(t0, t1, dt0, saveat_ts, grid, brownian)
+              if not is_concrete(bad)]
+    if not traced:
+        return carrier
+    bads = jnp.stack([jnp.asarray(bad, bool) for bad, _ in traced])
+    return eqx.branched_error_if(carrier, jnp.any(bads), jnp.argmax(bads), [m for _, m in traced])

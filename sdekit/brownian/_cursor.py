@@ -284,26 +284,33 @@ def increment_pieces(tree, cur: BrownianCursor, us: Array, ut: Array):
     for j, (_, dt) in enumerate(tree._leaves):
         s_piece.append(_bridge.chen(s_leaf_suffix[j], s_acc[j], a_s.astype(dt), b_s.astype(dt)))
         t_piece.append(_bridge.chen(t_acc[j], cur.leaf_prefix[j], a_t.astype(dt), b_t.astype(dt)))
-    out = combine(tree, tuple(s_piece), tuple(t_piece), s_leaf_prefix, cur.leaf_prefix, us, ut, ks, kt, level)
+    weights = combine_weights(us, ut, ks, kt, level, depth)
+    out = combine(tree, tuple(s_piece), tuple(t_piece), s_leaf_prefix, cur.leaf_prefix, weights)
     return out, cur
 
 
-def combine(tree, s_piece, t_piece, s_prefix, t_prefix, us, ut, ks, kt, level):
-    """The piece of $[s, t]$ from $S_{L+1}(s)$ and $P_{L+1}(t)$, or, inside one leaf,
-    from the two leaf prefixes (scalar times; vmapped by the grid build)."""
-    depth = tree.depth
+def combine_weights(us, ut, ks, kt, level, depth: int):
+    """What `combine` needs of the times alone: the Chen fractions at the common ancestor's
+    midpoint, the leaf fractions, and whether [s, t] lies in one leaf or is empty. (Split off
+    so that the grid build computes them once per interval, not once per path element.)"""
     # Split point: the midpoint of the common ancestor (in leaf units).
     shift = jnp.clip(depth - level - 1, 0, depth).astype(ks.dtype)
     mid = ((kt >> shift) << shift).astype(us.dtype)
     a, b = ratio(mid - us, ut - mid, us.dtype)
     a_leaf, b_leaf = ratio(us - ks.astype(us.dtype), ut - us, us.dtype)
-    same = level >= depth
     empty = ut == us
+    return a, b, a_leaf, jnp.where(empty, 1.0, b_leaf).astype(us.dtype), level >= depth, empty
+
+
+def combine(tree, s_piece, t_piece, s_prefix, t_prefix, weights):
+    """The piece of $[s, t]$ from $S_{L+1}(s)$ and $P_{L+1}(t)$, or, inside one leaf,
+    from the two leaf prefixes (`weights` from `combine_weights`; scalar times, vmapped by
+    the grid build)."""
+    a, b, a_leaf, b_leaf, same, empty = weights
     out = []
     for j, (_, dt) in enumerate(tree._leaves):
         general = _bridge.chen(s_piece[j], t_piece[j], a.astype(dt), b.astype(dt))
-        b_safe = jnp.where(empty, 1.0, b_leaf).astype(dt)
-        inner = _bridge.unchen(t_prefix[j], s_prefix[j], a_leaf.astype(dt), b_safe)
+        inner = _bridge.unchen(t_prefix[j], s_prefix[j], a_leaf.astype(dt), b_leaf.astype(dt))
         piece = jnp.where(same, inner, general)
         out.append(jnp.where(empty, jnp.zeros_like(piece), piece))
     return tuple(out)

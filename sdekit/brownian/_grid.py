@@ -36,11 +36,11 @@ def _draw_nodes(tree, tags: Array, indices: Array) -> tuple:
 
     The build draws through as few calls as it can: each call site inlines the whole hash
     and normal transform, and one per level made compile time grow with the depth. Each call
-    is computed once, into buffers (`_computed_once`)."""
+    is computed once, into buffers (`computed_once`)."""
 
     # Node identifiers into their own buffer first: left to XLA, their arithmetic (shifts,
     # concatenations) is sunk into the draw and redone for every path under vmap.
-    tags, indices = _computed_once(lambda: (tags, indices), indices[0].astype(jnp.uint32))
+    tags, indices = computed_once(lambda: (tags, indices), indices[0].astype(jnp.uint32))
 
     def draw():
         # Per-word parts, put in element order after the loop (see `_noise.word_uniforms`).
@@ -52,11 +52,11 @@ def _draw_nodes(tree, tags: Array, indices: Array) -> tuple:
     def words(key, shape, dtype):
         return jax.vmap(lambda g, i: _noise.node_words(key, g, i, tree._n, shape, dtype, tree.depth))(tags, indices)
 
-    drawn = _computed_once(draw, tree._seeds[0][0])
+    drawn = computed_once(draw, tree._seeds[0][0])
     return tuple(_noise.in_element_order(parts, tree._n, s) for parts, (s, _) in zip(drawn, tree._leaves))
 
 
-def _computed_once(fn, word: Array):
+def computed_once(fn, word: Array):
     """`fn()`, computed into a buffer once, as the body of a one-trip loop.
 
     Left in the open, the hash and normal transform are cheap elementwise ops to XLA, which
@@ -68,6 +68,14 @@ def _computed_once(fn, word: Array):
     zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), out)
     trips = 1 + ((word >> 31) >> 1).astype(jnp.int32)
     return lax.fori_loop(0, trips, lambda i, _: fn(), zeros)
+
+
+def opaque_word(x: Array) -> Array:
+    """A uint32 from the bits of `x`'s first element, for `computed_once` on values that do
+    not depend on the tree's key (so that, under vmap over trees, the loop stays unbatched)."""
+    first = jnp.ravel(x)[0]
+    bits = lax.bitcast_convert_type(first, jnp.dtype(f"uint{8 * first.dtype.itemsize}"))
+    return bits.astype(jnp.uint32)
 
 
 def _full_levels(tree, top: int) -> list:
@@ -138,9 +146,13 @@ def grid_pieces(tree, u: Array) -> tuple:
         node, normals, u, k
     )
 
-    # Interval structure.
+    # Interval structure, computed once per interval (left to XLA, it is fused into the
+    # final per-element kernel and redone for every path).
     ks, kt, us, ut = k[:-1], k[1:], u[:-1], u[1:]
-    level = _cursor.common_level(ks, kt, depth)
+    level, weights = computed_once(
+        lambda: (lv := _cursor.common_level(ks, kt, depth), _cursor.combine_weights(us, ut, ks, kt, lv, depth)),
+        opaque_word(u),
+    )
 
     # Per-point folds for levels depth..top, capturing S_{L+1}(u_i) and P_{L+1}(u_{i+1}).
     suf, pre = suffix_d, prefix_d
@@ -169,10 +181,9 @@ def grid_pieces(tree, u: Array) -> tuple:
     if top > 1:
         cap_s, cap_p = _shallow(tree, levels, top, u, k, suf, pre, level, cap_s, cap_p)
 
-    pieces = jax.vmap(
-        lambda a, b, c, d, e, f, g, h, i: _cursor.combine(tree, a, b, c, d, e, f, g, h, i)
-    )(cap_s, cap_p, tuple(x[:-1] for x in prefix_d), tuple(x[1:] for x in prefix_d),
-      us, ut, ks, kt, level)
+    pieces = jax.vmap(lambda a, b, c, d, w: _cursor.combine(tree, a, b, c, d, w))(
+        cap_s, cap_p, tuple(x[:-1] for x in prefix_d), tuple(x[1:] for x in prefix_d), weights
+    )
     return tuple(jnp.moveaxis(p, 1, 0) for p in pieces)
 
 

@@ -361,7 +361,9 @@ def _increment_core(tree: BrownianTree, s, t, cursor):
 
 @eqx.filter_jit
 def _grid_core(tree: BrownianTree, ts):
-    u = tree._position(ts)
-    pieces = _grid.grid_pieces(tree, u)
-    bad = ~((ts[:-1] <= ts[1:]) & (ts[:-1] >= tree.t0) & (ts[1:] <= tree.t1))
-    return tree._finish(ts[1:] - ts[:-1], pieces, bad)
+    # Per grid time, once: left to XLA, this is fused into the per-element kernels that use it.
+    u, dt, bad = _grid.computed_once(
+        lambda: (tree._position(ts), ts[1:] - ts[:-1], ~((ts[:-1] <= ts[1:]) & (ts[:-1] >= tree.t0) & (ts[1:] <= tree.t1))),
+        _grid.opaque_word(ts),
+    )
+    return tree._finish(dt, _grid.grid_pieces(tree, u), bad)
