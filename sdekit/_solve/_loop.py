@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from .._once import computed_once_differentiable, opaque_word
 from .._results import RESULTS
 from ..controllers import ConstantStep
 from . import _progress
@@ -151,7 +152,11 @@ def while_loop(
         h = tnext - t
 
         inc, cursor = noise.increment(t, tnext, s.cursor)
-        y1, y_error, dense, solver_state1 = solver.step(problem, t, tnext, s.y, args, inc, s.solver_state)
+        # The step's results are read by many kernels (controller, selects, saves); computed
+        # once, so that XLA does not redo the stages (drift evaluations and all) in each.
+        y1, y_error, dense, solver_state1 = computed_once_differentiable(
+            lambda a: a[0].step(*a[1:]), (solver, problem, t, tnext, s.y, args, inc, s.solver_state), opaque_word(t)
+        )
         fevals = s.num_fevals + fevals_step
 
         if adaptive:
@@ -172,11 +177,15 @@ def while_loop(
         t_new = jnp.where(accept, tnext, t)
         if revisit:
             # Remember this end if rejected (replacing the farthest one when full); forget ends reached.
-            slot = jnp.argmax(rejected_ends)
-            store = ~accept & (tnext < jnp.max(rejected_ends))
-            # A masked select, not a scatter: under vmap the slot is batched, and XLA's CPU scatter
-            # costs far more than a select over a short buffer.
-            hit = (jnp.arange(revisit, dtype=slot.dtype) == slot) & store
+            farthest = jnp.max(rejected_ends)
+            store = ~accept & (tnext < farthest)
+            # The first slot holding the farthest end, by two plain reductions: XLA's CPU argmax
+            # (a variadic reduction) cost more than the rest of the bookkeeping. A masked select,
+            # not a scatter: under vmap the slot is batched, and XLA's CPU scatter costs far more
+            # than a select over a short buffer.
+            index = jnp.arange(revisit, dtype=jnp.int32)
+            slot = jnp.min(jnp.where(rejected_ends == farthest, index, revisit))
+            hit = (index == slot) & store
             rejected_ends = jnp.where(hit, tnext, rejected_ends)
             rejected_ends = jnp.where(rejected_ends <= t_new, jnp.inf, rejected_ends)
         if jump_ts is not None:

@@ -23,6 +23,7 @@ import jax.lax as lax
 import jax.numpy as jnp
 
 from .._typing import Array
+from .._once import computed_once, opaque_word
 from . import _bridge, _cursor, _noise
 
 
@@ -54,28 +55,6 @@ def _draw_nodes(tree, tags: Array, indices: Array) -> tuple:
 
     drawn = computed_once(draw, tree._seeds[0][0])
     return tuple(_noise.in_element_order(parts, tree._n, s) for parts, (s, _) in zip(drawn, tree._leaves))
-
-
-def computed_once(fn, word: Array):
-    """`fn()`, computed into a buffer once, as the body of a one-trip loop.
-
-    Left in the open, the hash and normal transform are cheap elementwise ops to XLA, which
-    fuses (so recomputes) them into every consumer of a draw: 2-4x the run time of a grid build
-    and a copy of the whole hash in the code of every kernel. A loop's result is a buffer. Its
-    trip count is written so that XLA cannot prove it is 1 (which would inline the loop); it
-    always is: `word`, a uint32, shifted right by 32 bits in all is 0."""
-    out = jax.eval_shape(fn)
-    zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), out)
-    trips = 1 + ((word >> 31) >> 1).astype(jnp.int32)
-    return lax.fori_loop(0, trips, lambda i, _: fn(), zeros)
-
-
-def opaque_word(x: Array) -> Array:
-    """A uint32 from the bits of `x`'s first element, for `computed_once` on values that do
-    not depend on the tree's key (so that, under vmap over trees, the loop stays unbatched)."""
-    first = jnp.ravel(x)[0]
-    bits = lax.bitcast_convert_type(first, jnp.dtype(f"uint{8 * first.dtype.itemsize}"))
-    return bits.astype(jnp.uint32)
 
 
 def _full_levels(tree, top: int) -> list:

@@ -7,6 +7,7 @@ import jax
 import jax.lax as lax
 import jax.numpy as jnp
 
+from .._once import computed_once, opaque_word
 from .._typing import Array, Key, PyTree, RealScalarLike
 from . import _area, _cursor, _grid, _noise, _validate
 from ._cursor import BrownianCursor
@@ -362,8 +363,8 @@ def _increment_core(tree: BrownianTree, s, t, cursor):
 @eqx.filter_jit
 def _grid_core(tree: BrownianTree, ts):
     # Per grid time, once: left to XLA, this is fused into the per-element kernels that use it.
-    u, dt, bad = _grid.computed_once(
+    u, dt, bad = computed_once(
         lambda: (tree._position(ts), ts[1:] - ts[:-1], ~((ts[:-1] <= ts[1:]) & (ts[:-1] >= tree.t0) & (ts[1:] <= tree.t1))),
-        _grid.opaque_word(ts),
+        opaque_word(ts),
     )
     return tree._finish(dt, _grid.grid_pieces(tree, u), bad)

@@ -1,0 +1,57 @@
+"""Values computed into buffers once: a fusion barrier for XLA.
+
+XLA fuses cheap elementwise producers into each of their consumers, so a value read by
+several kernels is recomputed by each: a hash and a normal transform in every kernel that
+reads a draw, a solver's whole step (drift evaluations included) in every kernel that reads
+its result. `lax.optimization_barrier` does not stop this on CPU (it is gone before fusion);
+a loop's result is a buffer, so `computed_once` makes the value one.
+"""
+
+import equinox as eqx
+import jax
+import jax.lax as lax
+import jax.numpy as jnp
+
+from ._typing import Array
+
+
+def computed_once(fn, word: Array):
+    """`fn()`, computed into a buffer once, as the body of a one-trip loop.
+
+    Left in the open, the hash and normal transform are cheap elementwise ops to XLA, which
+    fuses (so recomputes) them into every consumer of a draw: 2-4x the run time of a grid build
+    and a copy of the whole hash in the code of every kernel. A loop's result is a buffer. Its
+    trip count is written so that XLA cannot prove it is 1 (which would inline the loop); it
+    always is: `word`, a uint32, shifted right by 32 bits in all is 0."""
+    out = jax.eval_shape(fn)
+    zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), out)
+    trips = 1 + ((word >> 31) >> 1).astype(jnp.int32)
+    return lax.fori_loop(0, trips, lambda i, _: fn(), zeros)
+
+
+def opaque_word(x: Array) -> Array:
+    """A uint32 from the bits of `x`'s first element, for `computed_once` on values that do
+    not depend on the tree's key (so that, under vmap over trees, the loop stays unbatched)."""
+    first = jnp.ravel(x)[0]
+    bits = lax.bitcast_convert_type(first, jnp.dtype(f"uint{8 * first.dtype.itemsize}"))
+    return bits.astype(jnp.uint32)
+
+
+def computed_once_differentiable(fn, inputs, word: Array):
+    """`fn(inputs)` through `computed_once`, differentiable in the array leaves of `inputs`
+    (a loop with an unknown trip count cannot be transposed, so derivatives go through `fn`
+    itself: only the forward values are materialised)."""
+    dynamic, static = eqx.partition(inputs, eqx.is_array)
+
+    def call(d):
+        return fn(eqx.combine(d, static))
+
+    @jax.custom_jvp
+    def once(d, w):
+        return computed_once(lambda: call(d), w)
+
+    @once.defjvp
+    def _jvp(primals, tangents):
+        return jax.jvp(call, (primals[0],), (tangents[0],))
+
+    return once(dynamic, word)
