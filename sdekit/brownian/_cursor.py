@@ -159,27 +159,68 @@ def _walk_start(tree, k, lvl):
     return _to_normals(tree, _path_uniforms(tree, k, lvl)), _path_uniforms(tree, k, lvl + 1)
 
 
-def _split_into(tree, node, sibling, ahead, k, lvl):
-    """Split the path's node at `lvl`, store the child on the path to leaf k and its sibling
-    at `lvl + 1`, and advance the pipeline `ahead` = (normals for `lvl`, uniforms for
-    `lvl + 1`) by one level.
+@jax.custom_batching.custom_vmap
+def batch_min(x: Array) -> Array:
+    """`x` itself; under `vmap`, the smallest `x` in the batch, unbatched.
+
+    For a loop's lower bound: with a batched bound, the loop's condition is batched, and vmap
+    selects between the old and new value of every loop-carried array at every iteration (the
+    stacks included, which it must then copy) and turns each indexed read and write of the
+    stacks into a gather or scatter. Started at the batch's smallest bound instead, with each
+    path's levels above its own bound masked, the loop runs as many iterations with none of
+    that."""
+    return x
+
+
+@batch_min.def_vmap
+def _batch_min_vmap(axis_size, in_batched, x):
+    (batched,) = in_batched
+    return (batch_min(jnp.min(x, axis=0)) if batched else x), False
+
+
+def walk(tree, k: Array, start: Array, node: tuple, sibling: tuple, fold, acc):
+    """Walk down the path to leaf k from level `start`: split the path's node at each level
+    `lvl` in start..depth-1, and store the child on the path and its sibling at `lvl + 1`.
+
+    `acc = fold(lvl, active, old_sibling, new_sibling, acc)` sees each level's sibling at
+    `lvl + 1` before and after the split (`active`: whether this path walks the level; where
+    not, the stacks are left as they are). Returns `(node, sibling, acc, leaf normals)`.
+
+    Per level, node and sibling are one block of a packed stack, read and written once: XLA
+    makes (at least) one kernel per loop-carried array, and a level costs little more than its
+    kernel launches.
 
     The randomness is drawn ahead as loop-carried (materialised) values: computed in the
     iteration that uses it, XLA fuses the hash and the normal transform into every consumer
     (both children, each branch of erf_inv): three hashes, and a float64 transform several
     times slower inside the integer kernel than on its own."""
     depth = tree.depth
-    xi, next_uniforms = ahead
-    right = bit_at(k, lvl, depth)
-    out_n, out_s, sib = [], [], []
-    for j, (_, dt) in enumerate(tree._leaves):
-        sq = sqrt_width_table(depth, dt)[lvl]
-        lo, hi = _bridge.split(_get(node[j], lvl), xi[j], sq)
-        out_n.append(_set(node[j], jnp.where(right, hi, lo), lvl + 1))
-        sib.append(jnp.where(right, lo, hi))
-        out_s.append(_set(sibling[j], sib[-1], lvl + 1))
-    ahead = (_to_normals(tree, next_uniforms), _path_uniforms(tree, k, lvl + 2))
-    return tuple(out_n), tuple(out_s), ahead, tuple(sib)
+    first = batch_min(start)
+    pairs = tuple(jnp.stack([n, s], axis=1) for n, s in zip(node, sibling))
+    before = pairs
+
+    def body(lvl, carry):
+        pairs, acc, (xi, next_uniforms) = carry
+        active = lvl >= start
+        right = bit_at(k, lvl, depth)
+        new_pairs, old_sib, new_sib = [], [], []
+        for j, (_, dt) in enumerate(tree._leaves):
+            parent = _get(pairs[j], lvl)[0]
+            # The old path's values come from the stacks as they were before the walk (a
+            # loop invariant): read from the ones being written, XLA copies them per level.
+            old = _get(before[j], lvl + 1)
+            lo, hi = _bridge.split(parent, xi[j], sqrt_width_table(depth, dt)[lvl])
+            block = jnp.where(active, jnp.stack([jnp.where(right, hi, lo), jnp.where(right, lo, hi)]), old)
+            new_pairs.append(_set(pairs[j], block, lvl + 1))
+            old_sib.append(old[1])
+            new_sib.append(block[1])
+        acc = fold(lvl, active, tuple(old_sib), tuple(new_sib), acc)
+        ahead = (_to_normals(tree, next_uniforms), _path_uniforms(tree, k, lvl + 2))
+        return tuple(new_pairs), acc, ahead
+
+    carry = (pairs, acc, _walk_start(tree, k, first))
+    pairs, acc, (normals, _) = lax.fori_loop(first, depth, body, carry)
+    return tuple(p[:, 0] for p in pairs), tuple(p[:, 1] for p in pairs), acc, normals
 
 
 def _branch_off(cur: BrownianCursor, level: Array, depth: int):
@@ -226,12 +267,8 @@ def _move(tree, cur: BrownianCursor, u: Array) -> BrownianCursor:
     cur = cur._replace(node=tuple(_set(n, r, 0) for n, r in zip(cur.node, root)))
     node, sibling = _branch_off(cur, level, depth)
 
-    def body(lvl, carry):
-        return _split_into(tree, *carry, k, lvl)[:3]
-
     start = jnp.clip(level + 1, 0, depth)
-    carry = (node, sibling, _walk_start(tree, k, start))
-    node, sibling, (normals, _) = lax.fori_loop(start, depth, body, carry)
+    node, sibling, _, normals = walk(tree, k, start, node, sibling, lambda lvl, active, old, new, acc: acc, ())
     return _arrive(tree, node, sibling, normals, u, k)
 
 
@@ -269,35 +306,36 @@ def increment_pieces(tree, cur: BrownianCursor, us: Array, ut: Array):
     ks, kt = leaf_index(us, depth), leaf_index(ut, depth)
     level = common_level(ks, kt, depth)
     dtype = us.dtype
-    empty = tuple(jnp.zeros_like(p) for p in cur.leaf_prefix)
-    zero = jnp.zeros((), dtype)
 
-    def body(lvl, carry):
-        node, sibling, xi, s_acc, s_width, t_acc, t_width = carry
+    def fold(lvl, active, s_sib, t_sib, acc):
+        # Both folds in one array per shape leaf ([suffix of s, prefix of t]) and one of
+        # widths: a loop-carried array is a kernel per level.
+        accs, widths = acc
         shift = (depth - lvl - 1).astype(ks.dtype)
         width = (jnp.asarray(1, ks.dtype) << shift).astype(dtype)  # of a node at lvl + 1
-        # The path of s: its right sibling at lvl + 1 (read before t's walk overwrites it)
-        # goes in front of the suffix gathered so far.
-        s_left = ~bit_at(ks, lvl, depth)
-        s_sib = tuple(_get(x, lvl + 1) for x in sibling)
-        a_s, b_s = ratio(width, s_width, dtype)
-        # The path of t: split, and append the left sibling to the prefix.
-        node, sibling, xi, t_sib = _split_into(tree, node, sibling, xi, kt, lvl)
-        t_right = bit_at(kt, lvl, depth)
-        a_t, b_t = ratio(t_width, width, dtype)
-        s_new, t_new = [], []
+        # The path of s: its right sibling at lvl + 1 (from the stacks before the walk) goes
+        # in front of the suffix gathered so far; the path of t: its new left sibling is
+        # appended to the prefix.
+        s_left = active & ~bit_at(ks, lvl, depth)
+        t_right = active & bit_at(kt, lvl, depth)
+        a_s, b_s = ratio(width, widths[0], dtype)
+        a_t, b_t = ratio(widths[1], width, dtype)
+        new = []
         for j, (_, dt) in enumerate(tree._leaves):
-            s_new.append(jnp.where(s_left, _bridge.chen(s_sib[j], s_acc[j], a_s.astype(dt), b_s.astype(dt)), s_acc[j]))
-            t_new.append(jnp.where(t_right, _bridge.chen(t_acc[j], t_sib[j], a_t.astype(dt), b_t.astype(dt)), t_acc[j]))
-        s_width = jnp.where(s_left, s_width + width, s_width)
-        t_width = jnp.where(t_right, t_width + width, t_width)
-        return node, sibling, xi, tuple(s_new), s_width, tuple(t_new), t_width
+            s_acc, t_acc = accs[j][0], accs[j][1]
+            s_new = jnp.where(s_left, _bridge.chen(s_sib[j], s_acc, a_s.astype(dt), b_s.astype(dt)), s_acc)
+            t_new = jnp.where(t_right, _bridge.chen(t_acc, t_sib[j], a_t.astype(dt), b_t.astype(dt)), t_acc)
+            new.append(jnp.stack([s_new, t_new]))
+        widths = jnp.stack([jnp.where(s_left, widths[0] + width, widths[0]), jnp.where(t_right, widths[1] + width, widths[1])])
+        return tuple(new), widths
 
     s_leaf_prefix, s_leaf_suffix = cur.leaf_prefix, cur.leaf_suffix
     node, sibling = _branch_off(cur, level, depth)
     start = jnp.clip(level + 1, 0, depth)
-    carry = (node, sibling, _walk_start(tree, kt, start), empty, zero, empty, zero)
-    node, sibling, (normals, _), s_acc, s_width, t_acc, t_width = lax.fori_loop(start, depth, body, carry)
+    acc = (tuple(jnp.zeros((2,) + p.shape, p.dtype) for p in cur.leaf_prefix), jnp.zeros((2,), dtype))
+    node, sibling, (accs, widths), normals = walk(tree, kt, start, node, sibling, fold, acc)
+    s_acc, t_acc = tuple(a[0] for a in accs), tuple(a[1] for a in accs)
+    s_width, t_width = widths[0], widths[1]
     cur = _arrive(tree, node, sibling, normals, ut, kt)
     # Close the folds with the leaf pieces: [s, d_D] + gathered suffix, prefix + [c_D, t].
     a_s, b_s = ratio((ks + 1).astype(dtype) - us, s_width, dtype)
