@@ -23,7 +23,6 @@ give bitwise the same values.
 
 from typing import NamedTuple
 
-import jax
 import jax.lax as lax
 import jax.numpy as jnp
 import numpy as np
@@ -272,31 +271,10 @@ def _move(tree, cur: BrownianCursor, u: Array) -> BrownianCursor:
     return _arrive(tree, node, sibling, normals, u, k)
 
 
-@jax.custom_batching.custom_vmap
-def any_in_batch(x: Array) -> Array:
-    """`x` itself (a bool); under `vmap`, whether any `x` in the batch is true, unbatched.
-
-    For a `lax.cond` that is mostly false in every path: with a batched predicate, vmap runs
-    both branches for all paths and selects; with this one, the batch skips the branch
-    unless some path needs it."""
-    return x
-
-
-@any_in_batch.def_vmap
-def _any_in_batch_vmap(axis_size, in_batched, x):
-    (batched,) = in_batched
-    return (any_in_batch(jnp.any(x, axis=0)) if batched else x), False
-
-
 def move(tree, cur: BrownianCursor, u: Array) -> BrownianCursor:
     """`_move`, skipped when the cursor already holds `u` (the sequential case)."""
     same = cur.valid & (cur.position == u)
-
-    def moved(c):
-        new = _move(tree, c, u)
-        return jax.tree.map(lambda a, b: jnp.where(same, a, b), c, new)
-
-    return lax.cond(any_in_batch(~same), moved, lambda c: c, cur)
+    return lax.cond(same, lambda c: c, lambda c: _move(tree, c, u), cur)
 
 
 def increment_pieces(tree, cur: BrownianCursor, us: Array, ut: Array):
