@@ -106,7 +106,7 @@ def interval_area(tree, us: Array, ut: Array) -> list:
     def body(k, carry):
         cur, acc, first, last = carry
         cur = _cursor.move(tree, cur, k.astype(us.dtype))
-        vals = [cur.node[j][depth] for j in range(nj)]
+        vals = [cur.path[j][depth, 0] for j in range(nj)]
         inner = k < kt
         acc = [_where(inner, mul(acc[j], _leaf(vals[j], _leaf_residual(tree, j, vals[j], k))), acc[j])
                for j in range(nj)]

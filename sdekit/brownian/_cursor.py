@@ -23,6 +23,7 @@ give bitwise the same values.
 
 from typing import NamedTuple
 
+import jax
 import jax.lax as lax
 import jax.numpy as jnp
 import numpy as np
@@ -41,8 +42,9 @@ class BrownianCursor(NamedTuple):
     Attributes:
         position: the cached point in leaf units.
         valid: whether the stacks hold the path to `position`.
-        node: per shape leaf, `(depth + 1, n, *shape)`: the path's nodes.
-        sibling: per shape leaf, the sibling of each path node (level 0 unused).
+        path: per shape leaf, `(depth + 1, 2, n, *shape)`: at each level, the node on the
+            path (`[l, 0]`, also as `node`) and its sibling (`[l, 1]`, also as `sibling`;
+            level 0 unused). Packed so that a walk reads and writes one block per level.
         leaf_normals: per shape leaf, `(n, *shape)`: the leaf's bridge normals.
         leaf_prefix: per shape leaf, `(n, *shape)`: the piece from the leaf's start to
             the cached point.
@@ -51,22 +53,30 @@ class BrownianCursor(NamedTuple):
 
     position: Array
     valid: Array
-    node: tuple
-    sibling: tuple
+    path: tuple
     leaf_normals: tuple
     leaf_prefix: tuple
     leaf_suffix: tuple
 
+    @property
+    def node(self) -> tuple:
+        """Per shape leaf, `(depth + 1, n, *shape)`: the path's nodes."""
+        return tuple(p[:, 0] for p in self.path)
+
+    @property
+    def sibling(self) -> tuple:
+        """Per shape leaf, `(depth + 1, n, *shape)`: each path node's sibling."""
+        return tuple(p[:, 1] for p in self.path)
+
 
 def empty_cursor(tree) -> BrownianCursor:
     depth, n = tree.depth, tree._n
-    stacks = tuple(jnp.zeros((depth + 1, n, *s), d) for s, d in tree._leaves)
+    stacks = tuple(jnp.zeros((depth + 1, 2, n, *s), d) for s, d in tree._leaves)
     pieces = tuple(jnp.zeros((n, *s), d) for s, d in tree._leaves)
     return BrownianCursor(
         position=jnp.zeros((), tree._tdtype),
         valid=jnp.zeros((), bool),
-        node=stacks,
-        sibling=stacks,
+        path=stacks,
         leaf_normals=pieces,
         leaf_prefix=pieces,
         leaf_suffix=pieces,
@@ -177,15 +187,15 @@ def _batch_min_vmap(axis_size, in_batched, x):
     return (batch_min(jnp.min(x, axis=0)) if batched else x), False
 
 
-def walk(tree, k: Array, start: Array, node: tuple, sibling: tuple, fold, acc):
+def walk(tree, k: Array, start: Array, path: tuple, fold, acc):
     """Walk down the path to leaf k from level `start`: split the path's node at each level
     `lvl` in start..depth-1, and store the child on the path and its sibling at `lvl + 1`.
 
     `acc = fold(lvl, active, old_sibling, new_sibling, acc)` sees each level's sibling at
     `lvl + 1` before and after the split (`active`: whether this path walks the level; where
-    not, the stacks are left as they are). Returns `(node, sibling, acc, leaf normals)`.
+    not, the stacks are left as they are). Returns `(path, acc, leaf normals)`.
 
-    Per level, node and sibling are one block of a packed stack, read and written once: XLA
+    Per level, node and sibling are one block of the packed `path`, read and written once: XLA
     makes (at least) one kernel per loop-carried array, and a level costs little more than its
     kernel launches.
 
@@ -195,8 +205,7 @@ def walk(tree, k: Array, start: Array, node: tuple, sibling: tuple, fold, acc):
     times slower inside the integer kernel than on its own."""
     depth = tree.depth
     first = batch_min(start)
-    pairs = tuple(jnp.stack([n, s], axis=1) for n, s in zip(node, sibling))
-    before = pairs
+    before = path
 
     def body(lvl, carry):
         pairs, acc, (xi, next_uniforms) = carry
@@ -217,33 +226,31 @@ def walk(tree, k: Array, start: Array, node: tuple, sibling: tuple, fold, acc):
         ahead = (_to_normals(tree, next_uniforms), _path_uniforms(tree, k, lvl + 2))
         return tuple(new_pairs), acc, ahead
 
-    carry = (pairs, acc, _walk_start(tree, k, first))
-    pairs, acc, (normals, _) = lax.fori_loop(first, depth, body, carry)
-    return tuple(p[:, 0] for p in pairs), tuple(p[:, 1] for p in pairs), acc, normals
+    carry = (path, acc, _walk_start(tree, k, first))
+    path, acc, (normals, _) = lax.fori_loop(first, depth, body, carry)
+    return path, acc, normals
 
 
-def _branch_off(cur: BrownianCursor, level: Array, depth: int):
-    """The stacks for a new path leaving the cached one below `level` (-1: an invalid cursor,
+def _branch_off(cur: BrownianCursor, level: Array, depth: int) -> tuple:
+    """The path for a new point leaving the cached one below `level` (-1: an invalid cursor,
     nothing kept but the root): at `level + 1` the old sibling becomes the new node."""
     swap = (level >= 0) & (level < depth)
     lv = jnp.clip(level + 1, 0, depth)
-    new_node, new_sib = [], []
-    for n, s in zip(cur.node, cur.sibling):
-        at_n, at_s = _get(n, lv), _get(s, lv)
-        new_node.append(_set(n, jnp.where(swap, at_s, at_n), lv))
-        new_sib.append(_set(s, jnp.where(swap, at_n, at_s), lv))
-    return tuple(new_node), tuple(new_sib)
+    out = []
+    for p in cur.path:
+        pair = _get(p, lv)
+        out.append(_set(p, jnp.where(swap, pair[::-1], pair), lv))
+    return tuple(out)
 
 
-def _arrive(tree, node, sibling, normals, u: Array, k: Array) -> BrownianCursor:
-    """The cursor at `u` once the stacks hold the path to its leaf k (`normals`: the leaf's)."""
-    leaf_vals = tuple(_get(n, tree.depth) for n in node)
+def _arrive(tree, path, normals, u: Array, k: Array) -> BrownianCursor:
+    """The cursor at `u` once `path` holds the path to its leaf k (`normals`: the leaf's)."""
+    leaf_vals = tuple(_get(p, tree.depth)[0] for p in path)
     prefix, suffix = leaf_pieces(tree, leaf_vals, normals, u, k)
     return BrownianCursor(
         position=u,
         valid=jnp.ones((), bool),
-        node=node,
-        sibling=sibling,
+        path=path,
         leaf_normals=normals,
         leaf_prefix=prefix,
         leaf_suffix=suffix,
@@ -260,15 +267,15 @@ def _move(tree, cur: BrownianCursor, u: Array) -> BrownianCursor:
     # Empty cursor: the root's values (drawn only then).
     root = lax.cond(
         cur.valid,
-        lambda: tuple(_get(n, 0) for n in cur.node),
+        lambda: tuple(p[0, 0] for p in cur.path),
         lambda: tuple(_bridge.root(r) for r in draw(tree, 0, 0)),
     )
-    cur = cur._replace(node=tuple(_set(n, r, 0) for n, r in zip(cur.node, root)))
-    node, sibling = _branch_off(cur, level, depth)
+    cur = cur._replace(path=tuple(p.at[0, 0].set(r) for p, r in zip(cur.path, root)))
+    path = _branch_off(cur, level, depth)
 
     start = jnp.clip(level + 1, 0, depth)
-    node, sibling, _, normals = walk(tree, k, start, node, sibling, lambda lvl, active, old, new, acc: acc, ())
-    return _arrive(tree, node, sibling, normals, u, k)
+    path, _, normals = walk(tree, k, start, path, lambda lvl, active, old, new, acc: acc, ())
+    return _arrive(tree, path, normals, u, k)
 
 
 def move(tree, cur: BrownianCursor, u: Array) -> BrownianCursor:
@@ -308,13 +315,13 @@ def increment_pieces(tree, cur: BrownianCursor, us: Array, ut: Array):
         return tuple(new), widths
 
     s_leaf_prefix, s_leaf_suffix = cur.leaf_prefix, cur.leaf_suffix
-    node, sibling = _branch_off(cur, level, depth)
+    path = _branch_off(cur, level, depth)
     start = jnp.clip(level + 1, 0, depth)
     acc = (tuple(jnp.zeros((2,) + p.shape, p.dtype) for p in cur.leaf_prefix), jnp.zeros((2,), dtype))
-    node, sibling, (accs, widths), normals = walk(tree, kt, start, node, sibling, fold, acc)
+    path, (accs, widths), normals = walk(tree, kt, start, path, fold, acc)
     s_acc, t_acc = tuple(a[0] for a in accs), tuple(a[1] for a in accs)
     s_width, t_width = widths[0], widths[1]
-    cur = _arrive(tree, node, sibling, normals, ut, kt)
+    cur = _arrive(tree, path, normals, ut, kt)
     # Close the folds with the leaf pieces: [s, d_D] + gathered suffix, prefix + [c_D, t].
     a_s, b_s = ratio((ks + 1).astype(dtype) - us, s_width, dtype)
     a_t, b_t = ratio(t_width, ut - kt.astype(dtype), dtype)
