@@ -16,8 +16,8 @@ is the leaf suffix of $s$ followed by the right siblings of its path below level
 the prefix $P_{L+1}(t) = [c_{L+1}, t]$ the left siblings of the path of $t$ followed by
 its leaf prefix. With the cursor at $s$, one walk down from level $L+1$ does everything:
 it splits the nodes of the path of $t$ (overwriting the path of $s$ below $L$) and, level
-by level, reads the sibling of $s$ before it is overwritten, accumulating both folds from
-the top. A fresh descent is the same code after moving an empty cursor to $s$, so both
+by level, reads the sibling of $s$ (from the path as it was before the walk), accumulating
+both folds from the top. A fresh descent is the same code after moving an empty cursor to $s$, so both
 give bitwise the same values.
 """
 
