@@ -17,8 +17,8 @@ the prefix $P_{L+1}(t) = [c_{L+1}, t]$ the left siblings of the path of $t$ foll
 its leaf prefix. With the cursor at $s$, one walk down from level $L+1$ does everything:
 it splits the nodes of the path of $t$ (overwriting the path of $s$ below $L$) and, level
 by level, reads the sibling of $s$ (from the path as it was before the walk), accumulating
-both folds from the top. A fresh descent is the same code after moving an empty cursor to $s$, so both
-give bitwise the same values.
+both folds from the top. A fresh descent is the same code after moving an empty cursor to
+$s$, so both give bitwise the same values.
 """
 
 from typing import NamedTuple
