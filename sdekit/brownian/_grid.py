@@ -172,8 +172,11 @@ def _shallow(tree, levels, top, u, k, suf, pre, level, cap_s, cap_p):
     depth = tree.depth
     g = k >> (depth - top)
     nodes = jnp.arange(2**top, dtype=k.dtype)
-    first = jnp.searchsorted(g, nodes, side="left")
-    last = jnp.searchsorted(g, nodes, side="right") - 1
+    # First and last grid point under each node, by scatter (O(N); a searchsorted's binary
+    # search is a while loop that costs compile time, and compare-all is O(N 2**top)).
+    point = jnp.arange(u.shape[0], dtype=jnp.int32)
+    first = jnp.full(nodes.shape, u.shape[0], jnp.int32).at[g].min(point)
+    last = jnp.full(nodes.shape, -1, jnp.int32).at[g].max(point)
     has = first <= last
     first_c = jnp.clip(first, 0, u.shape[0] - 1)
     last_c = jnp.clip(last, 0, u.shape[0] - 1)
