@@ -264,7 +264,6 @@ def while_loop(
 class _ScanCarry(NamedTuple):
     y: Any
     solver_state: Any
-    result: Any
     num_accepted: Any
 
 
@@ -277,26 +276,20 @@ def scan_loop(problem, solver, grid, saveat, y0, args, saveat_ts, meter, noise, 
     solver_state = solver.init(problem, t0, y0, args)
     uses_dense = saveat_ts is not None or saveat.dense
     num_grid_steps = grid.shape[0] - 1
-    carry = _ScanCarry(
-        y=y0,
-        solver_state=solver_state,
-        result=jnp.asarray(RESULTS.successful, int32),
-        num_accepted=jnp.zeros((), int32),
-    )
+    carry = _ScanCarry(y=y0, solver_state=solver_state, num_accepted=jnp.zeros((), int32))
 
     def body(c, xs):
-        t, tnext, inc = xs
+        i, t, tnext, inc = xs
         y1, _, dense, solver_state1 = solver.step(problem, t, tnext, c.y, args, inc, c.solver_state)
-        ok = all_finite(y1)
-        # After a failure the state freezes: the remaining grid steps change nothing.
-        active = ok & (c.result == RESULTS.successful)
-        result = jnp.where(ok, c.result, RESULTS.nonfinite).astype(int32)
+        # After a failure the state freezes: the remaining grid steps change nothing. Whether
+        # all steps so far succeeded is `num_accepted == i`, so no result code is carried (a
+        # carried value costs a kernel and a copy per step).
+        active = all_finite(y1) & (c.num_accepted == i)
         if meter is not None:
             _progress.report(meter, (tnext - t0) / (t1 - t0))
         new = _ScanCarry(
             y=tree_where(active, y1, c.y),
             solver_state=tree_where(active, solver_state1, c.solver_state),
-            result=result,
             num_accepted=c.num_accepted + active.astype(int32),
         )
         out_y = tree_where(active, y1, jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), y1)) if saveat.steps else None
@@ -306,7 +299,9 @@ def scan_loop(problem, solver, grid, saveat, y0, args, saveat_ts, meter, noise, 
 
     if adjoint is not None:
         body = jax.checkpoint(body)
-    c, (steps_ys, dense_all, ends) = lax.scan(body, carry, (grid[:-1], grid[1:], noise.grid(grid)))
+    steps = jnp.arange(num_grid_steps, dtype=int32)
+    c, (steps_ys, dense_all, ends) = lax.scan(body, carry, (steps, grid[:-1], grid[1:], noise.grid(grid)))
+    result = jnp.where(c.num_accepted == num_grid_steps, RESULTS.successful, RESULTS.nonfinite).astype(int32)
     # Saves at `ts` are interpolated after the scan, from the per-step dense outputs.
     ts_ys = None if saveat_ts is None else saves_from_grid_steps(solver, grid, saveat_ts, dense_all, *ends)
     dense_infos = dense_all if saveat.dense else None
@@ -315,9 +310,9 @@ def scan_loop(problem, solver, grid, saveat, y0, args, saveat_ts, meter, noise, 
     if saveat.steps:
         steps_ts = jnp.where(jnp.arange(num_grid_steps, dtype=int32) < c.num_accepted, grid[1:], jnp.inf)
     return LoopOutput(
-        t=jnp.where(c.result == RESULTS.successful, t1, grid[c.num_accepted]),
+        t=jnp.where(result == RESULTS.successful, t1, grid[c.num_accepted]),
         y=c.y,
-        result=c.result,
+        result=result,
         num_steps=jnp.asarray(num_grid_steps, int32),
         num_accepted=c.num_accepted,
         num_fevals=jnp.asarray(fevals, int32),

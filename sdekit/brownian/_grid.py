@@ -43,18 +43,46 @@ def _draw_nodes(tree, tags: Array, indices: Array) -> tuple:
     # concatenations) is sunk into the draw and redone for every path under vmap.
     tags, indices = computed_once(lambda: (tags, indices), indices[0].astype(jnp.uint32))
 
+    many = isinstance(tree, PathsAxis)
+
+    def words(key, shape, dtype):
+        one = lambda k: jax.vmap(lambda g, i: _noise.node_words(k, g, i, tree._n, shape, dtype, tree.depth))(tags, indices)  # noqa: E731
+        # Many trees: one seed per path, the words of each path's own draw, path axis last.
+        return jax.vmap(one, out_axes=-1)(key) if many else one(key)
+
     def draw():
         # Per-word parts, put in element order after the loop (see `_noise.word_uniforms`).
         return tuple(
             tuple(_noise.uniform_to_normal(u, d) for u in _noise.word_uniforms(*words(key, s, d), d))
-            for key, (s, d) in zip(tree._seeds, tree._leaves)
+            for key, (s, d) in zip(tree._seeds, tree._base_shapes if many else tree._leaves)
         )
 
-    def words(key, shape, dtype):
-        return jax.vmap(lambda g, i: _noise.node_words(key, g, i, tree._n, shape, dtype, tree.depth))(tags, indices)
+    drawn = computed_once(draw, jnp.ravel(tree._seeds[0])[0])
+    shapes = [s for s, _ in (tree._base_shapes if many else tree._leaves)]
+    if not many:
+        return tuple(_noise.in_element_order(parts, tree._n, s) for parts, s in zip(drawn, shapes))
+    # Path axis after the component axis: `(len, n, paths, *shape)`.
+    order = lambda parts, s: _noise.in_element_order(parts, tree._n, s)  # noqa: E731
+    return tuple(jax.vmap(order, in_axes=(-1, None), out_axes=2)(p, s) for p, s in zip(drawn, shapes))
 
-    drawn = computed_once(draw, tree._seeds[0][0])
-    return tuple(_noise.in_element_order(parts, tree._n, s) for parts, (s, _) in zip(drawn, tree._leaves))
+
+class PathsAxis:
+    """Many trees that differ only in their key, as one tree for the grid build: each shape
+    leaf gets a leading path axis, `(paths, *shape)`, and a node's normals for path b come
+    from seed b (bitwise the normals of tree b).
+
+    Under `vmap` over keys the build then runs as for one tree of shape `(paths, *shape)`,
+    torchsde's formulation: per-level slices and strided reads of the node arrays act on whole
+    rows of paths instead of striding inside each path's row, and the increments come out
+    step-major, as a scan over the steps reads them (vmapped Euler-Maruyama on the GBM
+    benchmark: 21 -> 8.4 ms)."""
+
+    def __init__(self, tree, seeds: tuple, paths: int):
+        self._seeds = seeds
+        self._base_shapes = tree._leaves
+        self._leaves = tuple(((paths, *s), d) for s, d in tree._leaves)
+        self._n = tree._n
+        self.depth = tree.depth
 
 
 def _full_levels(tree, top: int) -> list:
@@ -114,7 +142,8 @@ def _bcast(mask: Array, x: Array) -> Array:
 
 
 def grid_pieces(tree, u: Array) -> tuple:
-    """Pieces (component axis first, shape `(n, N, *shape)`) of all grid intervals."""
+    """Pieces (component axis first, shape `(n, N, *shape)`) of all grid intervals; `tree` is a
+    `BrownianTree` or a `PathsAxis`."""
     depth = tree.depth
     m = u.shape[0]
     top = min(depth, max(1, math.ceil(math.log2(m))))

@@ -322,8 +322,8 @@ class BrownianTree(eqx.Module):
         apply the error policy; `bad` has the shape of the query batch."""
         root_t = jnp.sqrt(self.t1 - self.t0)
         comps = [[], [], []]
-        for (shape, d), p in zip(self._leaves, pieces):
-            p = self._guard(p * root_t.astype(d), jnp.reshape(bad, (1, *bad.shape) + (1,) * len(shape)))
+        for (_, d), p in zip(self._leaves, pieces):
+            p = self._guard(p * root_t.astype(d), jnp.reshape(bad, (1, *bad.shape) + (1,) * (p.ndim - 1 - bad.ndim)))
             for i in range(self._n):
                 comps[i].append(p[i])
         W = self._unflatten(comps[0])
@@ -362,9 +362,39 @@ def _increment_core(tree: BrownianTree, s, t, cursor):
 
 @eqx.filter_jit
 def _grid_core(tree: BrownianTree, ts):
+    """`grid_increments` without the area. Under `vmap` over trees that differ only in their
+    key (`sample_paths`, or a user's vmap over keys), the trees are built as one, with the path
+    axis inside (`_grid.PathsAxis`): the same numbers, faster, and step-major, so that the
+    transpose to the batch-first layout cancels against the scan's own."""
+    dynamic, static = eqx.partition(tree, eqx.is_array)
+
+    @jax.custom_batching.custom_vmap
+    def core(dynamic, ts):
+        return _grid_increments(eqx.combine(dynamic, static), ts)
+
+    @core.def_vmap
+    def _core_vmap(axis_size, in_batched, dynamic, ts):
+        dyn_batched, ts_batched = in_batched
+        one = eqx.combine(dynamic, static)
+        if ts_batched or dyn_batched.t0 or dyn_batched.t1:
+            axes = jax.tree.map(lambda b: 0 if b else None, in_batched)
+            out = jax.vmap(lambda d, t: _grid_increments(eqx.combine(d, static), t), in_axes=axes)(dynamic, ts)
+            return out, jax.tree.map(lambda _: True, out)
+        seeds = tuple(
+            s if b else jnp.broadcast_to(s, (axis_size, *s.shape)) for s, b in zip(one._seeds, dyn_batched._seeds)
+        )
+        inc = _grid_increments(one, ts, _grid.PathsAxis(one, seeds, axis_size))
+        paths_first = lambda x: None if x is None else jax.tree.map(lambda v: jnp.moveaxis(v, 1, 0), x)  # noqa: E731
+        out = Increment(inc.dt, paths_first(inc.W), paths_first(inc.H), paths_first(inc.K))
+        return out, Increment(False, *(jax.tree.map(lambda _: True, x) for x in out[1:4]))
+
+    return core(dynamic, ts)
+
+
+def _grid_increments(tree: BrownianTree, ts, build=None):
     # Per grid time, once: left to XLA, this is fused into the per-element kernels that use it.
     u, dt, bad = computed_once(
         lambda: (tree._position(ts), ts[1:] - ts[:-1], ~((ts[:-1] <= ts[1:]) & (ts[:-1] >= tree.t0) & (ts[1:] <= tree.t1))),
         opaque_word(ts),
     )
-    return tree._finish(dt, _grid.grid_pieces(tree, u), bad)
+    return tree._finish(dt, _grid.grid_pieces(tree if build is None else build, u), bad)

@@ -149,6 +149,78 @@ def test_grid_with_repeated_and_sub_leaf_times(x64):
     assert np.all(np.asarray(grid.W[1]) == 0)
 
 
+def _grid_per_tree_and_vmapped(make_tree, keys, ts, **vmap_kw):
+    """Grid increments of each key's tree one at a time, and of all of them under one vmap."""
+    one = lambda key: make_tree(key).grid_increments(ts)  # noqa: E731
+    singles = [jax.jit(one)(k) for k in keys]
+    batched = jax.jit(jax.vmap(one, **vmap_kw))(keys)
+    return singles, batched
+
+
+@pytest.mark.parametrize("levy", LEVIES)
+@pytest.mark.parametrize("shape", [(), (3,), (2, 3)])
+def test_grid_vmapped_over_keys_builds_trees_as_one(levy, shape):
+    """Under vmap over keys the grid build runs for all trees at once (path axis inside); each
+    path's increments are still its own tree's, bitwise up to FMA contraction."""
+    keys = jax.random.split(jax.random.key(11), 5)
+    ts = jnp.asarray(_times(61, 0.0, 1.0, 2**-8, seed=3), jnp.float32)
+    make = lambda key: skb.BrownianTree(key, 0.0, 1.0, shape=shape, tol=2**-8, levy=levy)  # noqa: E731
+    singles, batched = _grid_per_tree_and_vmapped(make, keys, ts)
+    for name in ("W", "H", "K"):
+        got = getattr(batched, name)
+        if got is None:
+            continue
+        want = np.stack([np.asarray(getattr(s, name)) for s in singles])
+        assert got.shape == (5, 60, *shape)
+        np.testing.assert_allclose(got, want, rtol=0, atol=3 * float(np.finfo(np.float32).eps) * np.abs(want).max())
+        # Different keys give different paths: no path axis was broadcast or mixed up.
+        assert np.all(np.abs(want[0] - want[1]).max() > 0.01)
+    np.testing.assert_allclose(batched.dt, np.broadcast_to(np.diff(np.asarray(ts)), (5, 60)))
+
+
+def test_grid_vmapped_pytree_shape_and_fallbacks(x64):
+    """Pytree shapes (one seed per leaf) take the batched build; vmaps that batch the times or
+    the interval fall back to a plain vmap; nested vmaps compose."""
+    keys = jax.random.split(jax.random.key(12), 4)
+    ts = jnp.linspace(0.0, 1.0, 33)
+    shape = {"a": jax.ShapeDtypeStruct((2,), jnp.float32), "b": jax.ShapeDtypeStruct((), jnp.float64)}
+    make = lambda key, t1=1.0: skb.BrownianTree(key, 0.0, t1, shape=shape, tol=2**-6, levy="space-time", depth=8)  # noqa: E731
+    singles, batched = _grid_per_tree_and_vmapped(make, keys, ts)
+    for leaf in ("a", "b"):
+        want = np.stack([np.asarray(s.H[leaf]) for s in singles])
+        np.testing.assert_allclose(batched.H[leaf], want, rtol=1e-5, atol=1e-6)
+        assert batched.H[leaf].dtype == shape[leaf].dtype
+
+    # Batched times (each path its own grid) and batched intervals: plain vmap.
+    grids = jnp.stack([ts, ts**2, jnp.sqrt(ts), ts])
+    out = jax.jit(jax.vmap(lambda k, g: make(k).grid_increments(g)))(keys, grids)
+    for i in range(4):
+        np.testing.assert_allclose(out.W["a"][i], make(keys[i]).grid_increments(grids[i]).W["a"], rtol=1e-5, atol=1e-6)
+    t1s = jnp.asarray([1.0, 2.0, 0.5, 1.0])
+    out = jax.jit(jax.vmap(lambda k, t1: make(k, t1).grid_increments(ts * t1)))(keys, t1s)
+    for i in range(4):
+        want = make(keys[i], float(t1s[i])).grid_increments(ts * t1s[i])
+        np.testing.assert_allclose(out.W["b"][i], want.W["b"], rtol=1e-9, atol=1e-12)
+
+    # vmap of vmap over keys: (2, 2) paths, each its own tree.
+    nested = jax.jit(jax.vmap(jax.vmap(lambda k: make(k).grid_increments(ts))))(keys.reshape(2, 2))
+    np.testing.assert_allclose(nested.W["a"].reshape(4, 32, 2), batched.W["a"], rtol=1e-5, atol=1e-6)
+
+
+def test_grid_vmapped_invalid_times_follow_policy():
+    keys = jax.random.split(jax.random.key(13), 3)
+    bad = jnp.asarray([0.0, 0.5, 0.25, 1.0])  # not sorted: the middle interval is invalid
+
+    def f(key, on_error):
+        tree = skb.BrownianTree(key, 0.0, 1.0, shape=(2,), tol=2**-6, on_error=on_error)
+        return tree.grid_increments(bad).W
+
+    w = jax.jit(jax.vmap(lambda k: f(k, "nan")))(keys)
+    assert np.all(np.isnan(w[:, 1])) and np.all(np.isfinite(w[:, [0, 2]]))
+    with pytest.raises(Exception, match="outside"):
+        jax.block_until_ready(jax.jit(jax.vmap(lambda k: f(k, "raise")))(keys))
+
+
 @pytest.mark.parametrize("levy", ["space-time", "space-time-time"])
 def test_chen_and_evaluate(dtype, levy):
     tree = skb.BrownianTree(jax.random.key(6), 0.0, 3.0, shape=(5,), tol=1e-3, levy=levy,
