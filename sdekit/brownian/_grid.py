@@ -85,19 +85,34 @@ class PathsAxis:
         self.depth = tree.depth
 
 
-def _full_levels(tree, top: int) -> list:
-    """Node values of every node at levels 0..top: `levels[l][j]` has shape
-    `(2**l, n, *shape)`."""
-    depth = tree.depth
+def _full_level_ids(depth: int, top: int) -> tuple:
+    """Node identifiers of the root's values and the split normals of every node above `top`,
+    in heap order: entry 0 is the root (tag 0), entry i >= 1 splits node (l, i - 2**l) at level
+    l = floor(log2 i), i.e. tag l + 1 (built from an iota: no 2**top-sized constants)."""
     idt = _noise.index_dtype(depth)
-    # One draw for the root's values and the split normals of every node above `top`, in heap
-    # order: entry 0 is the root (tag 0), entry i >= 1 splits node (l, i - 2**l) at level
-    # l = floor(log2 i), i.e. tag l + 1 (built from an iota: no 2**top-sized constants).
     heap = lax.iota(idt, 2**top)
     lvl_of = (8 * jnp.dtype(idt).itemsize - 1 - lax.clz(jnp.maximum(heap, 1))).astype(jnp.int32)
     tags = jnp.where(heap == 0, 0, lvl_of + 1)
     index = jnp.where(heap == 0, 0, heap - (jnp.asarray(1, idt) << lvl_of.astype(idt)))
-    xi_all = _draw_nodes(tree, tags, index)
+    return tags, index
+
+
+def _deep_ids(depth: int, top: int, k: Array) -> tuple:
+    """Node identifiers of the split normals on each point's path below `top` (level-major),
+    then of each point's leaf bridge."""
+    m = k.shape[0]
+    levels = jnp.arange(top, depth, dtype=jnp.int32)
+    tags = jnp.concatenate([jnp.repeat(levels + 1, m), jnp.full((m,), depth + 1, jnp.int32)])
+    index = jnp.concatenate([(k[None, :] >> (depth - levels)[:, None].astype(k.dtype)).ravel(), k])
+    return tags, index
+
+
+def _full_levels(tree, top: int, xi_all: tuple | None = None) -> list:
+    """Node values of every node at levels 0..top (`xi_all`: the normals of `_full_level_ids`,
+    drawn here if not given): `levels[l][j]` has shape `(2**l, n, *shape)`."""
+    depth = tree.depth
+    if xi_all is None:
+        xi_all = _draw_nodes(tree, *_full_level_ids(depth, top))
     levels = [tuple(_bridge.root(x[0])[None] for x in xi_all)]
     for lvl in range(top):
         nxt = []
@@ -111,15 +126,11 @@ def _full_levels(tree, top: int) -> list:
     return levels
 
 
-def _deep_paths(tree, top_nodes, k: Array, top: int):
+def _deep_paths(tree, top_nodes, k: Array, top: int, xi_all: tuple):
     """Per point: node at level D, siblings at levels top+1..D, and the leaf's bridge
-    normals (all drawn at once)."""
+    normals (`xi_all`: the normals of `_deep_ids`)."""
     depth = tree.depth
     m = k.shape[0]
-    levels = jnp.arange(top, depth, dtype=jnp.int32)
-    tags = jnp.concatenate([jnp.repeat(levels + 1, m), jnp.full((m,), depth + 1, jnp.int32)])
-    index = jnp.concatenate([(k[None, :] >> (depth - levels)[:, None].astype(k.dtype)).ravel(), k])
-    xi_all = _draw_nodes(tree, tags, index)
     node = tuple(x[k >> (depth - top)] for x in top_nodes)
     siblings = {}
     for i, lvl in enumerate(range(top, depth)):
@@ -148,8 +159,12 @@ def grid_pieces(tree, u: Array) -> tuple:
     m = u.shape[0]
     top = min(depth, max(1, math.ceil(math.log2(m))))
     k = _cursor.leaf_index(u, depth)
-    levels = _full_levels(tree, top)
-    node, siblings, normals = _deep_paths(tree, levels[top], k, top)
+    # All normals in one draw: each draw inlines the whole hash and normal transform.
+    full_tags, full_index = _full_level_ids(depth, top)
+    deep_tags, deep_index = _deep_ids(depth, top, k)
+    xi = _draw_nodes(tree, jnp.concatenate([full_tags, deep_tags]), jnp.concatenate([full_index, deep_index.astype(full_index.dtype)]))
+    levels = _full_levels(tree, top, tuple(x[: 2**top] for x in xi))
+    node, siblings, normals = _deep_paths(tree, levels[top], k, top, tuple(x[2**top :] for x in xi))
     prefix_d, suffix_d = jax.vmap(lambda v, x, uu, kk: _cursor.leaf_pieces(tree, v, x, uu, kk))(
         node, normals, u, k
     )
