@@ -61,9 +61,14 @@ def _draw_nodes(tree, tags: Array, indices: Array) -> tuple:
     shapes = [s for s, _ in (tree._base_shapes if many else tree._leaves)]
     if not many:
         return tuple(_noise.in_element_order(parts, tree._n, s) for parts, s in zip(drawn, shapes))
-    # Path axis after the component axis: `(len, n, paths, *shape)`.
-    order = lambda parts, s: _noise.in_element_order(parts, tree._n, s)  # noqa: E731
-    return tuple(jax.vmap(order, in_axes=(-1, None), out_axes=2)(p, s) for p, s in zip(drawn, shapes))
+    # Parts are `(len, count, paths)`: element order along the counter axis, then the path axis
+    # after the component axis, `(len, n, paths, *shape)` (no transpose for scalar shapes).
+    out = []
+    for parts, s in zip(drawn, shapes):
+        x = jnp.concatenate(parts, axis=1)[:, : tree._n * math.prod(s)]
+        x = jnp.reshape(x, (x.shape[0], tree._n, *s, x.shape[-1]))
+        out.append(jnp.moveaxis(x, -1, 2))
+    return tuple(out)
 
 
 class PathsAxis:
