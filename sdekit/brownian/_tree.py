@@ -262,11 +262,12 @@ class BrownianTree(eqx.Module):
         With `area=True` it also draws all `2**depth` leaves once and reduces them per
         step (a segmented associative scan), so then `tol` sets the cost, not N.
 
-        Under `jax.vmap` over keys (trees that share `t0`, `t1` and the grid, as
-        `sample_paths` builds them), the trees' grids are built together with the path
-        axis inside, as for one tree of shape `(paths, *shape)`: each path's increments
-        are still its own tree's, and the build is about 2x faster than a plain vmap.
-        Batched times or intervals fall back to the plain vmap.
+        Under `jax.vmap` over keys (the tree built inside the vmapped function, so that
+        `t0`, `t1` and the grid are shared, as `sample_paths` does), the trees' grids are
+        built together with the path axis inside, as for one tree of shape
+        `(paths, *shape)`: each path's increments are still its own tree's, and the build
+        is about 2x faster than a plain vmap. Batched grids or intervals (trees vmapped in
+        from outside carry batched `t0` and `t1`) fall back to the plain vmap.
 
         Args:
             ts: a 1-d array of non-decreasing times in $[t_0, t_1]$ (static length
