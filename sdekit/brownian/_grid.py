@@ -44,6 +44,7 @@ def _draw_nodes(tree, tags: Array, indices: Array) -> tuple:
     tags, indices = computed_once(lambda: (tags, indices), indices[0].astype(jnp.uint32))
 
     many = isinstance(tree, PathsAxis)
+    leaves = tree._base_shapes if many else tree._leaves  # each tree's own (shape, dtype)
 
     def words(key, shape, dtype):
         one = lambda k: jax.vmap(lambda g, i: _noise.node_words(k, g, i, tree._n, shape, dtype, tree.depth))(tags, indices)  # noqa: E731
@@ -54,11 +55,11 @@ def _draw_nodes(tree, tags: Array, indices: Array) -> tuple:
         # Per-word parts, put in element order after the loop (see `_noise.word_uniforms`).
         return tuple(
             tuple(_noise.uniform_to_normal(u, d) for u in _noise.word_uniforms(*words(key, s, d), d))
-            for key, (s, d) in zip(tree._seeds, tree._base_shapes if many else tree._leaves)
+            for key, (s, d) in zip(tree._seeds, leaves)
         )
 
     drawn = computed_once(draw, jnp.ravel(tree._seeds[0])[0])
-    shapes = [s for s, _ in (tree._base_shapes if many else tree._leaves)]
+    shapes = [s for s, _ in leaves]
     if not many:
         return tuple(_noise.in_element_order(parts, tree._n, s) for parts, s in zip(drawn, shapes))
     # Parts are `(len, count, paths)`: element order along the counter axis, then the path axis
@@ -141,7 +142,7 @@ def _deep_paths(tree, top_nodes, k: Array, top: int, xi_all: tuple):
     for i, lvl in enumerate(range(top, depth)):
         right = _cursor.bit_at(k, lvl, depth)
         nn, ss = [], []
-        for j, (shape, dt) in enumerate(tree._leaves):
+        for j, (_, dt) in enumerate(tree._leaves):
             xi = xi_all[j][i * m : (i + 1) * m]
             sq = _cursor.sqrt_width_table(depth, dt)[lvl]
             lo, hi = jax.vmap(_bridge.split, in_axes=(0, 0, None))(node[j], xi, sq)
@@ -167,7 +168,7 @@ def grid_pieces(tree, u: Array) -> tuple:
     # All normals in one draw: each draw inlines the whole hash and normal transform.
     full_tags, full_index = _full_level_ids(depth, top)
     deep_tags, deep_index = _deep_ids(depth, top, k)
-    xi = _draw_nodes(tree, jnp.concatenate([full_tags, deep_tags]), jnp.concatenate([full_index, deep_index.astype(full_index.dtype)]))
+    xi = _draw_nodes(tree, jnp.concatenate([full_tags, deep_tags]), jnp.concatenate([full_index, deep_index]))
     levels = _full_levels(tree, top, tuple(x[: 2**top] for x in xi))
     node, siblings, normals = _deep_paths(tree, levels[top], k, top, tuple(x[2**top :] for x in xi))
     prefix_d, suffix_d = jax.vmap(lambda v, x, uu, kk: _cursor.leaf_pieces(tree, v, x, uu, kk))(

@@ -382,11 +382,11 @@ def _grid_core(tree: BrownianTree, ts):
     @core.def_vmap
     def _core_vmap(axis_size, in_batched, dynamic, ts):
         dyn_batched, ts_batched = in_batched
-        one = eqx.combine(dynamic, static)
         if ts_batched or dyn_batched.t0 or dyn_batched.t1:
             axes = jax.tree.map(lambda b: 0 if b else None, in_batched)
             out = jax.vmap(lambda d, t: _grid_increments(eqx.combine(d, static), t), in_axes=axes)(dynamic, ts)
             return out, jax.tree.map(lambda _: True, out)
+        one = eqx.combine(dynamic, static)
         seeds = tuple(
             s if b else jnp.broadcast_to(s, (axis_size, *s.shape)) for s, b in zip(one._seeds, dyn_batched._seeds)
         )
