@@ -85,6 +85,25 @@ def test_cursor_is_bitwise_fresh_descent(dtype, levy):
         np.testing.assert_array_equal(a, b)
 
 
+def test_cursor_node_and_sibling_are_the_halves_of_each_parent(x64):
+    """The cursor's `node` and `sibling` views of its packed `path`: at every level the node on
+    the path and its sibling are the two halves of the level above (Chen's relation with equal
+    widths gives the parent back), the node on the side of the cached point's leaf."""
+    from sdekit.brownian import _bridge, _cursor
+
+    tree = skb.BrownianTree(jax.random.key(14), 0.0, 1.0, shape=(3,), tol=2**-8, levy="space-time-time")
+    _, cur = tree.increment(0.3, 0.61, cursor=tree.cursor())
+    node, sibling = cur.node, cur.sibling
+    assert node[0].shape == sibling[0].shape == (tree.depth + 1, 3, 3)
+    k = int(_cursor.leaf_index(cur.position, tree.depth))
+    half = jnp.asarray(0.5)
+    for lvl in range(1, tree.depth + 1):
+        right = (k >> (tree.depth - lvl)) & 1
+        left_half, right_half = (sibling[0][lvl], node[0][lvl]) if right else (node[0][lvl], sibling[0][lvl])
+        np.testing.assert_allclose(_bridge.chen(left_half, right_half, half, half), node[0][lvl - 1], rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(node[0], cur.path[0][:, 0])
+
+
 def test_query_order_vmap_and_jit_invariance():
     """64 random query times: permuted order, vmap batch sizes, jit/no jit agree."""
     tree = skb.BrownianTree(jax.random.key(3), 0.0, 1.0, shape=(), tol=2**-12,
