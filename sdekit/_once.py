@@ -9,6 +9,7 @@ a loop's result is a buffer, so `computed_once` makes the value one.
 
 import equinox as eqx
 import jax
+import jax.extend
 import jax.lax as lax
 import jax.numpy as jnp
 
@@ -23,10 +24,14 @@ def computed_once(fn, word: Array):
     and a copy of the whole hash in the code of every kernel. A loop's result is a buffer. Its
     trip count is written so that XLA cannot prove it is 1 (which would inline the loop); it
     always is: `word`, a uint32, shifted right by 32 bits in all is 0."""
-    out = jax.eval_shape(fn)
-    zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), out)
+    # Traced once: the loop body replays the jaxpr (tracing `fn` again, as `eval_shape` and a
+    # body call would, doubled the grid build's trace time).
+    closed, shapes = jax.make_jaxpr(fn, return_shape=True)()
+    treedef = jax.tree.structure(shapes)
+    zeros = [jnp.zeros(x.shape, x.dtype) for x in jax.tree.leaves(shapes)]
     trips = 1 + ((word >> 31) >> 1).astype(jnp.int32)
-    return lax.fori_loop(0, trips, lambda i, _: fn(), zeros)
+    replay = jax.extend.core.jaxpr_as_fun(closed)
+    return jax.tree.unflatten(treedef, lax.fori_loop(0, trips, lambda i, _: list(replay()), zeros))
 
 
 def opaque_word(x: Array) -> Array:

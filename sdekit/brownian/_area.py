@@ -149,9 +149,9 @@ def grid_area(tree, u: Array) -> list:
     n_leaves = 2**depth
     idt = _noise.index_dtype(depth)
     all_k = jnp.arange(n_leaves, dtype=idt)
-    leaves = _grid._full_levels(tree, depth)[depth]  # per shape leaf: (2**D, n, *shape)
+    leaves = tuple(jnp.moveaxis(x, 0, 1) for x in _grid._full_levels(tree, depth)[depth])  # (2**D, n, *shape)
     k = _cursor.leaf_index(u, depth)
-    bridge_xi = _grid._draw_many(tree, depth + 1, k)
+    bridge_xi = tuple(jnp.moveaxis(x, 0, 1) for x in _grid._draw_many(tree, depth + 1, k))
     prefix, _ = jax.vmap(lambda v, x, uu, kk: _cursor.leaf_pieces(tree, v, x, uu, kk))(
         tuple(x[k] for x in leaves), bridge_xi, u, k
     )

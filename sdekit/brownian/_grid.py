@@ -8,12 +8,19 @@ Chen functions, same fold orders), only vectorised:
 2. *Deep levels* $l_f..D$: one path per grid point, split per point (a node shared by
    two neighbouring points is drawn twice, identically), then the leaf bridge.
 3. *Folds*: per point, the suffix $S_l$ (left fold over right siblings) and prefix $P_l$
-   (right fold over left siblings) for $l \ge l_f$; above $l_f$, a segment tree keeps,
-   for every node, the suffix of its last grid point and the prefix of its first one.
+   (right fold over left siblings) for $l \ge l_f$; above $l_f$ the same folds per interval,
+   with the whole siblings read from the full levels, in a loop over only the levels whose
+   nodes fit in the longest run of whole nodes inside one interval (`_shallow`).
 4. Each interval $[u_i, u_{i+1}]$ with deepest common ancestor at level $L_i$ is
    $S_{L_i+1}(u_i) \oplus P_{L_i+1}(u_{i+1})$, as in `increment`.
 
 Cost: about $2^{l_f+1} + (D - l_f + 1)(N+1)$ node draws for $N$ steps.
+
+Compile time is part of the design: XLA:CPU compiles every kernel as its own LLVM module (about
+13 ms each), and the unrolled levels are most of the kernels. Arrays of many pieces keep the
+component axis first, `(n, count, *shape)`, so that the rules of `_bridge` apply to them as they
+are: no `vmap`, whose batching of every `jax.numpy` helper was most of the build's trace time.
+Per-node scalars (width fractions, masks) are broadcast along axis 1 (`_col`, `_pick`).
 """
 
 import math
@@ -27,48 +34,69 @@ from .._once import computed_once, opaque_word
 from . import _bridge, _cursor, _noise
 
 
+def _col(x: Array, like: Array, dtype=None) -> Array:
+    """Per-node values `(count,)` shaped to broadcast against one component `(count, *shape)`
+    of `like` (component axis first)."""
+    x = x if dtype is None else x.astype(dtype)
+    return lax.broadcast_in_dim(x, like.shape[1:], (0,))
+
+
+def _pick(mask: Array, a: Array, b: Array) -> Array:
+    """`where(mask, a, b)` for piece arrays `(n, count, *shape)` and a per-node mask `(count,)`."""
+    return lax.select(lax.broadcast_in_dim(mask, a.shape, (1,)), a, b)
+
+
+def _repeat_nodes(x: Array) -> Array:
+    """Each node twice along axis 1: `(n, c, *shape)` -> `(n, 2c, *shape)`."""
+    shape = (x.shape[0], x.shape[1], 2, *x.shape[2:])
+    both = lax.broadcast_in_dim(x, shape, (0, 1, *range(3, len(shape))))
+    return jnp.reshape(both, (x.shape[0], 2 * x.shape[1], *x.shape[2:]))
+
+
 def _draw_many(tree, tag: int, indices: Array) -> tuple:
     tags = jnp.full(indices.shape, tag, jnp.int32)
     return _draw_nodes(tree, tags, indices)
 
 
 def _draw_nodes(tree, tags: Array, indices: Array) -> tuple:
-    """Normals of many nodes (1-d `tags`, `indices`), `(len, n, *shape)` per shape leaf.
+    """Normals of many nodes (1-d `tags`, `indices`), `(n, len, *shape)` per shape leaf.
 
     The build draws through as few calls as it can: each call site inlines the whole hash
     and normal transform, and one per level made compile time grow with the depth. Each call
     is computed once, into buffers (`computed_once`)."""
 
-    # Node identifiers into their own buffer first: left to XLA, their arithmetic (shifts,
-    # concatenations) is sunk into the draw and redone for every path under vmap.
-    tags, indices = computed_once(lambda: (tags, indices), indices[0].astype(jnp.uint32))
+    # Node identifiers and seeds into their own buffers first: left to XLA, their arithmetic
+    # (shifts, concatenations, the seeds' own hash) is sunk into the draw and redone for every
+    # element.
+    tags, indices, seeds = computed_once(lambda: (tags, indices, tree._seeds), indices[0].astype(jnp.uint32))
 
     many = isinstance(tree, PathsAxis)
     leaves = tree._base_shapes if many else tree._leaves  # each tree's own (shape, dtype)
 
-    def words(key, shape, dtype):
+    def words(seed, shape, dtype):
         one = lambda k: jax.vmap(lambda g, i: _noise.node_words(k, g, i, tree._n, shape, dtype, tree.depth))(tags, indices)  # noqa: E731
         # Many trees: one seed per path, the words of each path's own draw, path axis last.
-        return jax.vmap(one, out_axes=-1)(key) if many else one(key)
+        # (Written with vmap rather than broadcasting: XLA then computes both words of a hash
+        # in one kernel; with broadcasting it hashed once per word.)
+        return jax.vmap(one, out_axes=-1)(seed) if many else one(seed)
 
     def draw():
         # Per-word parts, put in element order after the loop (see `_noise.word_uniforms`).
         return tuple(
-            tuple(_noise.uniform_to_normal(u, d) for u in _noise.word_uniforms(*words(key, s, d), d))
-            for key, (s, d) in zip(tree._seeds, leaves)
+            tuple(_noise.uniform_to_normal(u, d) for u in _noise.word_uniforms(*words(seed, s, d), d))
+            for seed, (s, d) in zip(seeds, leaves)
         )
 
-    drawn = computed_once(draw, jnp.ravel(tree._seeds[0])[0])
-    shapes = [s for s, _ in leaves]
-    if not many:
-        return tuple(_noise.in_element_order(parts, tree._n, s) for parts, s in zip(drawn, shapes))
-    # Parts are `(len, count, paths)`: element order along the counter axis, then the path axis
-    # after the component axis, `(len, n, paths, *shape)` (no transpose for scalar shapes).
+    drawn = computed_once(draw, jnp.ravel(seeds[0])[0])
     out = []
-    for parts, s in zip(drawn, shapes):
+    for parts, (s, _) in zip(drawn, leaves):
         x = jnp.concatenate(parts, axis=1)[:, : tree._n * math.prod(s)]
-        x = jnp.reshape(x, (x.shape[0], tree._n, *s, x.shape[-1]))
-        out.append(jnp.moveaxis(x, -1, 2))
+        if many:  # (len, n, *shape, paths) -> (n, len, paths, *shape)
+            x = jnp.reshape(x, (x.shape[0], tree._n, *s, x.shape[-1]))
+            x = jnp.moveaxis(x, -1, 2)
+        else:
+            x = jnp.reshape(x, (x.shape[0], tree._n, *s))
+        out.append(jnp.moveaxis(x, 1, 0))
     return tuple(out)
 
 
@@ -115,19 +143,21 @@ def _deep_ids(depth: int, top: int, k: Array) -> tuple:
 
 def _full_levels(tree, top: int, xi_all: tuple | None = None) -> list:
     """Node values of every node at levels 0..top (`xi_all`: the normals of `_full_level_ids`,
-    drawn here if not given): `levels[l][j]` has shape `(2**l, n, *shape)`."""
+    drawn here if not given): `levels[l][j]` has shape `(n, 2**l, *shape)`."""
     depth = tree.depth
     if xi_all is None:
         xi_all = _draw_nodes(tree, *_full_level_ids(depth, top))
-    levels = [tuple(_bridge.root(x[0])[None] for x in xi_all)]
+    levels = [tuple(_bridge.root(x[:, 0])[:, None] for x in xi_all)]
     for lvl in range(top):
+        right_child = (lax.iota(jnp.int32, 2 ** (lvl + 1)) & 1) == 1
         nxt = []
         for j, (_, dt) in enumerate(tree._leaves):
-            xi = xi_all[j][2**lvl : 2 ** (lvl + 1)]
+            xi = xi_all[j][:, 2**lvl : 2 ** (lvl + 1)]
             sq = _cursor.sqrt_width_table(depth, dt)[lvl]
-            lo, hi = jax.vmap(_bridge.split, in_axes=(0, 0, None))(levels[-1][j], xi, sq)
-            both = jnp.stack([lo, hi], axis=1)
-            nxt.append(jnp.reshape(both, (2 ** (lvl + 1), *lo.shape[1:])))
+            # Each child from its parent repeated (broadcast, no interleaving concatenation:
+            # XLA duplicated those into every consumer, one kernel more per level).
+            lo, hi = _bridge.split(_repeat_nodes(levels[-1][j]), _repeat_nodes(xi), sq)
+            nxt.append(_pick(right_child, hi, lo))
         levels.append(tuple(nxt))
     return levels
 
@@ -137,25 +167,38 @@ def _deep_paths(tree, top_nodes, k: Array, top: int, xi_all: tuple):
     normals (`xi_all`: the normals of `_deep_ids`)."""
     depth = tree.depth
     m = k.shape[0]
-    node = tuple(x[k >> (depth - top)] for x in top_nodes)
+    node = tuple(x[:, k >> (depth - top)] for x in top_nodes)
     siblings = {}
     for i, lvl in enumerate(range(top, depth)):
         right = _cursor.bit_at(k, lvl, depth)
         nn, ss = [], []
         for j, (_, dt) in enumerate(tree._leaves):
-            xi = xi_all[j][i * m : (i + 1) * m]
+            xi = xi_all[j][:, i * m : (i + 1) * m]
             sq = _cursor.sqrt_width_table(depth, dt)[lvl]
-            lo, hi = jax.vmap(_bridge.split, in_axes=(0, 0, None))(node[j], xi, sq)
-            r = jnp.reshape(right, (-1,) + (1,) * (lo.ndim - 1))
-            nn.append(jnp.where(r, hi, lo))
-            ss.append(jnp.where(r, lo, hi))
+            lo, hi = _bridge.split(node[j], xi, sq)
+            nn.append(_pick(right, hi, lo))
+            ss.append(_pick(right, lo, hi))
         node, siblings[lvl + 1] = tuple(nn), tuple(ss)
-    leaf_normals = tuple(x[(depth - top) * m :] for x in xi_all)
+    leaf_normals = tuple(x[:, (depth - top) * m :] for x in xi_all)
     return node, siblings, leaf_normals
 
 
-def _bcast(mask: Array, x: Array) -> Array:
-    return jnp.reshape(mask, mask.shape + (1,) * (x.ndim - mask.ndim))
+def _leaf_pieces(tree, node, normals, u: Array, k: Array) -> tuple:
+    """Prefix $[c_D, u]$ and suffix $[u, d_D]$ of each point's leaf (as `_cursor.leaf_pieces`)."""
+    a = u - k.astype(u.dtype)
+    b = (k + 1).astype(u.dtype) - u
+    prefix, suffix = [], []
+    for v, xi, (_, dt) in zip(node, normals, tree._leaves):
+        sq = _cursor.sqrt_width_table(tree.depth, dt)[tree.depth]
+        p, s = _bridge.bridge(v, xi, _col(a, v, dt), _col(b, v, dt), sq)
+        prefix.append(p)
+        suffix.append(s)
+    return tuple(prefix), tuple(suffix)
+
+
+def _chen(first: Array, second: Array, a: Array, b: Array, dt) -> Array:
+    """`_bridge.chen` of piece arrays with per-node fractions `(count,)`."""
+    return _bridge.chen(first, second, _col(a, first, dt), _col(b, first, dt))
 
 
 def grid_pieces(tree, u: Array) -> tuple:
@@ -169,11 +212,9 @@ def grid_pieces(tree, u: Array) -> tuple:
     full_tags, full_index = _full_level_ids(depth, top)
     deep_tags, deep_index = _deep_ids(depth, top, k)
     xi = _draw_nodes(tree, jnp.concatenate([full_tags, deep_tags]), jnp.concatenate([full_index, deep_index]))
-    levels = _full_levels(tree, top, tuple(x[: 2**top] for x in xi))
-    node, siblings, normals = _deep_paths(tree, levels[top], k, top, tuple(x[2**top :] for x in xi))
-    prefix_d, suffix_d = jax.vmap(lambda v, x, uu, kk: _cursor.leaf_pieces(tree, v, x, uu, kk))(
-        node, normals, u, k
-    )
+    levels = _full_levels(tree, top, tuple(x[:, : 2**top] for x in xi))
+    node, siblings, normals = _deep_paths(tree, levels[top], k, top, tuple(x[:, 2**top :] for x in xi))
+    prefix_d, suffix_d = _leaf_pieces(tree, node, normals, u, k)
 
     # Interval structure, computed once per interval (left to XLA, it is fused into the
     # final per-element kernel and redone for every path).
@@ -185,89 +226,90 @@ def grid_pieces(tree, u: Array) -> tuple:
 
     # Per-point folds for levels depth..top, capturing S_{L+1}(u_i) and P_{L+1}(u_{i+1}).
     suf, pre = suffix_d, prefix_d
-    cap_s = tuple(x[:-1] for x in suf)
-    cap_p = tuple(x[1:] for x in pre)
+    cap_s = tuple(x[:, :-1] for x in suf)
+    cap_p = tuple(x[:, 1:] for x in pre)
     for lvl in range(depth - 1, top - 1, -1):
         shift = depth - lvl - 1
-        w_sib = jnp.asarray(2.0**shift, u.dtype)
+        w_sib = jnp.full(u.shape, 2.0**shift, u.dtype)
         end = (((k >> shift) + 1) << shift).astype(u.dtype)
         start = ((k >> shift) << shift).astype(u.dtype)
         right = _cursor.bit_at(k, lvl, depth)
-        a_s, b_s = _cursor.ratio(end - u, jnp.broadcast_to(w_sib, u.shape), u.dtype)
-        a_p, b_p = _cursor.ratio(jnp.broadcast_to(w_sib, u.shape), u - start, u.dtype)
+        a_s, b_s = _cursor.ratio(end - u, w_sib, u.dtype)
+        a_p, b_p = _cursor.ratio(w_sib, u - start, u.dtype)
         new_s, new_p = [], []
         for j, (_, dt) in enumerate(tree._leaves):
             sib = siblings[lvl + 1][j]
-            ms = jax.vmap(_bridge.chen)(suf[j], sib, a_s.astype(dt), b_s.astype(dt))
-            mp = jax.vmap(_bridge.chen)(sib, pre[j], a_p.astype(dt), b_p.astype(dt))
-            new_s.append(jnp.where(_bcast(right, ms), suf[j], ms))
-            new_p.append(jnp.where(_bcast(right, mp), mp, pre[j]))
+            new_s.append(_pick(right, suf[j], _chen(suf[j], sib, a_s, b_s, dt)))
+            new_p.append(_pick(right, _chen(sib, pre[j], a_p, b_p, dt), pre[j]))
         suf, pre = tuple(new_s), tuple(new_p)
         hit = level + 1 == lvl
-        cap_s = tuple(jnp.where(_bcast(hit, c), x[:-1], c) for c, x in zip(cap_s, suf))
-        cap_p = tuple(jnp.where(_bcast(hit, c), x[1:], c) for c, x in zip(cap_p, pre))
+        cap_s = tuple(_pick(hit, x[:, :-1], c) for c, x in zip(cap_s, suf))
+        cap_p = tuple(_pick(hit, x[:, 1:], c) for c, x in zip(cap_p, pre))
 
     if top > 1:
         cap_s, cap_p = _shallow(tree, levels, top, u, k, suf, pre, level, cap_s, cap_p)
+    return _combine(tree, cap_s, cap_p, tuple(x[:, :-1] for x in prefix_d), tuple(x[:, 1:] for x in prefix_d), weights)
 
-    pieces = jax.vmap(lambda a, b, c, d, w: _cursor.combine(tree, a, b, c, d, w))(
-        cap_s, cap_p, tuple(x[:-1] for x in prefix_d), tuple(x[1:] for x in prefix_d), weights
-    )
-    return tuple(jnp.moveaxis(p, 1, 0) for p in pieces)
+
+def _combine(tree, s_piece, t_piece, s_prefix, t_prefix, weights) -> tuple:
+    """`_cursor.combine` for all intervals at once."""
+    a, b, a_leaf, b_leaf, same, empty = weights
+    out = []
+    for sp, tp, spre, tpre, (_, dt) in zip(s_piece, t_piece, s_prefix, t_prefix, tree._leaves):
+        general = _chen(sp, tp, a, b, dt)
+        inner = _bridge.unchen(tpre, spre, _col(a_leaf, tpre, dt), _col(b_leaf, tpre, dt))
+        piece = _pick(same, inner, general)
+        out.append(_pick(empty, jnp.zeros_like(piece), piece))
+    return tuple(out)
 
 
 def _shallow(tree, levels, top, u, k, suf, pre, level, cap_s, cap_p):
-    """Segment tree above level `top`: suffix of each node's last grid point and prefix
-    of its first, then picked for intervals whose common ancestor is above `top - 1`."""
+    r"""$S_{L+1}(u_i)$ and $P_{L+1}(u_{i+1})$ of intervals whose common ancestor is above
+    `top - 1`: the per-point folds continued above `top` (`suf`, `pre` are $S_{top}$,
+    $P_{top}$), with each whole sibling read from the levels built above.
+
+    A sibling appended to $S_{L+1}(u_i)$ lies inside $[u_i, u_{i+1}]$, so a level whose nodes
+    are wider than the longest run $R$ of whole level-`top` nodes inside one interval adds
+    nothing: the loop runs over the $\lfloor\log_2 R\rfloor + 1$ levels that can (one for a
+    uniform grid, at most `top`). One rolled loop compiles a few kernels where a segment tree
+    compiled two per level; its trip count is a run-time value, so the shapes stay static."""
     depth = tree.depth
+    idt = k.dtype
+    ks, kt, us, ut = k[:-1], k[1:], u[:-1], u[1:]
     g = k >> (depth - top)
-    nodes = jnp.arange(2**top, dtype=k.dtype)
-    # First and last grid point under each node, by scatter (O(N); a searchsorted's binary
-    # search is a while loop that costs compile time, and compare-all is O(N 2**top)).
-    point = jnp.arange(u.shape[0], dtype=jnp.int32)
-    first = jnp.full(nodes.shape, u.shape[0], jnp.int32).at[g].min(point)
-    last = jnp.full(nodes.shape, -1, jnp.int32).at[g].max(point)
-    has = first <= last
-    first_c = jnp.clip(first, 0, u.shape[0] - 1)
-    last_c = jnp.clip(last, 0, u.shape[0] - 1)
-    last_s = tuple(x[last_c] for x in suf)
-    first_p = tuple(x[first_c] for x in pre)
-    last_u, first_u = u[last_c], u[first_c]
-    heap_s, heap_p = [None] * top, [None] * top
-    for lvl in range(top - 1, -1, -1):
-        w = 2.0 ** (depth - lvl - 1)  # child width in leaf units
-        has_l, has_r = has[0::2], has[1::2]
-        idx = jnp.arange(2**lvl, dtype=k.dtype)
-        end_l = ((2 * idx + 1) << (depth - lvl - 1)).astype(u.dtype)
-        start_r = end_l
-        lu, fu = last_u[0::2], first_u[1::2]
-        w_b = jnp.broadcast_to(jnp.asarray(w, u.dtype), lu.shape)
-        a_s, b_s = _cursor.ratio(end_l - lu, w_b, u.dtype)
-        a_p, b_p = _cursor.ratio(w_b, fu - start_r, u.dtype)
+    run = jnp.max(jnp.maximum(g[1:] - g[:-1] - 1, 0))
+    bits = 8 * jnp.dtype(idt).itemsize
+    trips = jnp.where(run > 0, (bits - lax.clz(run)).astype(jnp.int32), 0)
+    heap = tuple(jnp.concatenate([lv[j] for lv in levels], axis=1) for j in range(len(tree._leaves)))
+    last = heap[0].shape[1] - 1
+    one = jnp.asarray(1, idt)
+
+    def fold_level(t, carry):
+        s_acc, p_acc = carry
+        lvl = jnp.asarray(top - 1, jnp.int32) - t
+        shift = (depth - 1 - lvl).astype(idt)
+        first_of_child_level = (one << (lvl + 1).astype(idt)) - 1  # heap offset of level lvl + 1
+        w_sib = jnp.broadcast_to((one << shift).astype(u.dtype), us.shape)
+        below = level + 1 <= lvl  # still under the capture level L + 1
+        act_s = below & ~_cursor.bit_at(ks, lvl, depth)  # u_i's node is a left child: append
+        act_p = below & _cursor.bit_at(kt, lvl, depth)  # u_{i+1}'s node is a right child: prepend
+        end = (((ks >> shift) + 1) << shift).astype(u.dtype)
+        start = ((kt >> shift) << shift).astype(u.dtype)
+        a_s, b_s = _cursor.ratio(end - us, w_sib, u.dtype)
+        a_p, b_p = _cursor.ratio(w_sib, ut - start, u.dtype)
+        sib_s = jnp.clip(first_of_child_level + (ks >> shift) + 1, 0, last)
+        sib_p = jnp.clip(first_of_child_level + (kt >> shift) - 1, 0, last)
         new_s, new_p = [], []
-        for j, (_, dt) in enumerate(tree._leaves):
-            child = levels[lvl + 1][j]
-            whole_l, whole_r = child[0::2], child[1::2]
-            ms = jax.vmap(_bridge.chen)(last_s[j][0::2], whole_r, a_s.astype(dt), b_s.astype(dt))
-            mp = jax.vmap(_bridge.chen)(whole_l, first_p[j][1::2], a_p.astype(dt), b_p.astype(dt))
-            new_s.append(jnp.where(_bcast(has_r, ms), last_s[j][1::2], ms))
-            new_p.append(jnp.where(_bcast(has_l, mp), first_p[j][0::2], mp))
-        last_s, first_p = tuple(new_s), tuple(new_p)
-        last_u = jnp.where(has_r, last_u[1::2], last_u[0::2])
-        first_u = jnp.where(has_l, first_u[0::2], first_u[1::2])
-        has = has_l | has_r
-        heap_s[lvl], heap_p[lvl] = last_s, first_p
-    # Intervals whose suffix/prefix level L+1 is above `top`.
-    lp1 = jnp.clip(level + 1, 0, top - 1)
-    offset = (jnp.asarray(1, k.dtype) << lp1.astype(k.dtype)) - 1
-    shift = (depth - lp1).astype(k.dtype)
-    idx_s = offset + (k[:-1] >> shift)
-    idx_p = offset + (k[1:] >> shift)
+        for s, p, h, (_, dt) in zip(s_acc, p_acc, heap, tree._leaves):
+            new_s.append(_pick(act_s, _chen(s, h[:, sib_s], a_s, b_s, dt), s))
+            new_p.append(_pick(act_p, _chen(h[:, sib_p], p, a_p, b_p, dt), p))
+        return tuple(new_s), tuple(new_p)
+
+    # The loop leaves intervals captured at or below `top` (L + 1 >= top) as they are, so they
+    # start from their captures and the loop's result is final.
     use = level + 1 < top
-    out_s, out_p = [], []
-    for j in range(len(tree._leaves)):
-        hs = jnp.concatenate([heap_s[lvl][j] for lvl in range(top)])
-        hp = jnp.concatenate([heap_p[lvl][j] for lvl in range(top)])
-        out_s.append(jnp.where(_bcast(use, cap_s[j]), hs[idx_s], cap_s[j]))
-        out_p.append(jnp.where(_bcast(use, cap_p[j]), hp[idx_p], cap_p[j]))
-    return tuple(out_s), tuple(out_p)
+    carry = (
+        tuple(_pick(use, x[:, :-1], c) for x, c in zip(suf, cap_s)),
+        tuple(_pick(use, x[:, 1:], c) for x, c in zip(pre, cap_p)),
+    )
+    return lax.fori_loop(0, trips, fold_level, carry)

@@ -62,8 +62,16 @@ def threefry2x32(k0: Array, k1: Array, x0: Array, x1: Array) -> tuple[Array, Arr
 
 
 def seed_words(key: Key) -> Array:
-    """Two uint32 words from any PRNG key (whatever its implementation)."""
-    return jax.random.bits(key, (2,), jnp.uint32)
+    """Two uint32 words from any PRNG key: `jax.random.bits(key, (2,), uint32)` as jax computes
+    it with partitionable Threefry (its default), hashed here for Threefry keys (on CPU
+    `jax.random` lowers Threefry to a rolled loop: about ten more kernels to compile per build),
+    and left to `jax.random.bits` for other key implementations."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if str(jax.random.key_impl(key)) != "threefry2x32":
+            return jax.random.bits(key, (2,), jnp.uint32)
+        key = jax.random.key_data(key)
+    y0, y1 = threefry2x32(key[0], key[1], np.zeros(2, np.uint32), np.arange(2, dtype=np.uint32))
+    return y0 ^ y1
 
 
 def index_dtype(depth: int):
@@ -100,8 +108,19 @@ def node_uniforms(seed: Array, tag: Array, index: Array, n: int, shape, dtype, d
 
 def node_words(seed: Array, tag: Array, index: Array, n: int, shape, dtype, depth: int) -> tuple[Array, Array]:
     """The two uint32 hash words behind `node_uniforms`, one per counter `0..count-1`."""
+    ctr = lax.iota(jnp.uint32, word_count(n, shape, dtype))
+    return hash_words(seed[0], seed[1], tag, index, ctr, depth)
+
+
+def word_count(n: int, shape, dtype) -> int:
+    """Counters per node: one per element for wide dtypes, one per two elements otherwise."""
     size = n * math.prod(shape)
-    k0, k1 = seed[0], seed[1]
+    return size if _wide(dtype) else (size + 1) // 2
+
+
+def hash_words(k0: Array, k1: Array, tag: Array, index: Array, ctr: Array, depth: int) -> tuple[Array, Array]:
+    """Hash words of counters `ctr` of nodes (`tag`, `index`) under seed words (`k0`, `k1`);
+    all arguments broadcast against each other (uint32 words of the broadcast shape)."""
     if depth <= PACKED_DEPTH:
         tag = jnp.asarray(tag, jnp.uint32)
         one = np.uint32(1)
@@ -111,9 +130,8 @@ def node_words(seed: Array, tag: Array, index: Array, n: int, shape, dtype, dept
         hi = (index >> 32).astype(jnp.uint32)
         ident = (index & np.int64(0xFFFFFFFF)).astype(jnp.uint32)
         k0, k1 = threefry2x32(k0, k1, jnp.asarray(tag, jnp.uint32), hi)
-    count = size if _wide(dtype) else (size + 1) // 2
-    ctr = lax.iota(jnp.uint32, count)
-    return threefry2x32(k0, k1, jnp.broadcast_to(ident, ctr.shape), ctr)
+    shape = jnp.broadcast_shapes(jnp.shape(k0), jnp.shape(ident), jnp.shape(ctr))
+    return threefry2x32(k0, k1, jnp.broadcast_to(ident, shape), jnp.broadcast_to(ctr, shape))
 
 
 def words_to_uniforms(w0: Array, w1: Array, n: int, shape, dtype) -> Array:

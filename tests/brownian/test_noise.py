@@ -61,7 +61,7 @@ def test_grid_batched_draw_matches_single_node_draws(dtype, levy, shape):
 
     def both(key):
         tree = BrownianTree(key, 0.0, 1.0, shape=shape, tol=2.0**-10, levy=levy, dtype=dtype)
-        batched = _grid._draw_nodes(tree, tags, indices)[0]
+        batched = jnp.moveaxis(_grid._draw_nodes(tree, tags, indices)[0], 0, 1)  # (n, len) -> (len, n)
         single = jax.vmap(lambda g, i: _noise.node_normals(tree._seeds[0], g, i, tree._n, shape, dtype, tree.depth))(
             tags, indices
         )

@@ -157,6 +157,30 @@ def _grid_equals_tree(levy, tol, dtype):
         assert _rel(a, b) < 1e-5
 
 
+@pytest.mark.parametrize("levy", LEVIES)
+def test_grid_with_long_runs_of_whole_nodes(levy, x64):
+    """Dense clusters of times joined by long gaps: the gaps span runs of whole nodes up to
+    half the tree (the levels above the dense part are folded in a loop whose trip count is
+    the longest run's), and the dense part goes below the full levels (per-point paths)."""
+    tree = skb.BrownianTree(jax.random.key(9), 0.0, 1.0, shape=(2,), tol=2.0**-12, levy=levy)
+    dense = np.linspace(0.3, 0.3 + 2.0**-9, 40)
+    ts = np.concatenate([[0.0, 0.001], dense, [0.5, 0.5 + 3e-4, 0.999, 1.0]])
+    ts = jnp.asarray(ts)
+    grid = tree.grid_increments(ts)
+    single = jax.vmap(tree.increment)(ts[:-1], ts[1:])
+    for a, b in zip(_fields(grid), _fields(single)):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    # The same with each time nudged off the dyadic grid, and under vmap over keys.
+    keys = jax.random.split(jax.random.key(10), 3)
+    shifted = ts.at[1:-1].add(1e-7)
+    make = lambda k: skb.BrownianTree(k, 0.0, 1.0, shape=(2,), tol=2.0**-12, levy=levy)  # noqa: E731
+    batched = jax.vmap(lambda k: make(k).grid_increments(shifted))(keys)
+    for i, key in enumerate(keys):
+        want = jax.vmap(make(key).increment)(shifted[:-1], shifted[1:])
+        for a, b in zip(_fields(batched), _fields(want)):
+            np.testing.assert_allclose(a[i], b, rtol=1e-9, atol=1e-12)
+
+
 def test_grid_with_repeated_and_sub_leaf_times(x64):
     tree = skb.BrownianTree(jax.random.key(5), 0.0, 1.0, shape=(2,), tol=0.1,
                             levy="space-time-time")
