@@ -1,13 +1,17 @@
 r"""`BrownianTree`: one PRNG key fixes a whole Brownian path and its Lévy areas."""
 
+from functools import partial
 from typing import Literal
 
 import equinox as eqx
 import jax
+import jax.extend
+import jax.interpreters.ad
+import jax.interpreters.batching
+import jax.interpreters.mlir
 import jax.lax as lax
 import jax.numpy as jnp
 
-from .._once import computed_once, opaque_word
 from .._typing import Array, Key, PyTree, RealScalarLike
 from . import _area, _cursor, _grid, _noise, _validate
 from ._cursor import BrownianCursor
@@ -369,39 +373,72 @@ def _increment_core(tree: BrownianTree, s, t, cursor):
 
 @eqx.filter_jit
 def _grid_core(tree: BrownianTree, ts):
-    """`grid_increments` without the area. Under `vmap` over trees that differ only in their
-    key (`sample_paths`, or a user's vmap over keys), the trees are built as one, with the path
-    axis inside (`_grid.PathsAxis`): the same numbers, faster, and step-major, so that the
-    transpose to the batch-first layout cancels against the scan's own."""
+    """`grid_increments` without the area: the pieces come from `_grid_pieces_p`, whose batching
+    rule builds trees vmapped over their keys as one."""
     dynamic, static = eqx.partition(tree, eqx.is_array)
-
-    @jax.custom_batching.custom_vmap
-    def core(dynamic, ts):
-        return _grid_increments(eqx.combine(dynamic, static), ts)
-
-    @core.def_vmap
-    def _core_vmap(axis_size, in_batched, dynamic, ts):
-        dyn_batched, ts_batched = in_batched
-        if ts_batched or dyn_batched.t0 or dyn_batched.t1:
-            axes = jax.tree.map(lambda b: 0 if b else None, in_batched)
-            out = jax.vmap(lambda d, t: _grid_increments(eqx.combine(d, static), t), in_axes=axes)(dynamic, ts)
-            return out, jax.tree.map(lambda _: True, out)
-        one = eqx.combine(dynamic, static)
-        seeds = tuple(
-            s if b else jnp.broadcast_to(s, (axis_size, *s.shape)) for s, b in zip(one._seeds, dyn_batched._seeds)
-        )
-        inc = _grid_increments(one, ts, _grid.PathsAxis(one, seeds, axis_size))
-        paths_first = lambda x: None if x is None else jax.tree.map(lambda v: jnp.moveaxis(v, 1, 0), x)  # noqa: E731
-        out = Increment(inc.dt, paths_first(inc.W), paths_first(inc.H), paths_first(inc.K))
-        return out, Increment(False, *(jax.tree.map(lambda _: True, x) for x in out[1:4]))
-
-    return core(dynamic, ts)
+    leaves, treedef = jax.tree.flatten(dynamic)
+    *pieces, dt, bad = _grid_pieces_p.bind(*leaves, ts, static=static, treedef=treedef)
+    return tree._finish(dt, pieces, bad)
 
 
-def _grid_increments(tree: BrownianTree, ts, build=None):
-    # Per grid time, once: left to XLA, this is fused into the per-element kernels that use it.
-    u, dt, bad = computed_once(
-        lambda: (tree._position(ts), ts[1:] - ts[:-1], ~((ts[:-1] <= ts[1:]) & (ts[:-1] >= tree.t0) & (ts[1:] <= tree.t1))),
-        opaque_word(ts),
+# The grid pieces are a primitive of their own so that the build is traced once, in the form
+# used. Under `vmap` over trees that differ only in their key (`sample_paths`, or a user's vmap
+# over keys), its batching rule builds the trees as one with the path axis inside
+# (`_grid.PathsAxis`): the same numbers, faster, and step-major, as a scan over the steps reads
+# them (its batch axis is declared where it lies, so no transpose is written). With
+# `custom_vmap` both the unbatched and the batched build were traced: half the grid's trace time.
+_grid_pieces_p = jax.extend.core.Primitive("sdekit_grid_pieces")
+_grid_pieces_p.multiple_results = True
+
+
+def _grid_pieces_impl(*args, static, treedef, paths=None):
+    """Pieces (component axis first), `dt` and `bad` of a grid; `paths`: the number of trees
+    built as one (their seeds batched on axis 0, the times shared)."""
+    *leaves, ts = args
+    tree = eqx.combine(jax.tree.unflatten(treedef, leaves), static)
+    build = tree if paths is None else _grid.PathsAxis(tree, tree._seeds, paths)
+    dt = ts[1:] - ts[:-1]
+    bad = ~((ts[:-1] <= ts[1:]) & (ts[:-1] >= tree.t0) & (ts[1:] <= tree.t1))
+    pieces, (dt, bad) = _grid.grid_pieces(build, tree._position(ts), (dt, bad))
+    return (*pieces, dt, bad)
+
+
+def _grid_pieces_abstract(*avals, static, treedef):
+    steps = avals[-1].shape[0] - 1
+    n = _validate.LEVY_COMPONENTS[static.levy]
+    pieces = [jax.core.ShapedArray((n, steps, *s), d) for s, d in static._leaves]
+    return (*pieces, jax.core.ShapedArray((steps,), avals[-1].dtype), jax.core.ShapedArray((steps,), jnp.bool_))
+
+
+def _grid_pieces_batched(args, dims, *, static, treedef):
+    *leaves, ts = args
+    *leaf_dims, ts_dim = dims
+    dyn_dims = jax.tree.unflatten(treedef, leaf_dims)
+    n_pieces = len(static._leaves)
+    if ts_dim is not None or dyn_dims.t0 is not None or dyn_dims.t1 is not None:
+        out = jax.vmap(partial(_grid_pieces_impl, static=static, treedef=treedef), in_axes=tuple(dims))(*args)
+        return out, [0] * len(out)
+    # Only seeds are batched: one per path, on axis 0 (a leaf's seed that is not batched is
+    # shared by all paths).
+    size = next(x.shape[d] for x, d in zip(leaves, leaf_dims) if d is not None)
+    dynamic = jax.tree.unflatten(treedef, leaves)
+    seeds = tuple(
+        jnp.broadcast_to(x, (size, *x.shape)) if d is None else jnp.moveaxis(x, d, 0)
+        for x, d in zip(dynamic._seeds, dyn_dims._seeds)
     )
-    return tree._finish(dt, _grid.grid_pieces(tree if build is None else build, u), bad)
+    leaves = jax.tree.leaves(eqx.tree_at(lambda t: t._seeds, dynamic, seeds))
+    out = _grid_pieces_impl(*leaves, ts, static=static, treedef=treedef, paths=size)
+    # Pieces `(n, N, paths, *shape)`: the batch axis is 2; dt and bad are shared.
+    return out, [2] * n_pieces + [None, None]
+
+
+def _grid_pieces_jvp(primals, tangents, *, static, treedef):
+    tangents = [jax.interpreters.ad.instantiate_zeros(t) for t in tangents]
+    return jax.jvp(partial(_grid_pieces_impl, static=static, treedef=treedef), tuple(primals), tuple(tangents))
+
+
+_grid_pieces_p.def_impl(_grid_pieces_impl)
+_grid_pieces_p.def_abstract_eval(_grid_pieces_abstract)
+jax.interpreters.mlir.register_lowering(_grid_pieces_p, jax.interpreters.mlir.lower_fun(_grid_pieces_impl, multiple_results=True))
+jax.interpreters.batching.primitive_batchers[_grid_pieces_p] = _grid_pieces_batched
+jax.interpreters.ad.primitive_jvps[_grid_pieces_p] = _grid_pieces_jvp
