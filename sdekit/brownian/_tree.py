@@ -331,16 +331,34 @@ class BrownianTree(eqx.Module):
     def _finish(self, dt, pieces, bad) -> Increment:
         """Scale pieces (component axis first) from [0, 1] to the tree's interval and
         apply the error policy; `bad` has the shape of the query batch."""
+        return self._assemble(dt, self._components(self._scaled(pieces, bad)), bad)
+
+    def _scaled(self, pieces, bad) -> list:
+        """Pieces scaled to the tree's interval, NaN where `bad` under the "nan" policy (no
+        side effects: the grid primitive applies it inside)."""
         root_t = jnp.sqrt(self.t1 - self.t0)
-        comps = [[], [], []]
+        out = []
         for (_, d), p in zip(self._leaves, pieces):
-            p = self._guard(p * root_t.astype(d), jnp.reshape(bad, (1, *bad.shape) + (1,) * (p.ndim - 1 - bad.ndim)))
-            for i in range(self._n):
-                comps[i].append(p[i])
+            p = p * root_t.astype(d)
+            if self.on_error == "nan":
+                p = self._guard(p, jnp.reshape(bad, (1, *bad.shape) + (1,) * (p.ndim - 1 - bad.ndim)))
+            out.append(p)
+        return out
+
+    def _assemble(self, dt, flat: list, bad) -> Increment:
+        """The `Increment` of scaled components (the shape leaves' W, H, K one after another),
+        raising under the "raise" policy."""
+        if self.on_error == "raise":
+            flat = [self._guard(x, bad) for x in flat]
+        comps = [flat[i :: self._n] for i in range(self._n)]
         W = self._unflatten(comps[0])
         H = self._unflatten(comps[1]) if self._n >= 2 else None
         K = self._unflatten(comps[2]) if self._n >= 3 else None
         return Increment(dt, W, H, K)
+
+    def _components(self, pieces) -> list:
+        """Pieces (component axis first, per shape leaf) as the flat list `_assemble` takes."""
+        return [p[i] for p in pieces for i in range(self._n)]
 
     def _guard(self, x, bad):
         """The `on_error` policy: NaN where `bad` (broadcast against `x`), or a run-time error."""
@@ -377,44 +395,46 @@ def _grid_core(tree: BrownianTree, ts):
     rule builds trees vmapped over their keys as one."""
     dynamic, static = eqx.partition(tree, eqx.is_array)
     leaves, treedef = jax.tree.flatten(dynamic)
-    *pieces, dt, bad = _grid_pieces_p.bind(*leaves, ts, static=static, treedef=treedef)
-    return tree._finish(dt, pieces, bad)
+    *comps, dt, bad = _grid_pieces_p.bind(*leaves, ts, static=static, treedef=treedef)
+    return tree._assemble(dt, comps, bad)
 
 
 # The grid pieces are a primitive of their own so that the build is traced once, in the form
 # used. Under `vmap` over trees that differ only in their key (`sample_paths`, or a user's vmap
 # over keys), its batching rule builds the trees as one with the path axis inside
 # (`_grid.PathsAxis`): the same numbers, faster, and step-major, as a scan over the steps reads
-# them (its batch axis is declared where it lies, so no transpose is written). With
-# `custom_vmap` both the unbatched and the batched build were traced: half the grid's trace time.
+# them. With `custom_vmap` both the unbatched and the batched build were traced: half the grid's
+# trace time.
 _grid_pieces_p = jax.extend.core.Primitive("sdekit_grid_pieces")
 _grid_pieces_p.multiple_results = True
 
 
 def _grid_pieces_impl(*args, static, treedef, paths=None):
-    """Pieces (component axis first), `dt` and `bad` of a grid; `paths`: the number of trees
-    built as one (their seeds batched on axis 0, the times shared)."""
+    """Scaled pieces (component axis first), `dt` and `bad` of a grid; `paths`: the number of
+    trees built as one (their seeds batched on axis 0, the times shared)."""
     *leaves, ts = args
     tree = eqx.combine(jax.tree.unflatten(treedef, leaves), static)
     build = tree if paths is None else _grid.PathsAxis(tree, tree._seeds, paths)
     dt = ts[1:] - ts[:-1]
     bad = ~((ts[:-1] <= ts[1:]) & (ts[:-1] >= tree.t0) & (ts[1:] <= tree.t1))
     pieces, (dt, bad) = _grid.grid_pieces(build, tree._position(ts), (dt, bad))
-    return (*pieces, dt, bad)
+    # Scaled (and NaN-masked) here: elementwise work between the batched rule's transpose and a
+    # scan's would keep XLA from cancelling them.
+    return (*tree._components(tree._scaled(pieces, bad)), dt, bad)
 
 
 def _grid_pieces_abstract(*avals, static, treedef):
     steps = avals[-1].shape[0] - 1
     n = _validate.LEVY_COMPONENTS[static.levy]
-    pieces = [jax.core.ShapedArray((n, steps, *s), d) for s, d in static._leaves]
-    return (*pieces, jax.core.ShapedArray((steps,), avals[-1].dtype), jax.core.ShapedArray((steps,), jnp.bool_))
+    comps = [jax.core.ShapedArray((steps, *s), d) for s, d in static._leaves for _ in range(n)]
+    return (*comps, jax.core.ShapedArray((steps,), avals[-1].dtype), jax.core.ShapedArray((steps,), jnp.bool_))
 
 
 def _grid_pieces_batched(args, dims, *, static, treedef):
     *leaves, ts = args
     *leaf_dims, ts_dim = dims
     dyn_dims = jax.tree.unflatten(treedef, leaf_dims)
-    n_pieces = len(static._leaves)
+    n_comps = len(static._leaves) * _validate.LEVY_COMPONENTS[static.levy]
     if ts_dim is not None or dyn_dims.t0 is not None or dyn_dims.t1 is not None:
         out = jax.vmap(partial(_grid_pieces_impl, static=static, treedef=treedef), in_axes=tuple(dims))(*args)
         return out, [0] * len(out)
@@ -427,9 +447,12 @@ def _grid_pieces_batched(args, dims, *, static, treedef):
         for x, d in zip(dynamic._seeds, dyn_dims._seeds)
     )
     leaves = jax.tree.leaves(eqx.tree_at(lambda t: t._seeds, dynamic, seeds))
-    out = _grid_pieces_impl(*leaves, ts, static=static, treedef=treedef, paths=size)
-    # Pieces `(n, N, paths, *shape)`: the batch axis is 2; dt and bad are shared.
-    return out, [2] * n_pieces + [None, None]
+    *comps, dt, bad = _grid_pieces_impl(*leaves, ts, static=static, treedef=treedef, paths=size)
+    # Components come `(N, paths, *shape)`, step-major. They are declared batch-first by a
+    # transpose that XLA cancels against the one a vmapped scan over the steps makes (declaring
+    # the batch axis where it lies made the scan's indexing transpose the increments, and any
+    # elementwise work between the two transposes keeps them apart).
+    return (*(jnp.moveaxis(c, 1, 0) for c in comps), dt, bad), [0] * n_comps + [None, None]
 
 
 def _grid_pieces_jvp(primals, tangents, *, static, treedef):
