@@ -175,11 +175,6 @@ def _number_problems(t0, t1, dt0, saveat_ts, grid, brownian=None):
                 (jnp.abs(dt0) < brownian.tol, "dt0 is smaller than the Brownian tree's tol: increments would not be "
                  "exact in joint law. Build the tree with a smaller tol.")
             )
-        if grid is not None:
-            problems.append(
-                (jnp.min(jnp.abs(jnp.diff(grid))) < brownian.tol, "StepTo(ts) has steps smaller than the Brownian "
-                 "tree's tol: increments would not be exact in joint law. Build the tree with a smaller tol.")
-            )
     if dt0 is not None:
         problems.append((dt0 == 0, "dt0 must be non-zero."))
         problems.append(
@@ -201,7 +196,15 @@ def _number_problems(t0, t1, dt0, saveat_ts, grid, brownian=None):
         problems.append((grid[0] != t0, "StepTo(ts): ts[0] must equal t0."))
         problems.append((grid[-1] != t1, "StepTo(ts): ts[-1] must equal t1."))
         steps = jnp.diff(grid) * jnp.where(t1 >= t0, 1, -1).astype(grid.dtype)
-        problems.append((jnp.any(steps <= 0), "StepTo(ts) must be strictly monotonic from t0 to t1."))
+        # Per-step checks reduced together (one reduction kernel, not one per check).
+        per_step = [(steps <= 0, "StepTo(ts) must be strictly monotonic from t0 to t1.")]
+        if brownian is not None:
+            per_step.append(
+                (jnp.abs(steps) < brownian.tol, "StepTo(ts) has steps smaller than the Brownian tree's tol: "
+                 "increments would not be exact in joint law. Build the tree with a smaller tol.")
+            )
+        anys = jnp.any(jnp.stack([bad for bad, _ in per_step]), axis=1)
+        problems.extend((anys[i], message) for i, (_, message) in enumerate(per_step))
     return problems
 
 
