@@ -108,19 +108,8 @@ def node_uniforms(seed: Array, tag: Array, index: Array, n: int, shape, dtype, d
 
 def node_words(seed: Array, tag: Array, index: Array, n: int, shape, dtype, depth: int) -> tuple[Array, Array]:
     """The two uint32 hash words behind `node_uniforms`, one per counter `0..count-1`."""
-    ctr = lax.iota(jnp.uint32, word_count(n, shape, dtype))
-    return hash_words(seed[0], seed[1], tag, index, ctr, depth)
-
-
-def word_count(n: int, shape, dtype) -> int:
-    """Counters per node: one per element for wide dtypes, one per two elements otherwise."""
     size = n * math.prod(shape)
-    return size if _wide(dtype) else (size + 1) // 2
-
-
-def hash_words(k0: Array, k1: Array, tag: Array, index: Array, ctr: Array, depth: int) -> tuple[Array, Array]:
-    """Hash words of counters `ctr` of nodes (`tag`, `index`) under seed words (`k0`, `k1`);
-    all arguments broadcast against each other (uint32 words of the broadcast shape)."""
+    k0, k1 = seed[0], seed[1]
     if depth <= PACKED_DEPTH:
         tag = jnp.asarray(tag, jnp.uint32)
         one = np.uint32(1)
@@ -130,8 +119,9 @@ def hash_words(k0: Array, k1: Array, tag: Array, index: Array, ctr: Array, depth
         hi = (index >> 32).astype(jnp.uint32)
         ident = (index & np.int64(0xFFFFFFFF)).astype(jnp.uint32)
         k0, k1 = threefry2x32(k0, k1, jnp.asarray(tag, jnp.uint32), hi)
-    shape = jnp.broadcast_shapes(jnp.shape(k0), jnp.shape(ident), jnp.shape(ctr))
-    return threefry2x32(k0, k1, jnp.broadcast_to(ident, shape), jnp.broadcast_to(ctr, shape))
+    count = size if _wide(dtype) else (size + 1) // 2
+    ctr = lax.iota(jnp.uint32, count)
+    return threefry2x32(k0, k1, jnp.broadcast_to(ident, ctr.shape), ctr)
 
 
 def words_to_uniforms(w0: Array, w1: Array, n: int, shape, dtype) -> Array:

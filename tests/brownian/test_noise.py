@@ -80,3 +80,20 @@ def test_float32_element_order():
     words = np.concatenate([np.asarray(w0), np.asarray(w1)])[:3]
     expected = (2 * (words >> 8).astype(np.int64) + 1 - 2**24).astype(np.float32) * np.float32(2.0**-24)
     np.testing.assert_array_equal(u, expected)
+
+
+def test_seed_words_equal_jax_random_bits_for_every_key_kind():
+    """The inline Threefry seed hash gives jax.random.bits(key, (2,), uint32) bitwise (so paths
+    do not change with it), for typed and raw Threefry keys, under vmap, and rbg keys fall back."""
+    for seed in range(4):
+        for key in (jax.random.key(seed), jax.random.key(seed, impl="rbg")):
+            want = jax.random.bits(key, (2,), jnp.uint32)
+            np.testing.assert_array_equal(_noise.seed_words(key), want)
+        raw = jax.random.PRNGKey(seed)
+        np.testing.assert_array_equal(
+            _noise.seed_words(raw), jax.random.bits(jax.random.wrap_key_data(raw), (2,), jnp.uint32)
+        )
+    keys = jax.random.split(jax.random.key(7), 5)
+    got = jax.jit(jax.vmap(_noise.seed_words))(keys)
+    np.testing.assert_array_equal(got, jax.vmap(lambda k: jax.random.bits(k, (2,), jnp.uint32))(keys))
+    assert len({tuple(np.asarray(g)) for g in got}) == 5
