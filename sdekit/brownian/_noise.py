@@ -43,21 +43,24 @@ _ROT = ((13, 15, 26, 6), (17, 29, 16, 24))
 
 
 def _rotl(x: Array, r: int) -> Array:
-    return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
+    return lax.bitwise_or(lax.shift_left(x, np.uint32(r)), lax.shift_right_logical(x, np.uint32(32 - r)))
 
 
 def threefry2x32(k0: Array, k1: Array, x0: Array, x1: Array) -> tuple[Array, Array]:
-    """Threefry-2x32-20 of counters (x0, x1) under key (k0, k1); uint32, broadcasting."""
-    ks = (k0, k1, k0 ^ k1 ^ np.uint32(0x1BD11BDA))
-    x0 = x0 + ks[0]
-    x1 = x1 + ks[1]
+    """Threefry-2x32-20 of counters (x0, x1) under key (k0, k1); uint32, broadcasting.
+
+    Written with `lax` ops: `jax.numpy`'s operators are jitted helpers, and tracing (and, under
+    vmap, batching) 130 of them per hash was a large part of the grid build's trace time."""
+    k0, k1, x0, x1 = (jnp.asarray(v, jnp.uint32) for v in (k0, k1, x0, x1))
+    ks = (k0, k1, lax.bitwise_xor(lax.bitwise_xor(k0, k1), np.uint32(0x1BD11BDA)))
+    x0 = lax.add(x0, ks[0])
+    x1 = lax.add(x1, ks[1])
     for i in range(5):
         for r in _ROT[i % 2]:
-            x0 = x0 + x1
-            x1 = _rotl(x1, r)
-            x1 = x1 ^ x0
-        x0 = x0 + ks[(i + 1) % 3]
-        x1 = x1 + ks[(i + 2) % 3] + np.uint32(i + 1)
+            x0 = lax.add(x0, x1)
+            x1 = lax.bitwise_xor(_rotl(x1, r), x0)
+        x0 = lax.add(x0, ks[(i + 1) % 3])
+        x1 = lax.add(lax.add(x1, ks[(i + 2) % 3]), np.uint32(i + 1))
     return x0, x1
 
 
