@@ -30,7 +30,7 @@ import jax.lax as lax
 import jax.numpy as jnp
 
 from .._typing import Array
-from .._once import computed_once, opaque_word
+from .._once import computed_once
 from . import _bridge, _cursor, _noise
 
 
@@ -58,17 +58,16 @@ def _draw_many(tree, tag: int, indices: Array) -> tuple:
     return _draw_nodes(tree, tags, indices)
 
 
-def _draw_nodes(tree, tags: Array, indices: Array, seeds: tuple | None = None) -> tuple:
+def _draw_nodes(tree, tags: Array, indices: Array) -> tuple:
     """Normals of many nodes (1-d `tags`, `indices`), `(n, len, *shape)` per shape leaf.
 
     The build draws through as few calls as it can: each call site inlines the whole hash
     and normal transform, and one per level made compile time grow with the depth. Each call
-    is computed once, into buffers (`computed_once`). The identifiers and seeds must be in
-    buffers of their own too (left to XLA, their arithmetic, the seeds' own hash included, is
-    sunk into the draw and redone for every element): given `seeds`, the caller has put all
-    three there; else it is done here."""
-    if seeds is None:
-        tags, indices, seeds = computed_once(lambda: (tags, indices, tree._seeds), indices[0].astype(jnp.uint32))
+    is computed once, into buffers (`computed_once`)."""
+    # Node identifiers and seeds into their own buffers first: left to XLA, their arithmetic
+    # (shifts, concatenations, the seeds' own hash) is sunk into the draw and redone for every
+    # element.
+    tags, indices, seeds = computed_once(lambda: (tags, indices, tree._seeds), indices[0].astype(jnp.uint32))
 
     many = isinstance(tree, PathsAxis)
     leaves = tree._base_shapes if many else tree._leaves  # each tree's own (shape, dtype)
@@ -201,30 +200,24 @@ def _chen(first: Array, second: Array, a: Array, b: Array, dt) -> Array:
     return _bridge.chen(first, second, _col(a, first, dt), _col(b, first, dt))
 
 
-def grid_pieces(tree, u: Array, times: tuple = ()) -> tuple:
-    """Pieces (component axis first, shape `(n, N, *shape)`) of all grid intervals, and `times`
-    computed once with the grid's own per-point values; `tree` is a `BrownianTree` or a
-    `PathsAxis`."""
+def grid_pieces(tree, u: Array) -> tuple:
+    """Pieces (component axis first, shape `(n, N, *shape)`) of all grid intervals; `tree` is a
+    `BrownianTree` or a `PathsAxis`."""
     depth = tree.depth
     m = u.shape[0]
     top = min(depth, max(1, math.ceil(math.log2(m))))
-
-    def per_grid():
-        # Everything that depends on the times alone (and the seeds), in one buffer: left to
-        # XLA, it is fused into the per-element kernels and redone for every path. One loop,
-        # not one per group: each loop compiles a few kernels of its own.
-        k = _cursor.leaf_index(u, depth)
-        full_tags, full_index = _full_level_ids(depth, top)
-        deep_tags, deep_index = _deep_ids(depth, top, k)
-        ks, kt, us, ut = k[:-1], k[1:], u[:-1], u[1:]
-        level = _cursor.common_level(ks, kt, depth)
-        weights = _cursor.combine_weights(us, ut, ks, kt, level, depth)
-        ids = (jnp.concatenate([full_tags, deep_tags]), jnp.concatenate([full_index, deep_index]))
-        return u, k, ids, level, weights, tree._seeds, times
-
-    u, k, ids, level, weights, seeds, times = computed_once(per_grid, opaque_word(u))
+    # The per-grid values (leaf indices, common levels, Chen fractions) are left to XLA, which
+    # fuses them into the per-element kernels that read them: a few flops per element redone
+    # for every path, against the dozen kernels that a loop computing them once compiled (the
+    # node identifiers and seeds, which the draw would redo per element, do get one, below).
+    k = _cursor.leaf_index(u, depth)
+    full_tags, full_index = _full_level_ids(depth, top)
+    deep_tags, deep_index = _deep_ids(depth, top, k)
+    ks, kt, us, ut = k[:-1], k[1:], u[:-1], u[1:]
+    level = _cursor.common_level(ks, kt, depth)
+    weights = _cursor.combine_weights(us, ut, ks, kt, level, depth)
     # All normals in one draw: each draw inlines the whole hash and normal transform.
-    xi = _draw_nodes(tree, *ids, seeds)
+    xi = _draw_nodes(tree, jnp.concatenate([full_tags, deep_tags]), jnp.concatenate([full_index, deep_index]))
     levels = _full_levels(tree, top, tuple(x[:, : 2**top] for x in xi))
     node, siblings, normals = _deep_paths(tree, levels[top], k, top, tuple(x[:, 2**top :] for x in xi))
     prefix_d, suffix_d = _leaf_pieces(tree, node, normals, u, k)
@@ -253,8 +246,7 @@ def grid_pieces(tree, u: Array, times: tuple = ()) -> tuple:
 
     if top > 1:
         cap_s, cap_p = _shallow(tree, levels, top, u, k, suf, pre, level, cap_s, cap_p)
-    pieces = _combine(tree, cap_s, cap_p, tuple(x[:, :-1] for x in prefix_d), tuple(x[:, 1:] for x in prefix_d), weights)
-    return pieces, times
+    return _combine(tree, cap_s, cap_p, tuple(x[:, :-1] for x in prefix_d), tuple(x[:, 1:] for x in prefix_d), weights)
 
 
 def _combine(tree, s_piece, t_piece, s_prefix, t_prefix, weights) -> tuple:

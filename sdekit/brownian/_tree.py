@@ -417,7 +417,7 @@ def _grid_pieces_impl(*args, static, treedef, paths=None):
     build = tree if paths is None else _grid.PathsAxis(tree, tree._seeds, paths)
     dt = ts[1:] - ts[:-1]
     bad = ~((ts[:-1] <= ts[1:]) & (ts[:-1] >= tree.t0) & (ts[1:] <= tree.t1))
-    pieces, (dt, bad) = _grid.grid_pieces(build, tree._position(ts), (dt, bad))
+    pieces = _grid.grid_pieces(build, tree._position(ts))
     # Scaled (and NaN-masked) here: elementwise work between the batched rule's transpose and a
     # scan's would keep XLA from cancelling them.
     return (*tree._components(tree._scaled(pieces, bad)), dt, bad)
