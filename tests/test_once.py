@@ -1,11 +1,11 @@
-"""The fusion barrier (`sdekit._once`) and the walk's batch bound (`_cursor.batch_min`)."""
+"""The fusion barrier (`sdekit._once`) and the walk's batch bound (`sdekit._batch.batch_min`)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from sdekit._once import ONCE_MAX_ELEMENTS, computed_once_differentiable, opaque_word
-from sdekit.brownian._cursor import batch_min
+from sdekit._batch import batch_min
 
 
 def _f(inputs):

@@ -162,6 +162,52 @@ def test_sde_bad_input(kwargs, message):
         sk.solve(options.pop("problem"), options.pop("solver"), options.pop("t0"), options.pop("t1"), options.pop("y0"), **options)
 
 
+@pytest.mark.parametrize("throw", [True, False])
+@pytest.mark.parametrize(
+    "grid, message",
+    [
+        ([0.0, 0.6, 0.5, 1.0], "strictly monotonic"),
+        ([0.0, 0.5, 0.5 + 2**-12, 1.0], "smaller than the Brownian tree's tol"),
+        ([0.0, 0.5, 0.9], "ts\\[-1\\] must equal t1"),
+    ],
+)
+def test_traced_bad_grid_raises_at_run_time_under_vmap(throw, grid, message):
+    """A traced StepTo grid is checked when the solve runs, whether or not `throw` (with it, the
+    checks share the result's error check); a good grid runs through."""
+
+    def run(ts, key):
+        tree = sk.BrownianTree(key, 0.0, 1.0, shape=(2,), tol=2**-10)
+        sol = sk.solve(GBM, sk.solvers.euler_maruyama(), 0.0, 1.0, jnp.ones(2), controller=sk.StepTo(ts),
+                       brownian=tree, throw=throw)
+        return sol.ys
+
+    keys = jax.random.split(jax.random.key(0), 3)
+    batched = jax.jit(jax.vmap(run, in_axes=(None, 0)))
+    good = batched(jnp.linspace(0.0, 1.0, len(grid)), keys)
+    assert np.isfinite(np.asarray(good)).all()
+    # (Under jax.jit, not equinox.filter_jit, the callback's error reaches Python as a ValueError.)
+    with pytest.raises((RuntimeError, ValueError), match=message):
+        jax.block_until_ready(batched(jnp.asarray(grid), keys))
+
+
+def test_traced_grid_solve_failure_raises_the_failed_paths_message():
+    """With a traced grid the result's check and the input checks are one: a path whose state turns
+    NaN fails the whole vmapped solve with the non-finite message, not an input one."""
+    problem = sk.SDE(lambda t, y, a: jnp.where(a > 0, jnp.nan, 0.0) * y, lambda t, y, a: 0.1 * y, noise="diagonal")
+
+    def run(ts, key, flag):
+        tree = sk.BrownianTree(key, 0.0, 1.0, shape=(2,), tol=2**-10)
+        return sk.solve(problem, sk.solvers.euler_maruyama(), 0.0, 1.0, jnp.ones(2), args=flag,
+                        controller=sk.StepTo(ts), brownian=tree).ys
+
+    keys = jax.random.split(jax.random.key(0), 3)
+    batched = jax.jit(jax.vmap(run, in_axes=(None, 0, 0)))
+    grid = jnp.linspace(0.0, 1.0, 9)
+    assert np.isfinite(np.asarray(batched(grid, keys, jnp.zeros(3)))).all()
+    with pytest.raises((RuntimeError, ValueError), match="non-finite"):
+        jax.block_until_ready(batched(grid, keys, jnp.array([0.0, 1.0, 0.0])))
+
+
 def test_ito_stratonovich_conversion(x64):
     """The converted drift solves the same SDE: for GBM, Stratonovich drift mu - sigma^2/2."""
     strat = sk.terms.stratonovich_drift(GBM)

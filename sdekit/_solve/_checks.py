@@ -196,15 +196,16 @@ def _number_problems(t0, t1, dt0, saveat_ts, grid, brownian=None):
         problems.append((grid[0] != t0, "StepTo(ts): ts[0] must equal t0."))
         problems.append((grid[-1] != t1, "StepTo(ts): ts[-1] must equal t1."))
         steps = jnp.diff(grid) * jnp.where(t1 >= t0, 1, -1).astype(grid.dtype)
-        # Per-step checks reduced together (one reduction kernel, not one per check).
-        per_step = [(steps <= 0, "StepTo(ts) must be strictly monotonic from t0 to t1.")]
+        # Every per-step check reads the shortest step: one reduction (two kernels on XLA:CPU)
+        # for all of them. The monotonicity check comes first, so the tol check only decides
+        # when all steps are positive, and then the shortest is the smallest in magnitude.
+        shortest = jnp.min(steps)
+        problems.append((shortest <= 0, "StepTo(ts) must be strictly monotonic from t0 to t1."))
         if brownian is not None:
-            per_step.append(
-                (jnp.abs(steps) < brownian.tol, "StepTo(ts) has steps smaller than the Brownian tree's tol: "
+            problems.append(
+                (shortest < brownian.tol, "StepTo(ts) has steps smaller than the Brownian tree's tol: "
                  "increments would not be exact in joint law. Build the tree with a smaller tol.")
             )
-        anys = jnp.any(jnp.stack([bad for bad, _ in per_step]), axis=1)
-        problems.extend((anys[i], message) for i, (_, message) in enumerate(per_step))
     return problems
 
 
@@ -220,13 +221,31 @@ def check_numbers_eagerly(t0, t1, dt0, saveat_ts, grid, brownian=None) -> bool:
     return True
 
 
+def traced_failure(t0, t1, dt0, saveat_ts, grid, brownian=None):
+    """The checks on traced numbers as `(failed, index, messages)`: whether one fails, the first
+    that does, and their messages; None when every check was decided at trace time.
+
+    Scalar flags and a select chain, not a stacked vector with `any` and `argmax`: XLA fuses
+    scalar work into one kernel, where each reduction costs two."""
+    traced = [(jnp.asarray(bad, bool), message) for bad, message in _number_problems(t0, t1, dt0, saveat_ts, grid, brownian)
+              if not is_concrete(bad)]
+    if not traced:
+        return None
+    failed = traced[0][0]
+    index = jnp.asarray(len(traced) - 1, jnp.int32)
+    for i in range(len(traced) - 2, -1, -1):
+        index = jnp.where(traced[i][0], jnp.int32(i), index)
+    for bad, _ in traced[1:]:
+        failed = failed | bad
+    return failed, index, tuple(message for _, message in traced)
+
+
 def check_numbers_traced(carrier, t0, t1, dt0, saveat_ts, grid, brownian=None):
     """Attach runtime checks (for traced numbers) to `carrier`, returned unchanged. All of them
     go through one `branched_error_if` (the first failing check's message): each separate check
     costs trace and compile time."""
-    traced = [(bad, message) for bad, message in _number_problems(t0, t1, dt0, saveat_ts, grid, brownian)
-              if not is_concrete(bad)]
-    if not traced:
+    failure = traced_failure(t0, t1, dt0, saveat_ts, grid, brownian)
+    if failure is None:
         return carrier
-    bads = jnp.stack([jnp.asarray(bad, bool) for bad, _ in traced])
-    return eqx.branched_error_if(carrier, jnp.any(bads), jnp.argmax(bads), [m for _, m in traced])
+    failed, index, messages = failure
+    return eqx.branched_error_if(carrier, failed, index, list(messages))

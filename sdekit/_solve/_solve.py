@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._batch import batch_min
 from .._results import MESSAGES, RESULTS
 from .._typing import Args, RealScalarLike, Y
 from ..controllers import PID, ConstantStep, StepTo, initial_step_size
@@ -183,11 +184,17 @@ def _solve_compiled(
         _checks.check_vector_field(problem.vector_field, t0, y0, args)
         direction = jnp.where(t1 >= t0, 1, -1).astype(t0.dtype)
         tau_problem, noise, error_order = time_reversed(problem, direction), NoNoise(), solver.error_order
+    bad_input = None
     if not checked:
         # The checks only read the times: no derivative flows through them (equinox's error_if
         # has no differentiation rule for a predicate on differentiated values).
-        nograd = jax.lax.stop_gradient
-        y0 = _checks.check_numbers_traced(y0, *nograd((t0, t1, dt0, saveat_ts, grid)), brownian)
+        times = jax.lax.stop_gradient((t0, t1, dt0, saveat_ts, grid))
+        if throw and grid is not None:
+            # A fixed grid bounds the work whatever the numbers, so the checks can wait for the
+            # result's own error check and share it: one conditional and callback fewer to compile.
+            bad_input = _checks.traced_failure(*times, brownian)
+        else:
+            y0 = _checks.check_numbers_traced(y0, *times, brownian)
     tau0, tau1 = direction * t0, direction * t1
     tau_saveat_ts = None if saveat_ts is None else direction * saveat_ts
     meter = _progress.new_meter_id() if progress else None
@@ -232,9 +239,16 @@ def _solve_compiled(
     result, dense_infos = out.result, out.dense_infos
     if throw:
         messages = tuple(m + " (Pass throw=False to inspect sol.result instead.)" if m else m for m in MESSAGES)
-        ts, ys, dense_infos, result = eqx.branched_error_if(
-            (ts, ys, dense_infos, result), result != RESULTS.successful, result, messages
-        )
+        failed, index = result != RESULTS.successful, result
+        if bad_input is not None:
+            # Bad input first: it explains a failed solve.
+            input_failed, input_index, input_messages = bad_input
+            failed = failed | input_failed
+            index = jnp.where(input_failed, input_index, len(input_messages) + result)
+            messages = input_messages + messages
+        # One failure code, reduced over a vmapped batch once (the worst: equinox's choice).
+        worst = -batch_min(-jnp.where(failed, index + 1, 0))
+        ts, ys, dense_infos, result = eqx.branched_error_if((ts, ys, dense_infos, result), worst > 0, worst - 1, messages)
     stats = {
         "num_steps": out.num_steps,
         "num_accepted_steps": out.num_accepted,

@@ -28,6 +28,7 @@ import jax.lax as lax
 import jax.numpy as jnp
 import numpy as np
 
+from .._batch import batch_min
 from .._typing import Array
 from . import _bridge, _noise
 
@@ -166,25 +167,6 @@ def _to_normals(tree, uniforms):
 def _walk_start(tree, k, lvl):
     """The pipeline a walk down from `lvl` carries: normals for `lvl`, uniforms for `lvl + 1`."""
     return _to_normals(tree, _path_uniforms(tree, k, lvl)), _path_uniforms(tree, k, lvl + 1)
-
-
-@jax.custom_batching.custom_vmap
-def batch_min(x: Array) -> Array:
-    """`x` itself; under `vmap`, the smallest `x` in the batch, unbatched.
-
-    For a loop's lower bound: with a batched bound, the loop's condition is batched, and vmap
-    selects between the old and new value of every loop-carried array at every iteration (the
-    stacks included, which it must then copy) and turns each indexed read and write of the
-    stacks into a gather or scatter. Started at the batch's smallest bound instead, with each
-    path's levels above its own bound masked, the loop runs as many iterations with none of
-    that."""
-    return x
-
-
-@batch_min.def_vmap
-def _batch_min_vmap(axis_size, in_batched, x):
-    (batched,) = in_batched
-    return (batch_min(jnp.min(x, axis=0)) if batched else x), False
 
 
 def walk(tree, k: Array, start: Array, path: tuple, fold, acc):
