@@ -16,19 +16,43 @@ K, by Gaussian conditioning on Chen's relation, checked by sympy and by Monte Ca
 
 import math
 
-import jax.numpy as jnp
+import jax.lax as lax
+import numpy as np
+from jax.lax import add, div, mul, sqrt, sub
 
 from .._typing import Array
 
 _SQRT3 = math.sqrt(3.0)
 _SQRT5 = math.sqrt(5.0)
 
+# The rules are written with `lax` ops, not `jax.numpy` operators: those are jitted helpers,
+# traced afresh for every new shape, and a grid build applies the rules to pieces of a new
+# shape at every level (a third of its trace time). `lax` ops broadcast only scalars and never
+# promote dtypes, so callers pass per-node fractions broadcast to the pieces' shape (or
+# scalars), and constants are made in the pieces' dtype (`_const`).
+
+
+def _part(x: Array, i: int) -> Array:
+    """Component `i` of a piece (component axis first)."""
+    return lax.index_in_dim(x, i, 0, keepdims=False)
+
+
+def _stack(*parts: Array) -> Array:
+    """A piece from its components."""
+    return lax.concatenate([lax.expand_dims(p, (0,)) for p in parts], 0)
+
+
+def _const(dtype):
+    """Python numbers as scalars of `dtype` (rounded once, as `jax.numpy` rounds weak scalars)."""
+    return lambda v: np.asarray(v, dtype)
+
 
 def root(xi: Array) -> Array:
     """The piece of the whole rescaled interval [0, 1] from standard normals."""
     n = xi.shape[0]
+    num = _const(xi.dtype)
     scale = (1.0, 1.0 / math.sqrt(12.0), 1.0 / math.sqrt(720.0))[:n]
-    return jnp.stack([s * xi[i] for i, s in enumerate(scale)])
+    return _stack(*(mul(num(s), _part(xi, i)) for i, s in enumerate(scale)))
 
 
 def split(node: Array, xi: Array, sqrt_h: Array) -> tuple[Array, Array]:
@@ -44,26 +68,27 @@ def split(node: Array, xi: Array, sqrt_h: Array) -> tuple[Array, Array]:
     - $K_{L,R} = \tfrac18 K - \tfrac12 X_1 \pm X_2$.
     """
     n = node.shape[0]
-    w = node[0]
+    num = _const(node.dtype)
+    w = _part(node, 0)
     if n == 1:
-        z = (0.5 * sqrt_h) * xi[0]
-        half = 0.5 * w
-        return (half + z)[None], (half - z)[None]
-    hh = node[1]
-    z = (0.25 * sqrt_h) * xi[0]
-    half = 0.5 * w
-    dw = 1.5 * hh + z
-    base = 0.25 * hh - 0.5 * z
+        z = mul(mul(num(0.5), sqrt_h), _part(xi, 0))
+        half = mul(num(0.5), w)
+        return _stack(add(half, z)), _stack(sub(half, z))
+    hh = _part(node, 1)
+    z = mul(mul(num(0.25), sqrt_h), _part(xi, 0))
+    half = mul(num(0.5), w)
+    dw = add(mul(num(1.5), hh), z)
+    base = sub(mul(num(0.25), hh), mul(num(0.5), z))
     if n == 2:
-        dh = (0.5 / math.sqrt(12.0) * sqrt_h) * xi[1]
-        return jnp.stack([half + dw, base + dh]), jnp.stack([half - dw, base - dh])
-    kk = node[2]
-    x1 = (sqrt_h / math.sqrt(768.0)) * xi[1]
-    x2 = (sqrt_h / math.sqrt(2880.0)) * xi[2]
-    dh = 3.75 * kk + x1
-    kb = 0.125 * kk - 0.5 * x1
-    left = jnp.stack([half + dw, base + dh, kb + x2])
-    right = jnp.stack([half - dw, base - dh, kb - x2])
+        dh = mul(mul(num(0.5 / math.sqrt(12.0)), sqrt_h), _part(xi, 1))
+        return _stack(add(half, dw), add(base, dh)), _stack(sub(half, dw), sub(base, dh))
+    kk = _part(node, 2)
+    x1 = mul(div(sqrt_h, num(math.sqrt(768.0))), _part(xi, 1))
+    x2 = mul(div(sqrt_h, num(math.sqrt(2880.0))), _part(xi, 2))
+    dh = add(mul(num(3.75), kk), x1)
+    kb = sub(mul(num(0.125), kk), mul(num(0.5), x1))
+    left = _stack(add(half, dw), add(base, dh), add(kb, x2))
+    right = _stack(sub(half, dw), sub(base, dh), sub(kb, x2))
     return left, right
 
 
@@ -75,18 +100,19 @@ def chen(first: Array, second: Array, a: Array, b: Array) -> Array:
     $K = a^2K_1 + b^2K_2 + \tfrac12 ab(H_1 - H_2) + \tfrac{a-b}{12}(aW_2 - bW_1)$.
     """
     n = first.shape[0]
-    w1, w2 = first[0], second[0]
-    w = w1 + w2
+    num = _const(first.dtype)
+    w1, w2 = _part(first, 0), _part(second, 0)
+    w = add(w1, w2)
     if n == 1:
-        return w[None]
-    h1, h2 = first[1], second[1]
-    h = a * h1 + b * h2 + 0.5 * (b * w1 - a * w2)
+        return _stack(w)
+    h1, h2 = _part(first, 1), _part(second, 1)
+    h = add(add(mul(a, h1), mul(b, h2)), mul(num(0.5), sub(mul(b, w1), mul(a, w2))))
     if n == 2:
-        return jnp.stack([w, h])
-    k1, k2 = first[2], second[2]
-    k = (a * a) * k1 + (b * b) * k2 + (0.5 * a * b) * (h1 - h2)
-    k = k + ((a - b) / 12.0) * (a * w2 - b * w1)
-    return jnp.stack([w, h, k])
+        return _stack(w, h)
+    k1, k2 = _part(first, 2), _part(second, 2)
+    k = add(add(mul(mul(a, a), k1), mul(mul(b, b), k2)), mul(mul(mul(num(0.5), a), b), sub(h1, h2)))
+    k = add(k, mul(div(sub(a, b), num(12.0)), sub(mul(a, w2), mul(b, w1))))
+    return _stack(w, h, k)
 
 
 def unchen(whole: Array, first: Array, a: Array, b: Array) -> Array:
@@ -95,18 +121,19 @@ def unchen(whole: Array, first: Array, a: Array, b: Array) -> Array:
     Used only for two queries inside one leaf, where differencing is unavoidable.
     """
     n = whole.shape[0]
-    w1 = first[0]
-    w2 = whole[0] - w1
+    num = _const(whole.dtype)
+    w1 = _part(first, 0)
+    w2 = sub(_part(whole, 0), w1)
     if n == 1:
-        return w2[None]
-    h1 = first[1]
-    h2 = (whole[1] - a * h1 - 0.5 * (b * w1 - a * w2)) / b
+        return _stack(w2)
+    h1 = _part(first, 1)
+    h2 = div(sub(sub(_part(whole, 1), mul(a, h1)), mul(num(0.5), sub(mul(b, w1), mul(a, w2)))), b)
     if n == 2:
-        return jnp.stack([w2, h2])
-    k1 = first[2]
-    k2 = whole[2] - (a * a) * k1 - (0.5 * a * b) * (h1 - h2)
-    k2 = (k2 - ((a - b) / 12.0) * (a * w2 - b * w1)) / (b * b)
-    return jnp.stack([w2, h2, k2])
+        return _stack(w2, h2)
+    k1 = _part(first, 2)
+    k2 = sub(sub(_part(whole, 2), mul(mul(a, a), k1)), mul(mul(mul(num(0.5), a), b), sub(h1, h2)))
+    k2 = div(sub(k2, mul(div(sub(a, b), num(12.0)), sub(mul(a, w2), mul(b, w1)))), mul(b, b))
+    return _stack(w2, h2, k2)
 
 
 def bridge(leaf: Array, xi: Array, a: Array, b: Array, sqrt_h: Array) -> tuple[Array, Array]:
@@ -121,49 +148,61 @@ def bridge(leaf: Array, xi: Array, a: Array, b: Array, sqrt_h: Array) -> tuple[A
     order K, H, W; the right piece follows from Chen's relation, simplified.
     """
     n = leaf.shape[0]
-    w = leaf[0]
-    sa, sb = jnp.sqrt(a), jnp.sqrt(b)
-    sab = sa * sb * sqrt_h
+    num = _const(leaf.dtype)
+    w = _part(leaf, 0)
+    sab = mul(mul(sqrt(a), sqrt(b)), sqrt_h)
     if n == 1:
-        noise = sab * xi[0]
-        return (a * w + noise)[None], (b * w - noise)[None]
-    hh = leaf[1]
-    ab = a * b
+        noise = mul(sab, _part(xi, 0))
+        return _stack(add(mul(a, w), noise)), _stack(sub(mul(b, w), noise))
+    hh = _part(leaf, 1)
+    ab = mul(a, b)
+    a2 = mul(a, a)
     if n == 2:
-        r3 = jnp.sqrt(a * a + a + 1.0)
-        c = sab / r3
-        nw = c * ((-_SQRT3) * (a * a) * xi[0] + b * xi[1])
-        mw = 6.0 * ab * hh
-        h1 = (a * a) * hh + (c * (a * a + a + 1.0) / (2.0 * _SQRT3)) * xi[0]
-        h2 = (b * b) * hh - c * ((_SQRT3 / 6.0) * ab * xi[0] + 0.5 * xi[1])
-        left = jnp.stack([a * w + mw + nw, h1])
-        right = jnp.stack([b * w - mw - nw, h2])
+        x0, x1 = _part(xi, 0), _part(xi, 1)
+        quad = add(add(a2, a), num(1.0))
+        c = div(sab, sqrt(quad))
+        nw = mul(c, add(mul(mul(num(-_SQRT3), a2), x0), mul(b, x1)))
+        mw = mul(mul(num(6.0), ab), hh)
+        h1 = add(mul(a2, hh), mul(div(mul(c, quad), num(2.0 * _SQRT3)), x0))
+        h2 = sub(mul(mul(b, b), hh), mul(c, add(mul(mul(num(_SQRT3 / 6.0), ab), x0), mul(num(0.5), x1))))
+        left = _stack(add(add(mul(a, w), mw), nw), h1)
+        right = _stack(sub(sub(mul(b, w), mw), nw), h2)
         return left, right
-    kk = leaf[2]
-    q5 = (((a + 1.0) * a + 1.0) * a + 1.0) * a + 1.0
-    q4 = (((a + 4.0) * a + 10.0) * a + 4.0) * a + 1.0
-    r5, r4 = jnp.sqrt(q5), jnp.sqrt(q4)
-    c5, c4, c54 = sab / r5, sab / r4, sab / (r5 * r4)
-    a2 = a * a
+    kk = _part(leaf, 2)
+    x0, x1, x2 = _part(xi, 0), _part(xi, 1), _part(xi, 2)
+
+    def horner(*coefficients):  # ((c0 a + c1) a + c2) a + ..., from the leading coefficient
+        acc = add(a, num(coefficients[0]))
+        for coefficient in coefficients[1:]:
+            acc = add(mul(acc, a), num(coefficient))
+        return acc
+
+    q5 = horner(1.0, 1.0, 1.0, 1.0)  # a^4 + a^3 + a^2 + a + 1
+    q4 = horner(4.0, 10.0, 4.0, 1.0)  # a^4 + 4a^3 + 10a^2 + 4a + 1
+    r5, r4 = sqrt(q5), sqrt(q4)
+    c5, c4, c54 = div(sab, r5), div(sab, r4), div(sab, mul(r5, r4))
+    b2 = mul(b, b)
     # Left piece [c, r]: mean plus Cholesky factor (order K, H, W) times xi.
-    nw = (
-        c5 * (_SQRT5 * a2 * a * (a - b)) * xi[0]
-        - c54 * (_SQRT3 * a2 * b * ((a + 3.0) * a + 6.0)) * xi[1]
-        + c4 * (b * b) * xi[2]
+    nw = sub(
+        mul(mul(c5, mul(mul(mul(num(_SQRT5), a2), a), sub(a, b))), x0),
+        mul(mul(c54, mul(mul(mul(num(_SQRT3), a2), b), add(mul(add(a, num(3.0)), a), num(6.0)))), x1),
     )
-    mw = 6.0 * ab * hh
-    mk = 60.0 * ab * kk
-    w1 = a * w + mw + mk * (b - a) + nw
-    h1 = a2 * hh + (30.0 * a2 * b) * kk
-    h1 = h1 - c5 * (0.5 * _SQRT5 * a2 * a2) * xi[0] + c54 * ((_SQRT3 / 6.0) * b * q4) * xi[1]
-    k1 = (a2 * a) * kk + (c5 * q5 / (12.0 * _SQRT5)) * xi[0]
+    nw = add(nw, mul(mul(c4, b2), x2))
+    mw = mul(mul(num(6.0), ab), hh)
+    mk = mul(mul(num(60.0), ab), kk)
+    w1 = add(add(add(mul(a, w), mw), mul(mk, sub(b, a))), nw)
+    h1 = add(mul(a2, hh), mul(mul(mul(num(30.0), a2), b), kk))
+    h1 = sub(h1, mul(mul(c5, mul(mul(num(0.5 * _SQRT5), a2), a2)), x0))
+    h1 = add(h1, mul(mul(c54, mul(mul(num(_SQRT3 / 6.0), b), q4)), x1))
+    k1 = add(mul(mul(a2, a), kk), mul(div(mul(c5, q5), num(12.0 * _SQRT5)), x0))
     # Right piece [r, d], from Chen's relation with the left piece, simplified.
-    w2 = b * w - mw + mk * (a - b) - nw
-    p = (((a + 1.0) * a + 1.0) * a - 14.0) * a + 1.0
-    b2 = b * b
-    h2 = b2 * hh - (30.0 * a * b2) * kk
-    h2 = h2 + c5 * (0.5 * _SQRT5 * a2 * a * b) * xi[0] - c54 * ((_SQRT3 / 6.0) * a * p) * xi[1]
-    h2 = h2 - c4 * (0.5 * b) * xi[2]
-    k2 = (b2 * b) * kk - c5 * ((_SQRT5 / 60.0) * a2 * b2) * xi[0]
-    k2 = k2 - c54 * ((_SQRT3 / 12.0) * ab) * xi[1] - c4 * ((a + 1.0) / 12.0) * xi[2]
-    return jnp.stack([w1, h1, k1]), jnp.stack([w2, h2, k2])
+    w2 = sub(add(sub(mul(b, w), mw), mul(mk, sub(a, b))), nw)
+    p = horner(1.0, 1.0, -14.0, 1.0)  # a^4 + a^3 + a^2 - 14a + 1
+    h2 = sub(mul(b2, hh), mul(mul(mul(num(30.0), a), b2), kk))
+    h2 = add(h2, mul(mul(c5, mul(mul(mul(num(0.5 * _SQRT5), a2), a), b)), x0))
+    h2 = sub(h2, mul(mul(c54, mul(mul(num(_SQRT3 / 6.0), a), p)), x1))
+    h2 = sub(h2, mul(mul(c4, mul(num(0.5), b)), x2))
+    k2 = sub(mul(mul(b2, b), kk), mul(mul(c5, mul(mul(num(_SQRT5 / 60.0), a2), b2)), x0))
+    k2 = sub(k2, mul(mul(c54, mul(num(_SQRT3 / 12.0), ab)), x1))
+    k2 = sub(k2, mul(mul(c4, div(add(a, num(1.0)), num(12.0))), x2))
+    return _stack(w1, h1, k1), _stack(w2, h2, k2)
