@@ -64,10 +64,11 @@ def _draw_nodes(tree, tags: Array, indices: Array) -> tuple:
     The build draws through as few calls as it can: each call site inlines the whole hash
     and normal transform, and one per level made compile time grow with the depth. Each call
     is computed once, into buffers (`computed_once`)."""
-    # Node identifiers and seeds into their own buffers first: left to XLA, their arithmetic
-    # (shifts, concatenations, the seeds' own hash) is sunk into the draw and redone for every
-    # element.
-    tags, indices, seeds = computed_once(lambda: (tags, indices, tree._seeds), indices[0].astype(jnp.uint32))
+    # The seeds into their own buffer first: left to XLA, their own hash is sunk into the draw
+    # and redone for every element. (The node identifiers' few integer ops are left to it: a
+    # buffer of their own cost three kernels more to compile, and no measurable run time.)
+    word = indices[0].astype(jnp.uint32)
+    seeds = computed_once(lambda: tree._seeds, word)
 
     many = isinstance(tree, PathsAxis)
     leaves = tree._base_shapes if many else tree._leaves  # each tree's own (shape, dtype)
@@ -86,7 +87,7 @@ def _draw_nodes(tree, tags: Array, indices: Array) -> tuple:
             for seed, (s, d) in zip(seeds, leaves)
         )
 
-    drawn = computed_once(draw, jnp.ravel(seeds[0])[0])
+    drawn = computed_once(draw, word)
     out = []
     for parts, (s, _) in zip(drawn, leaves):
         x = jnp.concatenate(parts, axis=1)[:, : tree._n * math.prod(s)]
