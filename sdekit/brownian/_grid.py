@@ -30,7 +30,7 @@ import jax.lax as lax
 import jax.numpy as jnp
 
 from .._typing import Array
-from .._once import computed_once
+from .._once import computed_once, materialised
 from . import _bridge, _cursor, _noise
 
 
@@ -65,10 +65,12 @@ def _draw_nodes(tree, tags: Array, indices: Array) -> tuple:
     and normal transform, and one per level made compile time grow with the depth. Each call
     is computed once, into buffers (`computed_once`)."""
     # The seeds into their own buffer first: left to XLA, their own hash is sunk into the draw
-    # and redone for every element. (The node identifiers' few integer ops are left to it: a
-    # buffer of their own cost three kernels more to compile, and no measurable run time.)
+    # and redone for every element. `materialised` (no loop) does it for them; the draw, whose
+    # readers take disjoint slices, it did not keep apart. (The node identifiers' few integer
+    # ops are left to XLA: a buffer of their own cost three kernels more to compile, and no
+    # measurable run time.)
     word = indices[0].astype(jnp.uint32)
-    seeds = computed_once(lambda: tree._seeds, word)
+    seeds = materialised(tree._seeds, word)
 
     many = isinstance(tree, PathsAxis)
     leaves = tree._base_shapes if many else tree._leaves  # each tree's own (shape, dtype)
