@@ -30,6 +30,7 @@ import jax.lax as lax
 import jax.numpy as jnp
 
 from .._typing import Array
+from .._batch import batch_min
 from .._once import computed_once, materialised
 from . import _bridge, _cursor, _noise
 
@@ -55,11 +56,19 @@ def _repeat_nodes(x: Array) -> Array:
 
 def _draw_many(tree, tag: int, indices: Array) -> tuple:
     tags = jnp.full(indices.shape, tag, jnp.int32)
-    return _draw_nodes(tree, tags, indices)
+    return _draw_nodes(tree, _node_ids(tree.depth, tags, indices))
 
 
-def _draw_nodes(tree, tags: Array, indices: Array) -> tuple:
-    """Normals of many nodes (1-d `tags`, `indices`), `(n, len, *shape)` per shape leaf.
+def _node_ids(depth: int, tags: Array, indices: Array):
+    """Identifiers of many nodes for `_draw_nodes`: packed words (one array, see
+    `_noise.node_ident`) for trees of depth <= `_noise.PACKED_DEPTH`, else `(tags, indices)`."""
+    if depth <= _noise.PACKED_DEPTH:
+        return _noise.node_ident(tags, indices)
+    return tags, indices
+
+
+def _draw_nodes(tree, ids) -> tuple:
+    """Normals of many nodes (`ids` from `_node_ids`), `(n, len, *shape)` per shape leaf.
 
     The build draws through as few calls as it can: each call site inlines the whole hash
     and normal transform, and one per level made compile time grow with the depth. Each call
@@ -69,14 +78,20 @@ def _draw_nodes(tree, tags: Array, indices: Array) -> tuple:
     # readers take disjoint slices, it did not keep apart. (The node identifiers' few integer
     # ops are left to XLA: a buffer of their own cost three kernels more to compile, and no
     # measurable run time.)
-    word = indices[0].astype(jnp.uint32)
+    packed = not isinstance(ids, tuple)
+    # The barriers' unknown word from a seed, the one input always traced (the times may be
+    # constants, which XLA would fold through the barriers); the same in all trees under vmap.
+    word = batch_min(jnp.ravel(tree._seeds[0])[0])
     seeds = materialised(tree._seeds, word)
 
     many = isinstance(tree, PathsAxis)
     leaves = tree._base_shapes if many else tree._leaves  # each tree's own (shape, dtype)
 
     def words(seed, shape, dtype):
-        one = lambda k: jax.vmap(lambda g, i: _noise.node_words(k, g, i, tree._n, shape, dtype, tree.depth))(tags, indices)  # noqa: E731
+        if packed:
+            one = lambda k: jax.vmap(lambda i: _noise.ident_words(k, i, tree._n, shape, dtype))(ids)  # noqa: E731
+        else:
+            one = lambda k: jax.vmap(lambda g, i: _noise.node_words(k, g, i, tree._n, shape, dtype, tree.depth))(*ids)  # noqa: E731
         # Many trees: one seed per path, the words of each path's own draw, path axis last.
         # (Written with vmap rather than broadcasting: XLA then computes both words of a hash
         # in one kernel; with broadcasting it hashed once per word.)
@@ -121,10 +136,13 @@ class PathsAxis:
         self.depth = tree.depth
 
 
-def _full_level_ids(depth: int, top: int) -> tuple:
-    """Node identifiers of the root's values and the split normals of every node above `top`,
-    in heap order: entry 0 is the root (tag 0), entry i >= 1 splits node (l, i - 2**l) at level
-    l = floor(log2 i), i.e. tag l + 1 (built from an iota: no 2**top-sized constants)."""
+def _full_level_ids(depth: int, top: int):
+    """Node identifiers (`_node_ids`) of the root's values and the split normals of every node
+    above `top`, in heap order: entry 0 is the root (tag 0), entry i >= 1 splits node
+    (l, i - 2**l) at level l = floor(log2 i), i.e. tag l + 1 (built from an iota: no
+    2**top-sized constants). Packed, entry i's identifier is i itself."""
+    if depth <= _noise.PACKED_DEPTH:
+        return lax.iota(jnp.uint32, 2**top)
     idt = _noise.index_dtype(depth)
     heap = lax.iota(idt, 2**top)
     lvl_of = (8 * jnp.dtype(idt).itemsize - 1 - lax.clz(jnp.maximum(heap, 1))).astype(jnp.int32)
@@ -140,7 +158,7 @@ def _deep_ids(depth: int, top: int, k: Array) -> tuple:
     levels = jnp.arange(top, depth, dtype=jnp.int32)
     tags = jnp.concatenate([jnp.repeat(levels + 1, m), jnp.full((m,), depth + 1, jnp.int32)])
     index = jnp.concatenate([(k[None, :] >> (depth - levels)[:, None].astype(k.dtype)).ravel(), k])
-    return tags, index
+    return _node_ids(depth, tags, index)
 
 
 def _full_levels(tree, top: int, xi_all: tuple | None = None) -> list:
@@ -148,7 +166,7 @@ def _full_levels(tree, top: int, xi_all: tuple | None = None) -> list:
     drawn here if not given): `levels[l][j]` has shape `(n, 2**l, *shape)`."""
     depth = tree.depth
     if xi_all is None:
-        xi_all = _draw_nodes(tree, *_full_level_ids(depth, top))
+        xi_all = _draw_nodes(tree, _full_level_ids(depth, top))
     levels = [tuple(_bridge.root(x[:, 0])[:, None] for x in xi_all)]
     for lvl in range(top):
         right_child = (lax.iota(jnp.int32, 2 ** (lvl + 1)) & 1) == 1
@@ -214,13 +232,12 @@ def grid_pieces(tree, u: Array) -> tuple:
     # for every path, against the dozen kernels that a loop computing them once compiled (the
     # node identifiers and seeds, which the draw would redo per element, do get one, below).
     k = _cursor.leaf_index(u, depth)
-    full_tags, full_index = _full_level_ids(depth, top)
-    deep_tags, deep_index = _deep_ids(depth, top, k)
+    full_ids, deep_ids = _full_level_ids(depth, top), _deep_ids(depth, top, k)
     ks, kt, us, ut = k[:-1], k[1:], u[:-1], u[1:]
     level = _cursor.common_level(ks, kt, depth)
     weights = _cursor.combine_weights(us, ut, ks, kt, level, depth)
     # All normals in one draw: each draw inlines the whole hash and normal transform.
-    xi = _draw_nodes(tree, jnp.concatenate([full_tags, deep_tags]), jnp.concatenate([full_index, deep_index]))
+    xi = _draw_nodes(tree, jax.tree.map(lambda a, b: jnp.concatenate([a, b]), full_ids, deep_ids))
     levels = _full_levels(tree, top, tuple(x[:, : 2**top] for x in xi))
     node, siblings, normals = _deep_paths(tree, levels[top], k, top, tuple(x[:, 2**top :] for x in xi))
     prefix_d, suffix_d = _leaf_pieces(tree, node, normals, u, k)

@@ -109,22 +109,31 @@ def node_uniforms(seed: Array, tag: Array, index: Array, n: int, shape, dtype, d
     return words_to_uniforms(*node_words(seed, tag, index, n, shape, dtype, depth), n, shape, dtype)
 
 
+def node_ident(tag: Array, index: Array) -> Array:
+    """The packed identifier word of node (tag, index), for trees of depth <= PACKED_DEPTH:
+    `2**(tag-1) + index` (the root's: 0). At levels 0..l this is a node's heap position."""
+    tag = jnp.asarray(tag, jnp.uint32)
+    one = np.uint32(1)
+    return jnp.where(tag == 0, np.uint32(0), (one << (tag - one)) | jnp.asarray(index, jnp.uint32))
+
+
 def node_words(seed: Array, tag: Array, index: Array, n: int, shape, dtype, depth: int) -> tuple[Array, Array]:
     """The two uint32 hash words behind `node_uniforms`, one per counter `0..count-1`."""
-    size = n * math.prod(shape)
-    k0, k1 = seed[0], seed[1]
     if depth <= PACKED_DEPTH:
-        tag = jnp.asarray(tag, jnp.uint32)
-        one = np.uint32(1)
-        ident = jnp.where(tag == 0, np.uint32(0), (one << (tag - one)) | jnp.asarray(index, jnp.uint32))
-    else:
-        index = jnp.asarray(index, jnp.int64)
-        hi = (index >> 32).astype(jnp.uint32)
-        ident = (index & np.int64(0xFFFFFFFF)).astype(jnp.uint32)
-        k0, k1 = threefry2x32(k0, k1, jnp.asarray(tag, jnp.uint32), hi)
+        return ident_words(seed, node_ident(tag, index), n, shape, dtype)
+    index = jnp.asarray(index, jnp.int64)
+    hi = (index >> 32).astype(jnp.uint32)
+    ident = (index & np.int64(0xFFFFFFFF)).astype(jnp.uint32)
+    k0, k1 = threefry2x32(seed[0], seed[1], jnp.asarray(tag, jnp.uint32), hi)
+    return ident_words(jnp.stack([k0, k1]), ident, n, shape, dtype)
+
+
+def ident_words(seed: Array, ident: Array, n: int, shape, dtype) -> tuple[Array, Array]:
+    """`node_words` of a packed identifier word (`node_ident`) under `seed`."""
+    size = n * math.prod(shape)
     count = size if _wide(dtype) else (size + 1) // 2
     ctr = lax.iota(jnp.uint32, count)
-    return threefry2x32(k0, k1, jnp.broadcast_to(ident, ctr.shape), ctr)
+    return threefry2x32(seed[0], seed[1], jnp.broadcast_to(ident, ctr.shape), ctr)
 
 
 def words_to_uniforms(w0: Array, w1: Array, n: int, shape, dtype) -> Array:
