@@ -61,7 +61,8 @@ def test_grid_batched_draw_matches_single_node_draws(dtype, levy, shape):
 
     def both(key):
         tree = BrownianTree(key, 0.0, 1.0, shape=shape, tol=2.0**-10, levy=levy, dtype=dtype)
-        batched = jnp.moveaxis(_grid._draw_nodes(tree, tags, indices)[0], 0, 1)  # (n, len) -> (len, n)
+        ids = _grid._node_ids(tree.depth, tags, indices)
+        batched = jnp.moveaxis(_grid._draw_nodes(tree, ids)[0], 0, 1)  # (n, len) -> (len, n)
         single = jax.vmap(lambda g, i: _noise.node_normals(tree._seeds[0], g, i, tree._n, shape, dtype, tree.depth))(
             tags, indices
         )
@@ -97,3 +98,18 @@ def test_seed_words_equal_jax_random_bits_for_every_key_kind():
     got = jax.jit(jax.vmap(_noise.seed_words))(keys)
     np.testing.assert_array_equal(got, jax.vmap(lambda k: jax.random.bits(k, (2,), jnp.uint32))(keys))
     assert len({tuple(np.asarray(g)) for g in got}) == 5
+
+
+def test_deep_tree_grid_draws_unpacked_identifiers(x64):
+    """Past `PACKED_DEPTH` node identifiers do not fit one word: the grid's draw takes the
+    (tag, index) route, and still gives the cursor's increments (which hash the same way)."""
+    from sdekit.brownian import BrownianTree
+
+    tree = BrownianTree(jax.random.key(8), 0.0, 1.0, shape=(2,), tol=2.0**-34, levy="space-time")
+    assert tree.depth > _noise.PACKED_DEPTH
+    ts = jnp.asarray([0.0, 0.1, 0.1 + 2.0**-33, 0.5, 0.9, 1.0])
+    grid = tree.grid_increments(ts)
+    for i in range(ts.shape[0] - 1):
+        one = tree.increment(ts[i], ts[i + 1])
+        np.testing.assert_allclose(grid.W[i], one.W, rtol=1e-9, atol=1e-14)
+        np.testing.assert_allclose(grid.H[i], one.H, rtol=1e-9, atol=1e-14)
