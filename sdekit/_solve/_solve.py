@@ -246,9 +246,12 @@ def _solve_compiled(
             failed = failed | input_failed
             index = jnp.where(input_failed, input_index, len(input_messages) + result)
             messages = input_messages + messages
-        # One failure code, reduced over a vmapped batch once (the worst: equinox's choice).
+        # One failure code (0: none), reduced over a vmapped batch once (the worst, as equinox
+        # would choose), and used as the message index as it is.
         worst = -batch_min(-jnp.where(failed, index + 1, 0))
-        ts, ys, dense_infos, result = eqx.branched_error_if((ts, ys, dense_infos, result), worst > 0, worst - 1, messages)
+        ts, ys, dense_infos, result = eqx.branched_error_if(
+            (ts, ys, dense_infos, result), worst > 0, worst, ("",) + tuple(messages)
+        )
     stats = {
         "num_steps": out.num_steps,
         "num_accepted_steps": out.num_accepted,

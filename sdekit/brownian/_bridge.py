@@ -150,7 +150,8 @@ def bridge(leaf: Array, xi: Array, a: Array, b: Array, sqrt_h: Array) -> tuple[A
     n = leaf.shape[0]
     num = _const(leaf.dtype)
     w = _part(leaf, 0)
-    sab = mul(mul(sqrt(a), sqrt(b)), sqrt_h)
+    # One square root, not one per fraction: in the grid build each is a kernel of its own.
+    sab = mul(sqrt(mul(a, b)), sqrt_h)
     if n == 1:
         noise = mul(sab, _part(xi, 0))
         return _stack(add(mul(a, w), noise)), _stack(sub(mul(b, w), noise))

@@ -95,28 +95,36 @@ def sqrt_width_table(depth: int, dtype) -> Array:
 
 def leaf_index(u: Array, depth: int) -> Array:
     idt = _noise.index_dtype(depth)
-    k = jnp.floor(u).astype(idt)
-    return jnp.clip(k, 0, (1 << depth) - 1)
+    k = lax.convert_element_type(lax.floor(u), idt)
+    return lax.clamp(np.asarray(0, idt), k, np.asarray((1 << depth) - 1, idt))
+
+
+# The helpers below use `lax` ops rather than `jax.numpy` operators, which are jitted helpers
+# traced afresh for every new shape (a grid build calls them on arrays, the cursor on scalars).
 
 
 def common_level(k1: Array, k2: Array, depth: int) -> Array:
     """Level of the deepest common ancestor of leaves k1 and k2 (`depth` if equal)."""
-    bits = 8 * jnp.dtype(k1.dtype).itemsize
-    length = bits - lax.clz(k1 ^ k2)
-    return (depth - length).astype(jnp.int32)
+    bits = 8 * np.dtype(k1.dtype).itemsize
+    length = lax.sub(np.asarray(bits, k1.dtype), lax.clz(lax.bitwise_xor(k1, k2)))
+    return lax.convert_element_type(lax.sub(np.asarray(depth, k1.dtype), length), jnp.int32)
 
 
 def bit_at(k: Array, level, depth: int) -> Array:
     """Whether the path to leaf k goes right when leaving `level` (towards level+1)."""
-    shift = jnp.asarray(depth - 1 - level, k.dtype)
-    return ((k >> shift) & 1) == 1
+    if isinstance(level, int):
+        shift = np.asarray(depth - 1 - level, k.dtype)
+    else:
+        shift = lax.convert_element_type(lax.sub(np.asarray(depth - 1, jnp.int32), level), k.dtype)
+    one = np.asarray(1, k.dtype)
+    return lax.eq(lax.bitwise_and(lax.shift_right_arithmetic(k, shift), one), one)
 
 
 def ratio(w1: Array, w2: Array, dtype) -> tuple[Array, Array]:
     """Width fractions for `chen`, computed in the time dtype and cast once."""
-    total = w1 + w2
-    safe = jnp.where(total > 0, total, 1.0)
-    return (w1 / safe).astype(dtype), (w2 / safe).astype(dtype)
+    total = lax.add(w1, w2)
+    safe = lax.select(lax.gt(total, np.asarray(0, total.dtype)), total, lax.full_like(total, 1))
+    return lax.convert_element_type(lax.div(w1, safe), dtype), lax.convert_element_type(lax.div(w2, safe), dtype)
 
 
 def leaf_pieces(tree, leaf_vals, normals, u: Array, k: Array):
@@ -320,13 +328,15 @@ def combine_weights(us, ut, ks, kt, level, depth: int):
     """What `combine` needs of the times alone: the Chen fractions at the common ancestor's
     midpoint, the leaf fractions, and whether [s, t] lies in one leaf or is empty. (Split off
     so that the grid build computes them once per interval, not once per path element.)"""
+    i32 = lambda v: np.asarray(v, jnp.int32)  # noqa: E731
     # Split point: the midpoint of the common ancestor (in leaf units).
-    shift = jnp.clip(depth - level - 1, 0, depth).astype(ks.dtype)
-    mid = ((kt >> shift) << shift).astype(us.dtype)
-    a, b = ratio(mid - us, ut - mid, us.dtype)
-    a_leaf, b_leaf = ratio(us - ks.astype(us.dtype), ut - us, us.dtype)
-    empty = ut == us
-    return a, b, a_leaf, jnp.where(empty, 1.0, b_leaf).astype(us.dtype), level >= depth, empty
+    shift = lax.convert_element_type(lax.clamp(i32(0), lax.sub(i32(depth - 1), level), i32(depth)), ks.dtype)
+    mid = lax.convert_element_type(lax.shift_left(lax.shift_right_arithmetic(kt, shift), shift), us.dtype)
+    a, b = ratio(lax.sub(mid, us), lax.sub(ut, mid), us.dtype)
+    a_leaf, b_leaf = ratio(lax.sub(us, lax.convert_element_type(ks, us.dtype)), lax.sub(ut, us), us.dtype)
+    empty = lax.eq(ut, us)
+    b_leaf = lax.select(empty, lax.full_like(b_leaf, 1), b_leaf)
+    return a, b, a_leaf, b_leaf, lax.ge(level, i32(depth)), empty
 
 
 def combine(tree, s_piece, t_piece, s_prefix, t_prefix, weights):

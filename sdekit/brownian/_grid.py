@@ -28,6 +28,7 @@ import math
 import jax
 import jax.lax as lax
 import jax.numpy as jnp
+import numpy as np
 
 from .._typing import Array
 from .._batch import batch_min
@@ -293,30 +294,37 @@ def _shallow(tree, levels, top, u, k, suf, pre, level, cap_s, cap_p):
     compiled two per level; its trip count is a run-time value, so the shapes stay static."""
     depth = tree.depth
     idt = k.dtype
-    ks, kt, us, ut = k[:-1], k[1:], u[:-1], u[1:]
-    g = k >> (depth - top)
-    run = jnp.max(jnp.maximum(g[1:] - g[:-1] - 1, 0))
-    bits = 8 * jnp.dtype(idt).itemsize
-    trips = jnp.where(run > 0, (bits - lax.clz(run)).astype(jnp.int32), 0)
-    heap = tuple(jnp.concatenate([lv[j] for lv in levels], axis=1) for j in range(len(tree._leaves)))
-    last = heap[0].shape[1] - 1
-    one = jnp.asarray(1, idt)
+    n = u.shape[0] - 1
+    ks, kt = lax.slice_in_dim(k, 0, n), lax.slice_in_dim(k, 1, n + 1)
+    us, ut = lax.slice_in_dim(u, 0, n), lax.slice_in_dim(u, 1, n + 1)
+    g = lax.shift_right_arithmetic(k, np.asarray(depth - top, idt))
+    gaps = lax.sub(lax.sub(lax.slice_in_dim(g, 1, n + 1), lax.slice_in_dim(g, 0, n)), np.asarray(1, idt))
+    run = lax.reduce_max(lax.max(gaps, np.asarray(0, idt)), (0,))
+    bits = 8 * np.dtype(idt).itemsize
+    trips = lax.select(lax.gt(run, np.asarray(0, idt)), lax.sub(np.int32(bits), lax.convert_element_type(lax.clz(run), jnp.int32)), np.int32(0))
+    heap = tuple(lax.concatenate([lv[j] for lv in levels], 1) for j in range(len(tree._leaves)))
+    last = np.asarray(heap[0].shape[1] - 1, idt)
+    one = np.asarray(1, idt)
+    zero = np.asarray(0, idt)
 
     def fold_level(t, carry):
+        # (`lax` ops: see `_cursor`.)
         s_acc, p_acc = carry
-        lvl = jnp.asarray(top - 1, jnp.int32) - t
-        shift = (depth - 1 - lvl).astype(idt)
-        first_of_child_level = (one << (lvl + 1).astype(idt)) - 1  # heap offset of level lvl + 1
-        w_sib = jnp.broadcast_to((one << shift).astype(u.dtype), us.shape)
-        below = level + 1 <= lvl  # still under the capture level L + 1
-        act_s = below & ~_cursor.bit_at(ks, lvl, depth)  # u_i's node is a left child: append
-        act_p = below & _cursor.bit_at(kt, lvl, depth)  # u_{i+1}'s node is a right child: prepend
-        end = (((ks >> shift) + 1) << shift).astype(u.dtype)
-        start = ((kt >> shift) << shift).astype(u.dtype)
-        a_s, b_s = _cursor.ratio(end - us, w_sib, u.dtype)
-        a_p, b_p = _cursor.ratio(w_sib, ut - start, u.dtype)
-        sib_s = jnp.clip(first_of_child_level + (ks >> shift) + 1, 0, last)
-        sib_p = jnp.clip(first_of_child_level + (kt >> shift) - 1, 0, last)
+        lvl = lax.sub(np.int32(top - 1), t)
+        shift = lax.convert_element_type(lax.sub(np.int32(depth - 1), lvl), idt)
+        first_of_child_level = lax.sub(lax.shift_left(one, lax.convert_element_type(lax.add(lvl, np.int32(1)), idt)), one)
+        w_sib = lax.broadcast(lax.convert_element_type(lax.shift_left(one, shift), u.dtype), us.shape)
+        below = lax.le(lax.add(level, np.int32(1)), lvl)  # still under the capture level L + 1
+        act_s = lax.bitwise_and(below, lax.bitwise_not(_cursor.bit_at(ks, lvl, depth)))  # u_i's node is a left child: append
+        act_p = lax.bitwise_and(below, _cursor.bit_at(kt, lvl, depth))  # u_{i+1}'s node is a right child: prepend
+        node_s = lax.shift_right_arithmetic(ks, shift)
+        node_p = lax.shift_right_arithmetic(kt, shift)
+        end = lax.convert_element_type(lax.shift_left(lax.add(node_s, one), shift), u.dtype)
+        start = lax.convert_element_type(lax.shift_left(node_p, shift), u.dtype)
+        a_s, b_s = _cursor.ratio(lax.sub(end, us), w_sib, u.dtype)
+        a_p, b_p = _cursor.ratio(w_sib, lax.sub(ut, start), u.dtype)
+        sib_s = lax.clamp(zero, lax.add(lax.add(first_of_child_level, node_s), one), last)
+        sib_p = lax.clamp(zero, lax.sub(lax.add(first_of_child_level, node_p), one), last)
         new_s, new_p = [], []
         for s, p, h, (_, dt) in zip(s_acc, p_acc, heap, tree._leaves):
             new_s.append(_pick(act_s, _chen(s, h[:, sib_s], a_s, b_s, dt), s))
