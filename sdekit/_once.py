@@ -34,21 +34,6 @@ def computed_once(fn, word: Array):
     return jax.tree.unflatten(treedef, lax.fori_loop(0, trips, lambda i, _: list(replay()), zeros))
 
 
-def materialised(tree, word: Array):
-    """The arrays of `tree` as they are, each computed once into a buffer of its own: a
-    fusion barrier cheaper to compile than `computed_once` (no loop, no buffers to initialise
-    and copy), for values whose readers reuse their elements (broadcasts, gathers, slices read
-    by several kernels).
-
-    Each array is divided by a one that XLA cannot prove is one (from `word`, as in
-    `computed_once`). A division by a value that is not a constant is an expensive op to XLA,
-    which then neither fuses it into readers that reuse its elements nor duplicates it into
-    several readers. The division is exact: integers by 1, and floats by 1.0 (finite values;
-    the callers' values are never subnormal)."""
-    one = 1 + ((word >> 31) >> 1).astype(jnp.int32)
-    return jax.tree.map(lambda x: lax.div(x, one.astype(x.dtype)), tree)
-
-
 def opaque_word(x: Array) -> Array:
     """A uint32 from the bits of `x`'s first element, for `computed_once` on values that do
     not depend on the tree's key (so that, under vmap over trees, the loop stays unbatched)."""

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sdekit._once import ONCE_MAX_ELEMENTS, computed_once_differentiable, materialised, opaque_word
+from sdekit._once import ONCE_MAX_ELEMENTS, computed_once_differentiable, opaque_word
 from sdekit._batch import batch_min
 
 
@@ -59,24 +59,3 @@ def test_batch_min_is_identity_alone_and_the_batch_minimum_under_vmap():
     nested = jax.vmap(jax.vmap(batch_min))(jnp.array([[7, 3], [9, 4]]))
     np.testing.assert_array_equal(nested, [[3, 3], [3, 3]])
 
-
-def test_materialised_is_bitwise_the_identity_and_a_buffer_of_its_own():
-    """Exact for every uint32 and int32 (the whole range, signs included) and for floats across
-    the normal range; under jit, the seed-like value it guards is computed in a kernel of its own
-    (the division at its root), not inside the kernel that reads it broadcast."""
-    ints = jnp.array([0, 1, 2**31 - 1, 2**31, 2**32 - 1, 123456789], jnp.uint32)
-    signed = jnp.array([-(2**31), -1, 0, 1, 2**31 - 1], jnp.int32)
-    floats = jnp.array([-3.5, -1e-30, 0.0, 1e-30, 2.0**-24, 7.25e30], jnp.float32)
-    word = jnp.asarray(0xDEADBEEF, jnp.uint32)
-    got = jax.jit(materialised)((ints, signed, floats), word)
-    for a, b in zip(got, (ints, signed, floats)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-
-    def f(seed, word):
-        mixed = materialised(seed * jnp.uint32(2654435761) ^ (seed >> 7), word)
-        return (mixed[:, None] + jnp.arange(1000, dtype=jnp.uint32)[None, :]).sum()
-
-    hlo = jax.jit(f).lower(jnp.arange(8, dtype=jnp.uint32), word).compile().as_text()
-    # The hash (its multiply) lives only in the fusion that ends in the division.
-    fused = [c for c in hlo.split("\n%") if " multiply(" in c]
-    assert fused and all(" divide(" in c for c in fused)

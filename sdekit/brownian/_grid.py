@@ -32,7 +32,7 @@ import numpy as np
 
 from .._typing import Array
 from .._batch import batch_min
-from .._once import computed_once, materialised
+from .._once import computed_once
 from . import _bridge, _cursor, _noise
 
 
@@ -74,16 +74,13 @@ def _draw_nodes(tree, ids) -> tuple:
     The build draws through as few calls as it can: each call site inlines the whole hash
     and normal transform, and one per level made compile time grow with the depth. Each call
     is computed once, into buffers (`computed_once`)."""
-    # The seeds into their own buffer first: left to XLA, their own hash is sunk into the draw
-    # and redone for every element. `materialised` (no loop) does it for them; the draw, whose
-    # readers take disjoint slices, it did not keep apart. (The node identifiers' few integer
-    # ops are left to XLA: a buffer of their own cost three kernels more to compile, and no
-    # measurable run time.)
+    # (The node identifiers' few integer ops are left to XLA, which fuses them into the draw: a
+    # buffer of their own cost three kernels more to compile, and no measurable run time.)
     packed = not isinstance(ids, tuple)
-    # The barriers' unknown word from a seed, the one input always traced (the times may be
-    # constants, which XLA would fold through the barriers); the same in all trees under vmap.
+    # The loop's unknown word from a seed, the one input always traced (the times may be
+    # constants, which XLA would fold through the loop); the same in all trees under vmap.
     word = batch_min(jnp.ravel(tree._seeds[0])[0])
-    seeds = materialised(tree._seeds, word)
+    seeds = tree._seeds
 
     many = isinstance(tree, PathsAxis)
     leaves = tree._base_shapes if many else tree._leaves  # each tree's own (shape, dtype)

@@ -83,20 +83,20 @@ def test_float32_element_order():
     np.testing.assert_array_equal(u, expected)
 
 
-def test_seed_words_equal_jax_random_bits_for_every_key_kind():
-    """The inline Threefry seed hash gives jax.random.bits(key, (2,), uint32) bitwise (so paths
-    do not change with it), for typed and raw Threefry keys, under vmap, and rbg keys fall back."""
+def test_seed_words_are_a_threefry_keys_data_and_random_bits_otherwise():
+    """A Threefry key (typed or raw) seeds the node hash with its own data, as it keys
+    jax.random's draws; an rbg key falls back to jax.random.bits; distinct keys under vmap give
+    distinct seeds."""
     for seed in range(4):
-        for key in (jax.random.key(seed), jax.random.key(seed, impl="rbg")):
-            want = jax.random.bits(key, (2,), jnp.uint32)
-            np.testing.assert_array_equal(_noise.seed_words(key), want)
-        raw = jax.random.PRNGKey(seed)
-        np.testing.assert_array_equal(
-            _noise.seed_words(raw), jax.random.bits(jax.random.wrap_key_data(raw), (2,), jnp.uint32)
-        )
+        key = jax.random.key(seed)
+        np.testing.assert_array_equal(_noise.seed_words(key), jax.random.key_data(key))
+        np.testing.assert_array_equal(_noise.seed_words(jax.random.PRNGKey(seed)), jax.random.PRNGKey(seed))
+        rbg = jax.random.key(seed, impl="rbg")
+        np.testing.assert_array_equal(_noise.seed_words(rbg), jax.random.bits(rbg, (2,), jnp.uint32))
+        assert _noise.seed_words(rbg).shape == (2,) and _noise.seed_words(rbg).dtype == jnp.uint32
     keys = jax.random.split(jax.random.key(7), 5)
     got = jax.jit(jax.vmap(_noise.seed_words))(keys)
-    np.testing.assert_array_equal(got, jax.vmap(lambda k: jax.random.bits(k, (2,), jnp.uint32))(keys))
+    np.testing.assert_array_equal(got, jax.random.key_data(keys))
     assert len({tuple(np.asarray(g)) for g in got}) == 5
 
 
