@@ -229,8 +229,9 @@ def _additive_problem():
 def test_adaptive_shark_converges_and_respects_tol(x64):
     """PID + ShARK's embedded error on 64 paths: the mean error against a fine fixed-step solution
     on the same paths falls with the tolerance; steps get rejected (and their ends revisited), and
-    no step is below the tree's tol, revisits included (a step stopping just short of a rejected
-    end used to leave a sliver step of 1e-7 there)."""
+    no step is below the tree's tol, revisits and the last step included (a step stopping just
+    short of a rejected end used to leave a sliver step of 1e-7 there, and one stopping just short
+    of t1 a last step of 1.1e-5 < tol = 1.5e-5)."""
     problem = _additive_problem()
     keys = jax.random.split(jax.random.key(4), 64)
     tol = 2**-16

@@ -124,6 +124,10 @@ def while_loop(
         else:
             tnext = t + s.dt
         tnext = snap_to_end(jnp.minimum(tnext, t1), t1, t0)
+        if adaptive and controller.dtmin is not None:
+            # Never leave a last step below dtmin (for SDEs >= the tree's tol, below which
+            # increments stop being exact in joint law): take the remainder now.
+            tnext = jnp.where(t1 - tnext < controller.dtmin, t1, tnext)
         hit_jump = jnp.zeros((), bool)
         if step_ts is not None:
             tnext = jnp.minimum(tnext, _next_in(step_ts, t))
