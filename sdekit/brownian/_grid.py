@@ -86,13 +86,19 @@ def _draw_nodes(tree, ids) -> tuple:
     leaves = tree._base_shapes if many else tree._leaves  # each tree's own (shape, dtype)
 
     def words(seed, shape, dtype):
-        if packed:
-            one = lambda k: jax.vmap(lambda i: _noise.ident_words(k, i, tree._n, shape, dtype))(ids)  # noqa: E731
-        else:
-            one = lambda k: jax.vmap(lambda g, i: _noise.node_words(k, g, i, tree._n, shape, dtype, tree.depth))(*ids)  # noqa: E731
         # Many trees: one seed per path, the words of each path's own draw, path axis last.
-        # (Written with vmap rather than broadcasting: XLA then computes both words of a hash
-        # in one kernel; with broadcasting it hashed once per word.)
+        if packed:
+            # `ident_words` of every node (and path) at once, broadcast by hand: the same
+            # operations as under vmap, without batching each of the hash's 130 ops in the trace.
+            count = _noise.word_count(tree._n, shape, dtype)
+            full = (ids.shape[0], count, seed.shape[0]) if many else (ids.shape[0], count)
+            k0, k1 = (lax.broadcast_in_dim(seed[:, i], full, (2,)) if many else seed[i] for i in (0, 1))
+            ident = lax.broadcast_in_dim(ids, full, (0,))
+            ctr = lax.broadcast_in_dim(lax.iota(jnp.uint32, count), full, (1,))
+            return _noise.threefry2x32(k0, k1, ident, ctr)
+        one = lambda k: jax.vmap(lambda g, i: _noise.node_words(k, g, i, tree._n, shape, dtype, tree.depth))(*ids)  # noqa: E731
+        # (vmap rather than broadcasting: XLA then computes both words of a hash in one kernel;
+        # with an earlier broadcasting it hashed once per word.)
         return jax.vmap(one, out_axes=-1)(seed) if many else one(seed)
 
     def draw():

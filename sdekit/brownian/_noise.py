@@ -130,11 +130,15 @@ def node_words(seed: Array, tag: Array, index: Array, n: int, shape, dtype, dept
     return ident_words(jnp.stack([k0, k1]), ident, n, shape, dtype)
 
 
+def word_count(n: int, shape, dtype) -> int:
+    """How many counters (word pairs) a node's normals take."""
+    size = n * math.prod(shape)
+    return size if _wide(dtype) else (size + 1) // 2
+
+
 def ident_words(seed: Array, ident: Array, n: int, shape, dtype) -> tuple[Array, Array]:
     """`node_words` of a packed identifier word (`node_ident`) under `seed`."""
-    size = n * math.prod(shape)
-    count = size if _wide(dtype) else (size + 1) // 2
-    ctr = lax.iota(jnp.uint32, count)
+    ctr = lax.iota(jnp.uint32, word_count(n, shape, dtype))
     return threefry2x32(seed[0], seed[1], jnp.broadcast_to(ident, ctr.shape), ctr)
 
 
