@@ -254,3 +254,15 @@ def test_progress_meter(capsys, x64):
     err = capsys.readouterr().err
     assert "100.0/100%" in err
     np.testing.assert_allclose(sol.ys[-1], np.exp(-1.0), rtol=1e-8)
+
+
+def test_adaptive_steps_never_leave_a_last_step_below_dtmin():
+    """A step that would leave less than dtmin before t1 stops dtmin short of it instead (for SDEs,
+    dtmin >= the tree's tol, below which increments stop being exact in joint law)."""
+    sol = sk.solve(sk.ODE(lambda t, y, a: -y), sk.solvers.tsit5(), 0.0, 1.0, jnp.ones(()), dt0=0.95,
+                   controller=sk.PID(rtol=1e-1, atol=1e-1, dtmin=0.1), saveat=sk.SaveAt(steps=True))
+    ends = np.asarray(sol.ts)[np.isfinite(np.asarray(sol.ts))]
+    steps = np.diff(np.concatenate([[0.0], ends]))
+    assert int(sol.result) == 0 and ends[-1] == 1.0
+    np.testing.assert_allclose(ends[0], 0.9)  # not 0.95, which would leave 0.05 < dtmin
+    assert steps.min() >= 0.1 - 1e-7, steps

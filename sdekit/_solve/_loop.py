@@ -124,10 +124,16 @@ def while_loop(
         else:
             tnext = t + s.dt
         tnext = snap_to_end(jnp.minimum(tnext, t1), t1, t0)
+        forced = jnp.zeros((), bool)
         if adaptive and controller.dtmin is not None:
             # Never leave a last step below dtmin (for SDEs >= the tree's tol, below which
-            # increments stop being exact in joint law): take the remainder now.
-            tnext = jnp.where(t1 - tnext < controller.dtmin, t1, tnext)
+            # increments stop being exact in joint law): stop dtmin short of t1 instead, or, with
+            # less than 2 dtmin left, take the remainder, which cannot be split; that step is
+            # accepted when finite (as a step at dtmin would be), else it would be retried forever.
+            short = (tnext < t1) & (t1 - tnext < controller.dtmin)
+            room = t1 - t >= 2 * controller.dtmin
+            forced = short & ~room
+            tnext = jnp.where(short, jnp.where(room, t1 - controller.dtmin, t1), tnext)
         hit_jump = jnp.zeros((), bool)
         if step_ts is not None:
             tnext = jnp.minimum(tnext, _next_in(step_ts, t))
@@ -166,6 +172,7 @@ def while_loop(
         if adaptive:
             r = controller.scaled_error(s.y, y1, y_error)
             accept, dt_next, controller_state = controller.adapt(s.controller_state, h, r, error_order)
+            accept = accept | (forced & jnp.isfinite(r))
             # No progress possible: a rejected step at dtmin, a step too small to move t, or a
             # rejected step whose smaller successor rounds to the same end time.
             stuck = controller.below_dtmin(h, accept) | (tnext <= t) | (~accept & (t + dt_next >= tnext))
