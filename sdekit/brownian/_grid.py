@@ -86,20 +86,27 @@ def _draw_nodes(tree, ids) -> tuple:
     leaves = tree._base_shapes if many else tree._leaves  # each tree's own (shape, dtype)
 
     def words(seed, shape, dtype):
-        # Many trees: one seed per path, the words of each path's own draw, path axis last.
+        # The hash words of every node (and path: one seed per path, path axis last), broadcast
+        # written out: the same operations as a vmap over nodes, without batching each of the
+        # hash's 130 ops in the trace. Past `PACKED_DEPTH` a node first hashes (tag, high index
+        # word) into a key of its own, as `_noise.node_words` does.
+        count = _noise.word_count(tree._n, shape, dtype)
+        m = (ids if packed else ids[0]).shape[0]
+        keys_shape, node_axes = ((m, seed.shape[0]), (0, 2)) if many else ((m,), (0,))
+        k0, k1 = (lax.broadcast_in_dim(seed[:, i], keys_shape, (1,)) if many else lax.broadcast(seed[i], keys_shape) for i in (0, 1))
         if packed:
-            # `ident_words` of every node (and path) at once, broadcast by hand: the same
-            # operations as under vmap, without batching each of the hash's 130 ops in the trace.
-            count = _noise.word_count(tree._n, shape, dtype)
-            full = (ids.shape[0], count, seed.shape[0]) if many else (ids.shape[0], count)
-            k0, k1 = (lax.broadcast_in_dim(seed[:, i], full, (2,)) if many else seed[i] for i in (0, 1))
-            ident = lax.broadcast_in_dim(ids, full, (0,))
-            ctr = lax.broadcast_in_dim(lax.iota(jnp.uint32, count), full, (1,))
-            return _noise.threefry2x32(k0, k1, ident, ctr)
-        one = lambda k: jax.vmap(lambda g, i: _noise.node_words(k, g, i, tree._n, shape, dtype, tree.depth))(*ids)  # noqa: E731
-        # (vmap rather than broadcasting: XLA then computes both words of a hash in one kernel;
-        # with an earlier broadcasting it hashed once per word.)
-        return jax.vmap(one, out_axes=-1)(seed) if many else one(seed)
+            ident = ids
+        else:
+            tags, index = ids
+            index = index.astype(jnp.int64)
+            ident = (index & np.int64(0xFFFFFFFF)).astype(jnp.uint32)
+            per_node = lambda x: lax.broadcast_in_dim(x.astype(jnp.uint32), keys_shape, (0,))  # noqa: E731
+            k0, k1 = _noise.threefry2x32(k0, k1, per_node(tags), per_node(index >> 32))
+        full = (m, count, *keys_shape[1:])
+        k0, k1 = (lax.broadcast_in_dim(k, full, node_axes) for k in (k0, k1))
+        ident = lax.broadcast_in_dim(ident, full, (0,))
+        ctr = lax.broadcast_in_dim(lax.iota(jnp.uint32, count), full, (1,))
+        return _noise.threefry2x32(k0, k1, ident, ctr)
 
     def draw():
         # Per-word parts, put in element order after the loop (see `_noise.word_uniforms`).
@@ -233,8 +240,7 @@ def grid_pieces(tree, u: Array) -> tuple:
     top = min(depth, max(1, math.ceil(math.log2(m))))
     # The per-grid values (leaf indices, common levels, Chen fractions) are left to XLA, which
     # fuses them into the per-element kernels that read them: a few flops per element redone
-    # for every path, against the dozen kernels that a loop computing them once compiled (the
-    # node identifiers and seeds, which the draw would redo per element, do get one, below).
+    # for every path, against the dozen kernels that a loop computing them once compiled.
     k = _cursor.leaf_index(u, depth)
     full_ids, deep_ids = _full_level_ids(depth, top), _deep_ids(depth, top, k)
     ks, kt, us, ut = k[:-1], k[1:], u[:-1], u[1:]
