@@ -2,6 +2,7 @@
 Euler-Maruyama on one Brownian path across resolutions, ensembles, and bad input."""
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -65,6 +66,66 @@ def test_cursor_loop_equals_grid_fast_path(dtype):
     rtol = 1e-5 if dtype == jnp.float32 else 1e-12
     np.testing.assert_allclose(by_cursor.ys, by_grid.ys, rtol=rtol)
     assert by_cursor.ys.dtype == dtype
+
+
+def _primitives(fn, *args):
+    names = set()
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            names.add(eqn.primitive.name)
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                walk(sub)
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr)
+    return names
+
+
+@pytest.mark.parametrize(
+    "t1, dt0, steps", [(1.0, 1 / 64, 64), (1.0, 0.3, 4), (0.7, 0.1, 7)], ids=["even", "short-last", "snapped"]
+)
+def test_constant_steps_under_jit_run_as_the_grid_scan(dtype, t1, dt0, steps):
+    """Under jit, Python t0/t1/dt0 fix the step ends for the trace: the solve scans the grid
+    (increments drawn at once) instead of looping over the cursor, with the eager (while loop)
+    solve's steps, shortened last step and values."""
+    tree = sk.BrownianTree(jax.random.key(3), 0.0, 1.0, shape=(4,), tol=2**-12, dtype=dtype)
+    y0 = jnp.linspace(0.5, 2.0, 4, dtype=dtype)
+    solve = lambda y: sk.solve(GBM, sk.solvers.euler_maruyama(), 0.0, t1, y, dt0=dt0, brownian=tree, max_steps=100)
+    names = _primitives(solve, y0)
+    assert "scan" in names and "while" not in names
+    eager, jitted = solve(y0), jax.jit(solve)(y0)
+    assert int(eager.stats["num_steps"]) == int(jitted.stats["num_steps"]) == steps
+    assert jitted.stats["max_steps"] == 100
+    rtol = 1e-5 if dtype == jnp.float32 else 1e-12
+    np.testing.assert_allclose(jitted.ys, eager.ys, rtol=rtol)
+    # A traced step size keeps the while loop (one compilation for every dt0).
+    assert "while" in _primitives(lambda y, h: sk.solve(GBM, sk.solvers.euler_maruyama(), 0.0, t1, y, dt0=h, brownian=tree), y0, dt0)
+
+
+def test_constant_steps_under_jit_keep_max_steps_and_tol_semantics():
+    """Where the grid would change what the while loop reports, the while loop runs: more steps
+    than `max_steps` (a result code, as before), a last step below the tree's tol, and outputs
+    sized by `max_steps` (saved steps)."""
+    tree = sk.BrownianTree(jax.random.key(3), 0.0, 1.0, shape=(), tol=2**-8)
+    solve = lambda **kw: jax.jit(lambda y: sk.solve(GBM, sk.solvers.euler_maruyama(), 0.0, 1.0, y, brownian=tree, **kw))
+    over = solve(dt0=1 / 64, max_steps=10, throw=False)(jnp.ones(()))
+    assert int(over.result) == int(sk.RESULTS.max_steps_reached)
+    with pytest.raises(RuntimeError, match="max_steps"):
+        solve(dt0=1 / 64, max_steps=10)(jnp.ones(())).ys.block_until_ready()
+    for kw in ({"dt0": 0.25 * (1 - 2**-10)}, {"dt0": 1 / 64, "saveat": sk.SaveAt(steps=True)}):
+        assert "while" in _primitives(lambda y: sk.solve(GBM, sk.solvers.euler_maruyama(), 0.0, 1.0, y, brownian=tree, **kw), jnp.ones(()))
+    saved = solve(dt0=1 / 64, saveat=sk.SaveAt(steps=True), max_steps=100)(jnp.ones(()))
+    assert saved.ys.shape == (100,)
+
+
+def test_backward_ode_constant_steps_under_jit_equal_eager():
+    ode = sk.ODE(lambda t, y, a: -y * jnp.cos(t))
+    solve = lambda y: sk.solve(ode, sk.solvers.rk4(), 1.0, -0.5, y, dt0=-0.1, saveat=sk.SaveAt(ts=jnp.array([0.7, 0.0, -0.5])))
+    assert "scan" in _primitives(solve, jnp.ones(2))
+    eager, jitted = solve(jnp.ones(2)), jax.jit(solve)(jnp.ones(2))
+    assert int(jitted.stats["num_steps"]) == 15
+    np.testing.assert_allclose(jitted.ys, eager.ys, rtol=1e-6)
+    np.testing.assert_allclose(jitted.ys[-1], np.exp(np.sin(1.0) - np.sin(-0.5)) * np.ones(2), rtol=1e-4)
 
 
 @pytest.mark.parametrize("adjoint", [None, sk.adjoint.Reversible()])

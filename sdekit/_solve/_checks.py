@@ -20,6 +20,12 @@ def is_concrete(x) -> bool:
     return x is not None and not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(x))
 
 
+def staged() -> bool:
+    """Whether JAX is staging a trace (under `jit`), where even constants are tracers and the
+    numbers known now are fixed for the whole trace."""
+    return isinstance(jnp.zeros(()), jax.core.Tracer)
+
+
 LEVY_RANK = {"increment": 0, "space-time": 1, "space-time-time": 2}
 
 

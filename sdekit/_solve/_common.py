@@ -3,6 +3,7 @@
 import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 
@@ -118,6 +119,36 @@ def read_at(array, index):
     if size <= SELECT_WRITE_MAX:
         return jnp.sum(jnp.where(jnp.arange(size, dtype=jnp.int32) == index, array, jnp.zeros_like(array)))
     return array[index]
+
+
+def constant_step_grid(t0, t1, dt0, max_steps: int, tol=None):
+    r"""The step ends of `ConstantStep` from NumPy `t0`, `t1`, `dt0` (None: traced), as a grid for
+    the scan loop, or None where the while loop must run: traced or bad numbers, over `max_steps`
+    steps, or (with a Brownian tree's `tol`) a shortened last step below it.
+
+    The ends are the while loop's, in the same dtype: $\tau_0 + n\,|dt_0|$ in the forward time
+    $\tau = \pm t$, clipped to and snapped onto the end (`snap_to_end`)."""
+    if any(x is None for x in (t0, t1, dt0)):
+        return None
+    dtype = t0.dtype
+    if not (np.isfinite([t0, t1, dt0]).all() and (t1 - t0) * dt0 > 0):
+        return None  # bad numbers: the checks explain them
+    direction = dtype.type(1 if t1 >= t0 else -1)
+    tau0, tau1, step = direction * t0, direction * t1, np.abs(dt0)
+    bound = np.ceil((tau1 - tau0) / step)
+    if not np.isfinite(bound) or bound > max_steps + 1:
+        return None
+    ends = tau0 + np.arange(1, int(bound) + 2, dtype=dtype) * step
+    eps = np.finfo(dtype).eps
+    scale = max(abs(tau1), abs(tau0), abs(tau1 - tau0))
+    ends = np.where(ends >= tau1 - dtype.type(100 * eps * scale), tau1, np.minimum(ends, tau1)).astype(dtype)
+    n = int(np.argmax(ends == tau1)) + 1
+    if n > max_steps:
+        return None
+    grid = np.concatenate([np.asarray([tau0], dtype), ends[:n]])
+    if tol is not None and np.min(np.diff(grid)) < tol:
+        return None
+    return jnp.asarray(direction * grid)
 
 
 def snap_to_end(tnext, t_end, t_start):

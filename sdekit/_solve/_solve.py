@@ -15,6 +15,7 @@ from ..solvers import Solver
 from ..brownian import BrownianTree
 from ..terms import ODE, SDE, time_reversed
 from . import _checks, _progress
+from ._common import constant_step_grid
 from ._loop import scan_loop, while_loop
 from ._noise import NoNoise, TreeNoise
 from ._saveat import SaveAt
@@ -43,7 +44,10 @@ def solve(
     Fixed grids (`StepTo`) run as a `lax.scan`; constant and adaptive steps as a bounded
     `lax.while_loop`. The call is compiled once per structure: numbers (`t0`, `t1`, `dt0`, `y0`,
     float leaves of `args`, tolerances and gains of the controller, save times) are traced, so
-    new values do not recompile.
+    new values do not recompile. Inside a user's `jit`, constant steps whose `t0`, `t1` and `dt0`
+    are Python or NumPy numbers (fixed for that trace anyway) run as a fixed grid: a `lax.scan`,
+    with an SDE's increments drawn all at once (unless `SaveAt(steps=True)` or `dense`, whose
+    output shapes follow `max_steps`).
 
     Args:
         problem: the equation, e.g. `sk.ODE(f)` or `sk.SDE(f, g, noise=..., calculus=...)`.
@@ -105,6 +109,8 @@ def solve(
     if isinstance(problem, SDE):
         controller = _checks.sde_controller(controller, brownian)
     tdtype = _time_dtype(t0, t1, dt0, None if brownian is None else brownian.t0)
+    # (The numbers as given: under `jit`, `jnp.asarray` of a Python number is already traced.)
+    numbers = tuple(np.asarray(x, tdtype) if _checks.is_concrete(x) else None for x in (t0, t1, dt0))
     t0, t1 = jnp.asarray(t0, tdtype), jnp.asarray(t1, tdtype)
     dt0 = None if dt0 is None else jnp.asarray(dt0, tdtype)
     y0 = jax.tree.map(jnp.asarray, y0)
@@ -113,6 +119,14 @@ def solve(
     saveat_ts = None if saveat.ts is None else saveat.ts.astype(tdtype)
     grid = controller.ts.astype(tdtype) if isinstance(controller, StepTo) else None
     checked = _checks.check_numbers_eagerly(t0, t1, dt0, saveat_ts, grid, brownian)
+    if isinstance(controller, ConstantStep) and not (saveat.steps or saveat.dense) and _checks.staged():
+        # Under `jit`, step ends known at trace time (Python or NumPy numbers) are fixed for that
+        # trace, so they make a fixed grid at no cost in retracing: the scan loop, and for SDEs
+        # all increments drawn at once (the while loop queries the tree's cursor step by step:
+        # ~8x slower). Called eagerly, the solve compiles once for every step size, so it keeps
+        # the while loop, as do traced numbers and outputs whose shapes follow `max_steps`
+        # (saved steps, dense output).
+        grid = constant_step_grid(*numbers, max_steps, None if brownian is None else brownian.tol)
     if _is_backsolve(adjoint):
         from ..adjoint._backsolve import backsolve_solve
 
@@ -257,7 +271,7 @@ def _solve_compiled(
         "num_accepted_steps": out.num_accepted,
         "num_rejected_steps": out.num_steps - out.num_accepted,
         "num_fevals": out.num_fevals + init_fevals,
-        "max_steps": max_steps if grid is None else grid.shape[0] - 1,
+        "max_steps": grid.shape[0] - 1 if isinstance(controller, StepTo) else max_steps,
     }
     return Solution(
         t0=t0,
