@@ -1,7 +1,8 @@
 """SDE fixed-step benchmark: GBM, 1000 paths x 1000 steps, float32, CPU (or the visible device).
 
-sdekit (Euler-Maruyama, Milstein, Heun and SPaRK on its grid fast path: a scan over
-`grid_increments` of one Brownian tree per path, with the Lévy area each solver needs) beside
+sdekit (Euler-Maruyama, Milstein, Heun and SPaRK with constant steps `dt0`, as diffrax is called:
+under jit its grid fast path, a scan over `grid_increments` of one Brownian tree per path, with
+the Lévy area each solver needs; Euler-Maruyama also over a `StepTo` grid built in the jit) beside
 diffrax (Euler, Heun, SPaRK with `VirtualBrownianTree`), torchsde (euler, milstein, heun, srk with
 `BrownianInterval`) and a hand-written `lax.scan` over pre-drawn normals (the floor). Heun runs the
 Stratonovich form of the same vector fields. Prints run time and ratios; writes benchmarks/results/sde.md.
@@ -34,16 +35,19 @@ def gbm_diffusion(t, y, args):
     return SIGMA * y
 
 
-def sdekit_fn(solver):
+def sdekit_fn(solver, grid: bool = False):
+    """Constant steps `dt0=DT`, as diffrax is called (under jit, a fixed grid: a scan over
+    `grid_increments`); with `grid=True`, `StepTo` over a grid built inside the jit instead (traced
+    times: checked at run time)."""
     problem = sk.SDE(gbm_drift, gbm_diffusion, noise="diagonal", calculus=solver.sde.calculus or "ito")
     levy = solver.sde.levy_area
 
     def run(keys):
-        grid = jnp.linspace(0.0, 1.0, N_STEPS + 1)
+        steps = {"controller": sk.StepTo(jnp.linspace(0.0, 1.0, N_STEPS + 1))} if grid else {"dt0": DT}
 
         def one(key):
             tree = sk.BrownianTree(key, 0.0, 1.0, shape=(), tol=TOL, levy=levy)
-            return sk.solve(problem, solver, 0.0, 1.0, jnp.ones(()), controller=sk.StepTo(grid), brownian=tree).ys[-1]
+            return sk.solve(problem, solver, 0.0, 1.0, jnp.ones(()), brownian=tree, **steps).ys[-1]
 
         return jax.vmap(one)(keys)
 
@@ -56,10 +60,9 @@ def sdekit_batched_fn(solver):
     problem = sk.SDE(gbm_drift, gbm_diffusion, noise="diagonal", calculus=solver.sde.calculus or "ito")
 
     def run(keys):
-        grid = jnp.linspace(0.0, 1.0, N_STEPS + 1)
         tree = sk.BrownianTree(keys[0], 0.0, 1.0, shape=(keys.shape[0],), tol=TOL, levy=solver.sde.levy_area)
         y0 = jnp.ones((keys.shape[0],))
-        return sk.solve(problem, solver, 0.0, 1.0, y0, controller=sk.StepTo(grid), brownian=tree).ys[-1]
+        return sk.solve(problem, solver, 0.0, 1.0, y0, dt0=DT, brownian=tree).ys[-1]
 
     return run
 
@@ -125,6 +128,7 @@ def torchsde_seconds(method: str) -> float | None:
 def entries():
     return [
         ("sdekit euler_maruyama, vmap over per-path trees", sdekit_fn(sk.solvers.euler_maruyama())),
+        ("sdekit euler_maruyama, StepTo(linspace) built in the jit", sdekit_fn(sk.solvers.euler_maruyama(), grid=True)),
         ("sdekit euler_maruyama, one tree of shape (paths,)", sdekit_batched_fn(sk.solvers.euler_maruyama())),
         ("sdekit milstein, vmap over per-path trees", sdekit_fn(sk.solvers.milstein())),
         ("sdekit heun_sde, vmap over per-path trees", sdekit_fn(sk.solvers.heun_sde())),

@@ -180,10 +180,11 @@ def _full_levels(tree, top: int, xi_all: tuple | None = None) -> list:
         xi_all = _draw_nodes(tree, _full_level_ids(depth, top))
     levels = [tuple(_bridge.root(x[:, 0])[:, None] for x in xi_all)]
     for lvl in range(top):
-        right_child = (lax.iota(jnp.int32, 2 ** (lvl + 1)) & 1) == 1
+        # (`lax` ops: a `jax.numpy` operator or index traces a helper anew for each level's shape.)
+        right_child = lax.eq(lax.bitwise_and(lax.iota(jnp.int32, 2 ** (lvl + 1)), np.int32(1)), np.int32(1))
         nxt = []
         for j, (_, dt) in enumerate(tree._leaves):
-            xi = xi_all[j][:, 2**lvl : 2 ** (lvl + 1)]
+            xi = lax.slice_in_dim(xi_all[j], 2**lvl, 2 ** (lvl + 1), axis=1)
             sq = _cursor.sqrt_width_table(depth, dt)[lvl]
             # Each child from its parent repeated (broadcast, no interleaving concatenation:
             # XLA duplicated those into every consumer, one kernel more per level).
