@@ -94,8 +94,10 @@ class StateDependentSteps(eqx.Module):
     jump_ts: None = None
     step_ts: None = None
     error_order: None = eqx.field(static=True, default=None)
-    revisit_rejected: int = eqx.field(static=True, default=0)
     adaptive = True
+
+    def revisits(self, noise):
+        return 0  # the paper's scheme does not revisit
 
     def init(self):
         return jnp.zeros(())

@@ -303,7 +303,7 @@ def test_adaptive_shark_converges_and_respects_tol(x64):
         reference = sk.solve(problem, sk.solvers.shark(), 0.0, 2.0, jnp.array(1.0), controller=sk.StepTo(grid),
                              brownian=tree).ys[-1]
         sol = sk.solve(problem, sk.solvers.shark(), 0.0, 2.0, jnp.array(1.0), dt0=0.01, brownian=tree,
-                       max_steps=4096, controller=sk.PID(rtol=rtol, atol=rtol, pcoeff=0.1, icoeff=0.3),
+                       max_steps=4096, controller=sk.PID(rtol=rtol, atol=rtol, pcoeff=0.1, icoeff=0.3, revisit_rejected=32),
                        saveat=sk.SaveAt(steps=True))
         n = sol.stats["num_accepted_steps"]
         ends = jnp.concatenate([jnp.zeros(1), sol.ts])
@@ -323,6 +323,31 @@ def test_adaptive_shark_converges_and_respects_tol(x64):
     # estimate, does not gain a factor 15 over two decades of tolerance.
     assert errors[0] > 2 * errors[1] > 8 * errors[2] and errors[0] > 15 * errors[2], errors
     assert steps[0] < steps[1] < steps[2]
+
+
+@pytest.mark.parametrize("noise, revisits", [("general", 32), ("additive", 0)])
+def test_rejected_ends_are_revisited_by_default_only_for_general_noise(noise, revisits):
+    """The default `revisit_rejected=None` is 32 for non-commutative (general) noise, where
+    adaptive steps need it to converge to the right solution, and 0 for the commutative noise
+    types: the default solve equals the one with that setting, and differs from the other."""
+    matrix = jnp.array([[0.3, 0.1], [-0.2, 0.4]])
+    if noise == "general":
+        problem = sk.SDE(lambda t, y, a: -y, lambda t, y, a: jnp.stack([jnp.sin(y), jnp.cos(y) * y[::-1]], -1) @ matrix,
+                         noise="general", calculus="stratonovich")
+    else:
+        problem = sk.SDE(lambda t, y, a: -y**3, lambda t, y, a: jnp.broadcast_to(matrix, (2, 2)), noise="additive")
+    tree = sk.BrownianTree(jax.random.key(1), 0.0, 2.0, shape=(2,), tol=2**-14, levy="space-time")
+
+    def solve(**kw):
+        controller = sk.PID(rtol=1e-3, atol=1e-3, pcoeff=0.1, icoeff=0.3, **kw)
+        sol = sk.solve(problem, sk.solvers.spark(), 0.0, 2.0, jnp.array([1.0, 0.5]), dt0=0.1, brownian=tree,
+                       controller=controller, max_steps=2048)
+        return np.asarray(sol.ys[-1]), int(sol.stats["num_steps"]), int(sol.stats["num_rejected_steps"])
+
+    default, same, other = solve(), solve(revisit_rejected=revisits), solve(revisit_rejected=32 - revisits)
+    assert default[2] > 0  # rejections happen, so the setting matters
+    np.testing.assert_array_equal(default[0], same[0])
+    assert default[1:] == same[1:] and default[1] != other[1]
 
 
 def test_adaptive_spark_on_commutative_noise(x64):

@@ -241,7 +241,7 @@ def _solve_compiled(
                 dt = jnp.maximum(dt, controller.dtmin)
         else:
             dt = jnp.abs(dt0)
-        revisit = controller.revisit_rejected if controller.adaptive and isinstance(problem, SDE) else 0
+        revisit = controller.revisits(problem.noise) if controller.adaptive and isinstance(problem, SDE) else 0
         out = while_loop(
             tau_problem, solver, controller, saveat, tau0, tau1, y0, args, dt, tau_saveat_ts, max_steps, meter, noise,
             error_order, revisit, adjoint,
