@@ -39,7 +39,8 @@ class ConstantStep(eqx.Module):
     Step ends are $t_0 + n\,\mathrm{dt}_0$ (not accumulated sums, so no drift). `dt0` is traced:
     a new step size does not recompile; the number of steps is bounded by `max_steps`. Inside a
     user's `jit`, where Python or NumPy `t0`, `t1` and `dt0` are fixed for the trace, the same
-    step ends run as a fixed grid (`StepTo`'s `lax.scan`, an SDE's increments drawn at once).
+    step ends run as a fixed grid (`StepTo`'s `lax.scan`, an SDE's increments drawn at once;
+    conditions in `sk.solve`).
     """
 
     adaptive = False

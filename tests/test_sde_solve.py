@@ -118,6 +118,24 @@ def test_constant_steps_under_jit_keep_max_steps_and_tol_semantics():
     assert saved.ys.shape == (100,)
 
 
+@pytest.mark.parametrize(
+    "adjoint, solver",
+    [(sk.adjoint.Checkpointed(), "heun_sde"), (sk.adjoint.Checkpointed(checkpoints=8), "heun_sde"),
+     (sk.adjoint.Backsolve(), "heun_sde"), (sk.adjoint.Reversible(), "reversible_heun")],
+    ids=["default", "checkpoints", "backsolve", "reversible"],
+)
+def test_constant_steps_keep_the_while_loop_under_memory_bounded_adjoints(adjoint, solver):
+    """Backsolve, Reversible and a chosen number of checkpoints bound the reverse pass's memory;
+    a grid's stored carries and increments would not, so only the default adjoint scans."""
+    problem = sk.SDE(lambda t, y, a: -y, lambda t, y, a: 0.3 * jnp.cos(y), noise="diagonal", calculus="stratonovich")
+    tree = sk.BrownianTree(jax.random.key(0), 0.0, 1.0, shape=(3,), tol=2**-10)
+    solve = lambda y: sk.solve(problem, getattr(sk.solvers, solver)(), 0.0, 1.0, y, dt0=1 / 64, brownian=tree,
+                               adjoint=adjoint)
+    names = _primitives(jax.grad(lambda y: jnp.sum(solve(y).ys ** 2)), jnp.ones(3))
+    scans = adjoint.__class__ is sk.adjoint.Checkpointed and adjoint.checkpoints is None
+    assert ("while" not in names) == scans, names
+
+
 def test_backward_ode_constant_steps_under_jit_equal_eager():
     ode = sk.ODE(lambda t, y, a: -y * jnp.cos(t))
     solve = lambda y: sk.solve(ode, sk.solvers.rk4(), 1.0, -0.5, y, dt0=-0.1, saveat=sk.SaveAt(ts=jnp.array([0.7, 0.0, -0.5])))

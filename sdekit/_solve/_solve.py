@@ -46,8 +46,9 @@ def solve(
     float leaves of `args`, tolerances and gains of the controller, save times) are traced, so
     new values do not recompile. Inside a user's `jit`, constant steps whose `t0`, `t1` and `dt0`
     are Python or NumPy numbers (fixed for that trace anyway) run as a fixed grid: a `lax.scan`,
-    with an SDE's increments drawn all at once (unless `SaveAt(steps=True)` or `dense`, whose
-    output shapes follow `max_steps`).
+    with an SDE's increments drawn all at once. They keep the while loop with `SaveAt(steps=True)`
+    or `dense` (output shapes follow `max_steps`), and with an adjoint that bounds memory
+    (`Backsolve`, `Reversible`, `Checkpointed(checkpoints=c)`).
 
     Args:
         problem: the equation, e.g. `sk.ODE(f)` or `sk.SDE(f, g, noise=..., calculus=...)`.
@@ -119,13 +120,11 @@ def solve(
     saveat_ts = None if saveat.ts is None else saveat.ts.astype(tdtype)
     grid = controller.ts.astype(tdtype) if isinstance(controller, StepTo) else None
     checked = _checks.check_numbers_eagerly(t0, t1, dt0, saveat_ts, grid, brownian)
-    if isinstance(controller, ConstantStep) and not (saveat.steps or saveat.dense) and _checks.staged():
+    if isinstance(controller, ConstantStep) and _constant_steps_as_grid(saveat, adjoint):
         # Under `jit`, step ends known at trace time (Python or NumPy numbers) are fixed for that
         # trace, so they make a fixed grid at no cost in retracing: the scan loop, and for SDEs
         # all increments drawn at once (the while loop queries the tree's cursor step by step:
-        # ~8x slower). Called eagerly, the solve compiles once for every step size, so it keeps
-        # the while loop, as do traced numbers and outputs whose shapes follow `max_steps`
-        # (saved steps, dense output).
+        # ~8x slower).
         grid = constant_step_grid(*numbers, max_steps, None if brownian is None else brownian.tol)
     if _is_backsolve(adjoint):
         from ..adjoint._backsolve import backsolve_solve
@@ -158,6 +157,18 @@ def _check_adjoint(adjoint, problem, solver, controller, saveat, dt0, brownian):
     if isinstance(adjoint, Backsolve):
         check_backsolve(adjoint, problem, solver, controller, saveat, dt0, brownian)
     return adjoint
+
+
+def _constant_steps_as_grid(saveat, adjoint) -> bool:
+    """Whether constant steps may run as a fixed grid, where nothing the user chose changes:
+    under `jit` (called eagerly, the solve would compile once for every step size), with outputs
+    not sized by `max_steps` (saved steps, dense output), and with the default adjoint (the
+    O(1)-memory adjoints and a chosen number of checkpoints bound the reverse pass's memory,
+    which a grid's stored carries and increments would not)."""
+    from ..adjoint import Checkpointed
+
+    default_adjoint = isinstance(adjoint, Checkpointed) and adjoint.checkpoints is None
+    return default_adjoint and not (saveat.steps or saveat.dense) and _checks.staged()
 
 
 def _is_backsolve(adjoint) -> bool:

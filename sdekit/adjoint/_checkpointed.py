@@ -10,6 +10,8 @@ class Checkpointed(eqx.Module):
     - Fixed grids (`sk.StepTo`): the `lax.scan` stores its carry at every grid point (the grid
       and, for SDEs, its increments are already that size); each step is wrapped in
       `jax.checkpoint`, so a step's stages are recomputed in the reverse pass rather than stored.
+      With `checkpoints=None`, constant steps inside a user's `jit` with Python or NumPy `t0`,
+      `t1`, `dt0` run this way too (see `sk.solve`); pass `checkpoints` to bound their memory.
     - Constant and adaptive steps (`sk.ConstantStep`, `sk.PID`): the loop runs as equinox's
       checkpointed while loop (online treeverse: Stumm & Walther 2010, Wang & Moin 2009). When
       nothing is differentiated it is a plain `lax.while_loop` (no extra cost); under reverse
