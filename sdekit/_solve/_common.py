@@ -121,16 +121,18 @@ def read_at(array, index):
     return array[index]
 
 
-def constant_step_grid(t0, t1, dt0, max_steps: int, tol=None):
-    r"""The step ends of `ConstantStep` from NumPy `t0`, `t1`, `dt0` (None: traced), as a grid for
-    the scan loop, or None where the while loop must run: traced or bad numbers, over `max_steps`
-    steps, or (with a Brownian tree's `tol`) a shortened last step below it.
+def constant_step_grid(t0, t1, dt0, dtype, max_steps: int, tol=None):
+    r"""The step ends of `ConstantStep` from `t0`, `t1`, `dt0` as the user gave them, as a grid of
+    time dtype `dtype` for the scan loop, or None where the while loop must run: traced or bad
+    numbers, over `max_steps` steps, or (with a Brownian tree's `tol`) a shortened last step
+    below it.
 
     The ends are the while loop's, in the same dtype: $\tau_0 + n\,|dt_0|$ in the forward time
     $\tau = \pm t$, clipped to and snapped onto the end (`snap_to_end`)."""
-    if any(x is None for x in (t0, t1, dt0)):
+    if dt0 is None or any(isinstance(x, jax.core.Tracer) for x in (t0, t1, dt0)):
         return None
-    dtype = t0.dtype
+    dtype = np.dtype(dtype)
+    t0, t1, dt0 = (np.asarray(x, dtype) for x in (t0, t1, dt0))
     if not (np.isfinite([t0, t1, dt0]).all() and (t1 - t0) * dt0 > 0):
         return None  # bad numbers: the checks explain them
     direction = dtype.type(1 if t1 >= t0 else -1)

@@ -65,6 +65,12 @@ def _dense_template(solver, problem, t0, y0, args, solver_state, noise):
     return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
+def _sliver_before(end, t, tnext, gap):
+    """Whether a step from `t` to `tnext` would stop less than `gap` short of `end` (leaving a
+    sliver step there), and whether there is room to stop `gap` short instead."""
+    return (tnext < end) & (end - tnext < gap), end - t >= 2 * gap
+
+
 def _next_in(ts_sorted, t):
     """The first time in `ts_sorted` strictly after `t` (inf if none)."""
     index = jnp.searchsorted(ts_sorted, t, side="right")
@@ -130,8 +136,7 @@ def while_loop(
             # increments stop being exact in joint law): stop dtmin short of t1 instead, or, with
             # less than 2 dtmin left, take the remainder, which cannot be split; that step is
             # accepted when finite (as a step at dtmin would be), else it would be retried forever.
-            short = (tnext < t1) & (t1 - tnext < controller.dtmin)
-            room = t1 - t >= 2 * controller.dtmin
+            short, room = _sliver_before(t1, t, tnext, controller.dtmin)
             forced = short & ~room
             tnext = jnp.where(short, jnp.where(room, t1 - controller.dtmin, t1), tnext)
         hit_jump = jnp.zeros((), bool)
@@ -154,10 +159,8 @@ def while_loop(
                 # Never stop less than dtmin (>= the tree's tol) short of that end: such a sliver
                 # step is below the path's resolution. Stop dtmin short instead; when there is no
                 # room for that, the end is too close to revisit separately and is dropped.
-                gap = controller.dtmin
-                sliver = (tnext < nearest) & (nearest - tnext < gap)
-                room = nearest - t >= 2 * gap
-                tnext = jnp.where(sliver & room, nearest - gap, tnext)
+                sliver, room = _sliver_before(nearest, t, tnext, controller.dtmin)
+                tnext = jnp.where(sliver & room, nearest - controller.dtmin, tnext)
                 rejected_ends = jnp.where(sliver & ~room & (rejected_ends == nearest), jnp.inf, rejected_ends)
         h = tnext - t
 

@@ -110,8 +110,7 @@ def solve(
     if isinstance(problem, SDE):
         controller = _checks.sde_controller(controller, brownian)
     tdtype = _time_dtype(t0, t1, dt0, None if brownian is None else brownian.t0)
-    # (The numbers as given: under `jit`, `jnp.asarray` of a Python number is already traced.)
-    numbers = tuple(np.asarray(x, tdtype) if _checks.is_concrete(x) else None for x in (t0, t1, dt0))
+    given = t0, t1, dt0  # (under `jit`, `jnp.asarray` of a Python number is already traced)
     t0, t1 = jnp.asarray(t0, tdtype), jnp.asarray(t1, tdtype)
     dt0 = None if dt0 is None else jnp.asarray(dt0, tdtype)
     y0 = jax.tree.map(jnp.asarray, y0)
@@ -125,7 +124,7 @@ def solve(
         # trace, so they make a fixed grid at no cost in retracing: the scan loop, and for SDEs
         # all increments drawn at once (the while loop queries the tree's cursor step by step:
         # ~8x slower).
-        grid = constant_step_grid(*numbers, max_steps, None if brownian is None else brownian.tol)
+        grid = constant_step_grid(*given, tdtype, max_steps, None if brownian is None else brownian.tol)
     if _is_backsolve(adjoint):
         from ..adjoint._backsolve import backsolve_solve
 

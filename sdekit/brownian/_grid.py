@@ -98,10 +98,9 @@ def _draw_nodes(tree, ids) -> tuple:
             ident = ids
         else:
             tags, index = ids
-            index = index.astype(jnp.int64)
-            ident = (index & np.int64(0xFFFFFFFF)).astype(jnp.uint32)
+            hi, ident = _noise.index_words(index)
             per_node = lambda x: lax.broadcast_in_dim(x.astype(jnp.uint32), keys_shape, (0,))  # noqa: E731
-            k0, k1 = _noise.threefry2x32(k0, k1, per_node(tags), per_node(index >> 32))
+            k0, k1 = _noise.threefry2x32(k0, k1, per_node(tags), per_node(hi))
         full = (m, count, *keys_shape[1:])
         k0, k1 = (lax.broadcast_in_dim(k, full, node_axes) for k in (k0, k1))
         ident = lax.broadcast_in_dim(ident, full, (0,))

@@ -123,11 +123,16 @@ def node_words(seed: Array, tag: Array, index: Array, n: int, shape, dtype, dept
     """The two uint32 hash words behind `node_uniforms`, one per counter `0..count-1`."""
     if depth <= PACKED_DEPTH:
         return ident_words(seed, node_ident(tag, index), n, shape, dtype)
-    index = jnp.asarray(index, jnp.int64)
-    hi = (index >> 32).astype(jnp.uint32)
-    ident = (index & np.int64(0xFFFFFFFF)).astype(jnp.uint32)
+    hi, ident = index_words(index)
     k0, k1 = threefry2x32(seed[0], seed[1], jnp.asarray(tag, jnp.uint32), hi)
     return ident_words(jnp.stack([k0, k1]), ident, n, shape, dtype)
+
+
+def index_words(index: Array) -> tuple[Array, Array]:
+    """The high and low uint32 words of a node index past `PACKED_DEPTH`: the high word (with the
+    tag) keys the node's own hash, the low word is its identifier under that key."""
+    index = jnp.asarray(index, jnp.int64)
+    return (index >> 32).astype(jnp.uint32), (index & np.int64(0xFFFFFFFF)).astype(jnp.uint32)
 
 
 def word_count(n: int, shape, dtype) -> int:
