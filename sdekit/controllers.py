@@ -154,7 +154,8 @@ class PID(eqx.Module):
 
         def leaf(a, b, e):
             scale = self.atol + self.rtol * jnp.maximum(jnp.abs(a), jnp.abs(b)).astype(jnp.result_type(float))
-            return e.astype(jnp.result_type(float)) / scale
+            # abs first: a complex error's imaginary part counts too.
+            return jnp.abs(e).astype(jnp.result_type(float)) / scale
 
         r = self.norm(jax.tree.map(leaf, y0, y1, y_error))
         finite = jnp.isfinite(r)
@@ -209,7 +210,7 @@ def initial_step_size(vector_field, t0, y0, args, error_order, rtol, atol, norm=
 
     def scaled(tree):
         return jax.tree.map(
-            lambda x, y: x.astype(jnp.result_type(float)) / (atol + rtol * jnp.abs(y).astype(jnp.result_type(float))),
+            lambda x, y: jnp.abs(x).astype(jnp.result_type(float)) / (atol + rtol * jnp.abs(y).astype(jnp.result_type(float))),
             tree,
             y0,
         )

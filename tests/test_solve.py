@@ -252,7 +252,7 @@ def test_progress_meter(capsys, x64):
     sol = sk.solve(sk.ODE(decay), sk.solvers.tsit5(), 0.0, 1.0, jnp.array(1.0), dt0=0.01, progress=True)
     jax.effects_barrier()
     err = capsys.readouterr().err
-    assert "100.0/100%" in err
+    assert "100/100%" in err
     np.testing.assert_allclose(sol.ys[-1], np.exp(-1.0), rtol=1e-8)
 
 

@@ -115,12 +115,60 @@ def sde_controller(controller, brownian):
     return dataclasses.replace(controller, dtmin=dtmin)
 
 
+def brownian_zeros(brownian):
+    """Zeros shaped like the tree's increments `W`: an array for a shape given as a tuple of ints,
+    else the pytree of its `ShapeDtypeStruct` leaves (whatever the pytree's root, a tuple too)."""
+    shape = brownian.shape
+    if isinstance(shape, tuple) and all(isinstance(d, (int, np.integer)) for d in shape):
+        return jnp.zeros(shape, brownian.dtype)
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shape, is_leaf=lambda x: isinstance(x, jax.ShapeDtypeStruct))
+
+
 def check_sde_shapes(problem, brownian, t0, y0, args) -> None:
-    """Drift like y0; diffusion times a Brownian increment like y0 (structure, shapes, dtypes)."""
+    """Drift like y0; the tree's shape as the noise type needs; diffusion times a Brownian
+    increment like y0 (structure, shapes, dtypes)."""
     check_vector_field(problem.drift, t0, y0, args, what="drift")
-    w = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), brownian.shape, is_leaf=lambda x: isinstance(x, jax.ShapeDtypeStruct)) \
-        if not isinstance(brownian.shape, tuple) else jnp.zeros(brownian.shape, brownian.dtype)
+    w = brownian_zeros(brownian)
+    check_noise_shape(problem.noise, w, y0)
     check_vector_field(lambda t, y, a: problem.noise_term(t, y, a, w), t0, y0, args, what="diffusion times dW")
+
+
+def _shapes(tree) -> str:
+    shapes = jax.tree.map(lambda x: tuple(x.shape), tree)
+    return str(shapes)
+
+
+def check_noise_shape(noise: str, w, y0) -> None:
+    """The Brownian motion's shape must be the one the noise type declares, so that no two
+    components that should be independent silently share one Brownian motion."""
+    for leaf in jax.tree.leaves(y0):
+        if jnp.iscomplexobj(leaf):
+            raise ValueError(
+                "SDE states must be real: complex states are supported for ODEs only (split an SDE's "
+                "state into real and imaginary parts)."
+            )
+    w_leaves, y_leaves = jax.tree.leaves(w), jax.tree.leaves(y0)
+    like_y = jax.tree.structure(w) == jax.tree.structure(y0) and all(
+        a.shape == b.shape for a, b in zip(w_leaves, y_leaves)
+    )
+    single = len(w_leaves) == 1
+    tree_shape = _shapes(w)
+    if noise == "diagonal" and not like_y:
+        raise ValueError(
+            f"noise='diagonal' drives each component of the state by its own Brownian motion, so the "
+            f"Brownian tree's shape must be the state's: {_shapes(y0)} (e.g. shape={_shapes(y0)} for an "
+            f"array state, or a pytree of jax.ShapeDtypeStruct like the state), got {tree_shape}. For one "
+            "Brownian motion shared by all components use noise='scalar' with shape=()."
+        )
+    if noise == "scalar" and not (single and w_leaves[0].shape == ()):
+        raise ValueError(
+            f"noise='scalar' has one Brownian motion: build the Brownian tree with shape=(), got {tree_shape}."
+        )
+    if noise in ("commutative", "general") and not (single and w_leaves[0].ndim >= 1):
+        raise ValueError(
+            f"noise={noise!r} has m Brownian channels contracted with the diffusion's last axis: build the "
+            f"Brownian tree with shape=(m,), got {tree_shape}."
+        )
 
 
 def levy_shortfall(brownian, needed: str, who: str) -> str | None:
@@ -186,7 +234,6 @@ def _number_problems(t0, t1, dt0, saveat_ts, grid, brownian=None):
         problems.append(
             ((t1 - t0) * dt0 < 0, "dt0 has the wrong sign: it must be positive when t1 > t0 and negative when t1 < t0.")
         )
-        problems.append((t0 == t1, "t0 == t1 with a step size dt0: the interval is empty, so there is nothing to step."))
     for name, value in (("t0", t0), ("t1", t1)):
         problems.append((~jnp.isfinite(value), f"{name} must be finite."))
     if saveat_ts is not None and saveat_ts.shape[0] > 0:

@@ -121,33 +121,48 @@ def read_at(array, index):
     return array[index]
 
 
+def constant_step_count(tau0, tau1, step, xp=jnp):
+    r"""How many constant steps of size `step` (> 0) cover $[\tau_0, \tau_1]$: $(\tau_1 -
+    \tau_0)/\text{step}$ rounded to the nearest integer when it is one up to the rounding of
+    the times (a few ulps of the ratio), else rounded up. So no step is longer than `step` by
+    more than rounding, in float32 as in float64 (snapping the ends onto $\tau_1$ within a
+    fixed number of ulps of $\tau_1$ dropped steps over long horizons), and there is no sliver
+    of a last step from rounding alone. A float; `xp` is `numpy` for numbers known at trace
+    time, `jax.numpy` otherwise."""
+    ratio = (tau1 - tau0) / step
+    nearest = xp.round(ratio)
+    slack = 8 * xp.finfo(xp.result_type(ratio)).eps * xp.maximum(ratio, 1)
+    return xp.where(xp.abs(ratio - nearest) <= slack, nearest, xp.ceil(ratio))
+
+
+def constant_step_end(tau0, tau1, step, k, count, xp=jnp):
+    r"""The end of constant step `k` (0-based): $\tau_0 + (k+1)\,\text{step}$, computed from
+    $\tau_0$ (no accumulated sums), and exactly $\tau_1$ for the last step."""
+    k1 = xp.asarray(k + 1).astype(xp.result_type(tau0))
+    return xp.where(k1 >= count, tau1, xp.minimum(tau0 + k1 * step, tau1))
+
+
 def constant_step_grid(t0, t1, dt0, dtype, max_steps: int, tol=None):
     r"""The step ends of `ConstantStep` from `t0`, `t1`, `dt0` as the user gave them, as a grid of
     time dtype `dtype` for the scan loop, or None where the while loop must run: traced or bad
     numbers, over `max_steps` steps, or (with a Brownian tree's `tol`) a shortened last step
     below it.
 
-    The ends are the while loop's, in the same dtype: $\tau_0 + n\,|dt_0|$ in the forward time
-    $\tau = \pm t$, clipped to and snapped onto the end (`snap_to_end`)."""
+    The ends are the while loop's (`constant_step_end`) in the same dtype, in the forward time
+    $\tau = \pm t$."""
     if dt0 is None or any(isinstance(x, jax.core.Tracer) for x in (t0, t1, dt0)):
         return None
     dtype = np.dtype(dtype)
     t0, t1, dt0 = (np.asarray(x, dtype) for x in (t0, t1, dt0))
     if not (np.isfinite([t0, t1, dt0]).all() and (t1 - t0) * dt0 > 0):
-        return None  # bad numbers: the checks explain them
+        return None  # bad numbers (the checks explain them) or an empty interval
     direction = dtype.type(1 if t1 >= t0 else -1)
     tau0, tau1, step = direction * t0, direction * t1, np.abs(dt0)
-    bound = np.ceil((tau1 - tau0) / step)
-    if not np.isfinite(bound) or bound > max_steps + 1:
+    count = constant_step_count(tau0, tau1, step, np)
+    if not np.isfinite(count) or count > max_steps:
         return None
-    ends = tau0 + np.arange(1, int(bound) + 2, dtype=dtype) * step
-    eps = np.finfo(dtype).eps
-    scale = max(abs(tau1), abs(tau0), abs(tau1 - tau0))
-    ends = np.where(ends >= tau1 - dtype.type(100 * eps * scale), tau1, np.minimum(ends, tau1)).astype(dtype)
-    n = int(np.argmax(ends == tau1)) + 1
-    if n > max_steps:
-        return None
-    grid = np.concatenate([np.asarray([tau0], dtype), ends[:n]])
+    ends = constant_step_end(tau0, tau1, step, np.arange(int(count)), count, np).astype(dtype)
+    grid = np.concatenate([np.asarray([tau0], dtype), ends])
     if tol is not None and np.min(np.diff(grid)) < tol:
         return None
     return jnp.asarray(direction * grid)

@@ -15,7 +15,10 @@ from .._once import computed_once_differentiable, opaque_word
 from .._results import RESULTS
 from ..controllers import ConstantStep
 from . import _progress
-from ._common import all_finite, nan_buffer, save_ts_in_step, saves_from_grid_steps, snap_to_end, tree_where, write_at
+from ._common import (
+    all_finite, constant_step_count, constant_step_end, nan_buffer, save_ts_in_step, saves_from_grid_steps, snap_to_end,
+    tree_where, write_at,
+)
 
 
 class LoopOutput(NamedTuple):
@@ -71,11 +74,31 @@ def _sliver_before(end, t, tnext, gap):
     return (tnext < end) & (end - tnext < gap), end - t >= 2 * gap
 
 
-def _next_in(ts_sorted, t):
-    """The first time in `ts_sorted` strictly after `t` (inf if none)."""
+def _next_in(ts_sorted, t, end):
+    """The first time in `ts_sorted` strictly after `t` and before `end` (inf if none: a time at
+    or after the end of the solve needs no step to stop at it)."""
     index = jnp.searchsorted(ts_sorted, t, side="right")
     safe = jnp.minimum(index, ts_sorted.shape[0] - 1)
-    return jnp.where(index < ts_sorted.shape[0], ts_sorted[safe], jnp.inf)
+    found = ts_sorted[safe]
+    return jnp.where((index < ts_sorted.shape[0]) & (found < end), found, jnp.inf)
+
+
+def _after(t):
+    return jnp.nextafter(t, jnp.asarray(jnp.inf, t.dtype))
+
+
+def _before(t):
+    return jnp.nextafter(t, jnp.asarray(-jnp.inf, t.dtype))
+
+
+def _start_past_jump(jump_ts, t0, t1):
+    """Where the loop starts: `t0`, or one ulp past a jump at `t0` or one ulp after it (no
+    stage may see the vector field at the jump itself, which belongs to one side only; and a
+    step ending one ulp before the jump, as steps do, would have length zero there)."""
+    if jump_ts is None:
+        return t0
+    next_jump = _next_in(jump_ts, _before(t0), t1)
+    return jnp.where(_before(next_jump) <= t0, _after(next_jump), t0)
 
 
 def while_loop(
@@ -90,15 +113,18 @@ def while_loop(
     tdtype = jnp.result_type(t0)
     int32 = jnp.int32
     zero = jnp.zeros((), int32)
-    solver_state = solver.init(problem, t0, y0, args)
     uses_dense = saveat_ts is not None or saveat.dense
     fevals_step = solver.fevals_per_step + (solver.dense_fevals if uses_dense else 0)
     jump_ts = None if not adaptive or controller.jump_ts is None else jnp.sort(controller.jump_ts)
     step_ts = None if not adaptive or controller.step_ts is None else jnp.sort(controller.step_ts)
+    if isinstance(controller, ConstantStep):
+        num_constant_steps = constant_step_count(t0, t1, dt0)
+    t_start = _start_past_jump(jump_ts, t0, t1)
+    solver_state = solver.init(problem, t_start, y0, args)
 
     dense_template = _dense_template(solver, problem, t0, y0, args, solver_state, noise) if uses_dense else None
     state = _WhileState(
-        t=t0,
+        t=t_start,
         y=y0,
         dt=dt0,
         solver_state=solver_state,
@@ -106,7 +132,7 @@ def while_loop(
         num_steps=zero,
         num_accepted=zero,
         num_fevals=jnp.asarray(solver.init_fevals, int32),
-        result=jnp.asarray(RESULTS.successful, int32),
+        result=jnp.asarray(int(RESULTS.successful), int32),
         save_index=zero,
         ts_ys=None if saveat_ts is None else nan_buffer(y0, saveat_ts.shape[0]),
         steps_ts=jnp.full((max_steps,), jnp.inf, tdtype) if saveat.steps else None,
@@ -121,15 +147,14 @@ def while_loop(
     )
 
     def cond(s):
-        return (s.t < t1) & (s.num_steps < max_steps) & (s.result == RESULTS.successful)
+        return (s.t < t1) & (s.num_steps < max_steps) & (s.result == int(RESULTS.successful))
 
     def body(s):
         t = s.t
         if isinstance(controller, ConstantStep):
-            tnext = t0 + (s.num_accepted + 1).astype(tdtype) * dt0
+            tnext = constant_step_end(t0, t1, dt0, s.num_accepted, num_constant_steps)
         else:
-            tnext = t + s.dt
-        tnext = snap_to_end(jnp.minimum(tnext, t1), t1, t0)
+            tnext = snap_to_end(jnp.minimum(t + s.dt, t1), t1, t0)
         forced = jnp.zeros((), bool)
         if adaptive and controller.dtmin is not None:
             # Never leave a last step below dtmin (for SDEs >= the tree's tol, below which
@@ -141,11 +166,11 @@ def while_loop(
             tnext = jnp.where(short, jnp.where(room, t1 - controller.dtmin, t1), tnext)
         hit_jump = jnp.zeros((), bool)
         if step_ts is not None:
-            tnext = jnp.minimum(tnext, _next_in(step_ts, t))
+            tnext = jnp.minimum(tnext, _next_in(step_ts, t, t1))
         if jump_ts is not None:
             # End the step one ulp before the jump, so that no stage sees the far side of it.
-            next_jump = _next_in(jump_ts, t)
-            before_jump = jnp.nextafter(next_jump, jnp.asarray(-jnp.inf, tdtype))
+            next_jump = _next_in(jump_ts, t, t1)
+            before_jump = _before(next_jump)
             hit_jump = tnext >= before_jump
             tnext = jnp.where(hit_jump, before_jump, tnext)
         rejected_ends = s.rejected_ends
@@ -162,6 +187,12 @@ def while_loop(
                 sliver, room = _sliver_before(nearest, t, tnext, controller.dtmin)
                 tnext = jnp.where(sliver & room, nearest - controller.dtmin, tnext)
                 rejected_ends = jnp.where(sliver & ~room & (rejected_ends == nearest), jnp.inf, rejected_ends)
+        if adaptive:
+            # The controller's choices are not differentiated (discretise-then-optimise: the
+            # gradient is that of the solve on its accepted steps, as if they had been given),
+            # and a Brownian path has no time derivative. Only t0 and t1 keep theirs.
+            tnext = lax.stop_gradient(tnext)
+            tnext = jnp.where(tnext == t1, t1, tnext)
         h = tnext - t
 
         inc, cursor = noise.increment(t, tnext, s.cursor)
@@ -173,20 +204,20 @@ def while_loop(
         fevals = s.num_fevals + fevals_step
 
         if adaptive:
-            r = controller.scaled_error(s.y, y1, y_error)
+            r = controller.scaled_error(*lax.stop_gradient((s.y, y1, y_error)))
             accept, dt_next, controller_state = controller.adapt(s.controller_state, h, r, error_order)
             accept = accept | (forced & jnp.isfinite(r))
             # No progress possible: a rejected step at dtmin, a step too small to move t, or a
             # rejected step whose smaller successor rounds to the same end time.
             stuck = controller.below_dtmin(h, accept) | (tnext <= t) | (~accept & (t + dt_next >= tnext))
             nonfinite_rejection = jnp.where(accept, s.nonfinite_rejection, ~jnp.isfinite(r))
-            failure = jnp.where(nonfinite_rejection, RESULTS.nonfinite, RESULTS.dt_min_reached)
+            failure = jnp.where(nonfinite_rejection, int(RESULTS.nonfinite), int(RESULTS.dt_min_reached))
             result = jnp.where(stuck, failure, s.result).astype(int32)
         else:
             accept = all_finite(y1)
             dt_next, controller_state = s.dt, s.controller_state
             nonfinite_rejection = ~accept
-            result = jnp.where(accept, s.result, RESULTS.nonfinite).astype(int32)
+            result = jnp.where(accept, s.result, int(RESULTS.nonfinite)).astype(int32)
 
         t_new = jnp.where(accept, tnext, t)
         if revisit:
@@ -203,9 +234,11 @@ def while_loop(
             rejected_ends = jnp.where(hit, tnext, rejected_ends)
             rejected_ends = jnp.where(rejected_ends <= t_new, jnp.inf, rejected_ends)
         if jump_ts is not None:
-            # Restart at the discontinuity itself, re-evaluating FSAL information there.
+            # Restart one ulp past the discontinuity (so that no stage sees the vector field at
+            # the jump itself, whose value belongs to one side only: backwards in time, the
+            # wrong one), re-evaluating FSAL information there.
             made_jump = accept & hit_jump
-            t_new = jnp.where(made_jump, next_jump, t_new)
+            t_new = jnp.where(made_jump, _after(next_jump), t_new)
             if solver.init_fevals:
                 solver_state1 = lax.cond(
                     made_jump, lambda: solver.init(problem, t_new, y1, args), lambda: solver_state1
@@ -228,7 +261,7 @@ def while_loop(
             dense_ts = write_at(dense_ts, s.num_accepted + 1, tnext, accept)
             dense_infos = write_at(dense_infos, s.num_accepted, dense, accept)
         if meter is not None:
-            _progress.report(meter, (t_new - t0) / (t1 - t0))
+            _progress.report(meter, (t - t0) / (t1 - t0), (t_new - t0) / (t1 - t0))
 
         return _WhileState(
             t=t_new,
@@ -258,7 +291,7 @@ def while_loop(
         s = eqxi.while_loop(cond, body, state, max_steps=max_steps, kind="checkpointed", checkpoints=adjoint.checkpoints)
     else:
         s = lax.while_loop(cond, body, state)
-    result = jnp.where((s.t < t1) & (s.result == RESULTS.successful), RESULTS.max_steps_reached, s.result)
+    result = jnp.where((s.t < t1) & (s.result == int(RESULTS.successful)), int(RESULTS.max_steps_reached), s.result)
     return LoopOutput(
         t=s.t,
         y=s.y,
@@ -300,7 +333,7 @@ def scan_loop(problem, solver, grid, saveat, y0, args, saveat_ts, meter, noise, 
         # carried value costs a kernel and a copy per step).
         active = all_finite(y1) & (c.num_accepted == i)
         if meter is not None:
-            _progress.report(meter, (tnext - t0) / (t1 - t0))
+            _progress.report(meter, (t - t0) / (t1 - t0), (tnext - t0) / (t1 - t0))
         new = _ScanCarry(
             y=tree_where(active, y1, c.y),
             solver_state=tree_where(active, solver_state1, c.solver_state),
@@ -315,7 +348,7 @@ def scan_loop(problem, solver, grid, saveat, y0, args, saveat_ts, meter, noise, 
         body = jax.checkpoint(body)
     steps = jnp.arange(num_grid_steps, dtype=int32)
     c, (steps_ys, dense_all, ends) = lax.scan(body, carry, (steps, grid[:-1], grid[1:], noise.grid(grid)))
-    result = jnp.where(c.num_accepted == num_grid_steps, RESULTS.successful, RESULTS.nonfinite).astype(int32)
+    result = jnp.where(c.num_accepted == num_grid_steps, int(RESULTS.successful), int(RESULTS.nonfinite)).astype(int32)
     # Saves at `ts` are interpolated after the scan, from the per-step dense outputs.
     ts_ys = None if saveat_ts is None else saves_from_grid_steps(solver, grid, saveat_ts, dense_all, *ends)
     dense_infos = dense_all if saveat.dense else None
@@ -324,7 +357,7 @@ def scan_loop(problem, solver, grid, saveat, y0, args, saveat_ts, meter, noise, 
     if saveat.steps:
         steps_ts = jnp.where(jnp.arange(num_grid_steps, dtype=int32) < c.num_accepted, grid[1:], jnp.inf)
     return LoopOutput(
-        t=jnp.where(result == RESULTS.successful, t1, grid[c.num_accepted]),
+        t=jnp.where(result == int(RESULTS.successful), t1, grid[c.num_accepted]),
         y=c.y,
         result=result,
         num_steps=jnp.asarray(num_grid_steps, int32),

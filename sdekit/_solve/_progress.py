@@ -1,14 +1,40 @@
-"""A tqdm progress meter driven from inside compiled loops by host callbacks."""
+"""A tqdm progress meter driven from inside compiled loops by host callbacks.
+
+A host callback costs far more than a step of a small problem (1e6 RK4 steps: 1.1 s without a
+callback per step, 214 s with one), so the loop calls back only when the solved fraction crosses
+one of `UPDATES` marks: at most `UPDATES` callbacks per solve, whatever the number of steps.
+Whether a mark was crossed is computed in the loop from the step's start and end, so no
+counter is carried. Under `vmap` the marks of the slowest path decide (one callback for the
+batch, through a batching rule), so a batched predicate never turns the conditional callback
+into one on every step.
+"""
 
 import functools
 import itertools
+import time
 
 import jax
 import numpy as np
+import jax.numpy as jnp
+from jax import lax
+
+#: Updates of the meter per solve (one per percent).
+UPDATES = 100
+#: The least time between two redraws of a meter.
+REFRESH_SECONDS = 0.1
 
 _BARS: dict = {}
+_LAST_DRAWN: dict = {}
 _FINISHED: set = set()  # meters whose run has closed (late updates at 100% are ignored)
 _IDS = itertools.count()
+
+
+def require_tqdm() -> None:
+    """Fail when the solve is called, not inside a callback of the compiled loop."""
+    try:
+        import tqdm.auto  # noqa: F401
+    except ImportError as err:
+        raise ImportError("progress=True needs tqdm: pip install 'sdekit[progress]' (or pip install tqdm).") from err
 
 
 def new_meter_id() -> int:
@@ -16,36 +42,67 @@ def new_meter_id() -> int:
     return next(_IDS)
 
 
-def _update(meter_id: int, fraction) -> None:
-    try:
-        from tqdm.auto import tqdm
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("progress=True needs tqdm: pip install 'sdekit[progress]'.") from err
-    # Under vmap the callback sees the whole batch: report the slowest path.
-    done = float(np.min(np.asarray(fraction)))
+def _update(meter_id: int, fraction, final: bool = False) -> None:
+    from tqdm.auto import tqdm
+
+    done = float(np.min(np.asarray(fraction)))  # under vmap, `finish` sees the batch
     if meter_id in _FINISHED:
         if done >= 1.0:
             return  # a late update of a run that has already closed its bar
         _FINISHED.discard(meter_id)  # a new run of the same compiled solve
     bar = _BARS.get(meter_id)
     if bar is None:
-        bar = _BARS[meter_id] = tqdm(total=100, unit="%", bar_format="{l_bar}{bar}| {n:.1f}/100% [{elapsed}<{remaining}]")
+        bar = _BARS[meter_id] = tqdm(total=100, unit="%", bar_format="{l_bar}{bar}| {n:.0f}/100% [{elapsed}<{remaining}]")
     bar.n = round(100 * min(max(done, 0.0), 1.0), 1)
-    bar.refresh()
+    # Drawing costs more than the callback: at most every `REFRESH_SECONDS` (and at the end).
+    now = time.monotonic()
+    if final or now - _LAST_DRAWN.get(meter_id, -1e9) >= REFRESH_SECONDS:
+        bar.refresh()
+        _LAST_DRAWN[meter_id] = now
 
 
 def _close(meter_id: int, fraction) -> None:
-    _update(meter_id, fraction)
+    _update(meter_id, fraction, final=True)
+    _LAST_DRAWN.pop(meter_id, None)
     bar = _BARS.pop(meter_id, None)
     if bar is not None:
         bar.close()
     _FINISHED.add(meter_id)
 
 
-def report(meter_id: int, fraction) -> None:
-    """Called inside the loop body with the solved fraction of [t0, t1]."""
-    jax.debug.callback(functools.partial(_update, meter_id), fraction, ordered=False)
+def _mark(fraction):
+    return jnp.floor(jnp.clip(fraction, 0, 1) * UPDATES)
+
+
+def _report_unbatched(meter_id, before, after):
+    crossed = _mark(after) > _mark(before)
+    lax.cond(crossed, lambda: jax.debug.callback(functools.partial(_update, meter_id), after), lambda: None)
+    return jnp.zeros((), bool)
+
+
+def _report_batched(meter_id, axis_size, in_batched, before, after):
+    # The slowest path's progress: a reduction over the batch leaves an unbatched predicate.
+    before, after = (jnp.min(x, axis=0) if batched else x for x, batched in zip((before, after), in_batched))
+    return _report(meter_id, before, after), False
+
+
+@functools.cache
+def _reporter(meter_id: int):
+    report = jax.custom_batching.custom_vmap(functools.partial(_report_unbatched, meter_id))
+    report.def_vmap(functools.partial(_report_batched, meter_id))
+    return report
+
+
+def _report(meter_id, before, after):
+    return _reporter(meter_id)(before, after)
+
+
+def report(meter_id: int, before, after) -> None:
+    """Called inside the loop body with the solved fraction of [t0, t1] before and after the
+    step; calls back to the host only when a mark is crossed."""
+    _report(meter_id, lax.stop_gradient(before), lax.stop_gradient(after))
 
 
 def finish(meter_id: int, fraction) -> None:
+    fraction = lax.stop_gradient(fraction)
     jax.debug.callback(functools.partial(_close, meter_id), fraction, ordered=False)

@@ -33,12 +33,19 @@ class Solution(eqx.Module):
     dense_infos: object = None
     num_dense: Int[Array, ""] | None = None
     interpolator: Callable | None = eqx.field(static=True, default=None)
+    dense_y0: object = None
+    throw: bool = eqx.field(static=True, default=True)
 
     def evaluate(self, t: RealScalarLike):
         """The dense-output solution at time `t` in [t0, t1] (needs `SaveAt(dense=True)`).
 
         Within each accepted step this is the solver's interpolant, so its accuracy is the
-        solver's `interpolation_order`. Vectorise over many `t` with `jax.vmap`.
+        solver's `interpolation_order`. Vectorise over many `t` with `jax.vmap`. Over an empty
+        interval (`t0 == t1`) it is `y0`.
+
+        A time outside the solved interval (outside [t0, t1], or past where a failed solve
+        stopped) is never extrapolated: with the solve's `throw=True` it raises (at run time
+        under `jit`, an `equinox.EquinoxRuntimeError`), with `throw=False` it gives NaN.
         """
         if self.dense_infos is None:
             raise ValueError("sol.evaluate needs dense output: solve with saveat=sk.SaveAt(dense=True).")
@@ -47,10 +54,18 @@ class Solution(eqx.Module):
         index = jnp.searchsorted(self.dense_ts, tau, side="right") - 1
         index = jnp.clip(index, 0, jnp.maximum(self.num_dense - 1, 0))
         info = jax.tree.map(lambda x: x[index], self.dense_infos)
-        return self.interpolator(info, self.dense_ts[index], self.dense_ts[index + 1], tau)
+        y = self.interpolator(info, self.dense_ts[index], self.dense_ts[index + 1], tau)
+        empty = self.num_dense == 0
+        y = jax.tree.map(lambda a, b: jnp.where(empty, b, a), y, self.dense_y0)
+        outside = (tau < self.dense_ts[0]) | (tau > self.dense_ts[self.num_dense]) | jnp.isnan(tau)
+        if self.throw:
+            return eqx.error_if(y, outside, "sol.evaluate(t): t lies outside the solved interval (dense output "
+                                "does not extrapolate).")
+        return jax.tree.map(lambda a: jnp.where(outside, jnp.asarray(jnp.nan, a.dtype), a), y)
 
     def derivative(self, t: RealScalarLike):
-        """The time derivative of `evaluate` at `t` (forward-mode differentiation of the interpolant)."""
+        """The time derivative of `evaluate` at `t` (forward-mode differentiation of the interpolant;
+        zero over an empty interval). Outside the solved interval: as `evaluate`."""
         t = jnp.asarray(t, self.dense_ts.dtype if self.dense_ts is not None else None)
         _, dy = jax.jvp(self.evaluate, (t,), (jnp.ones_like(t),))
         return dy

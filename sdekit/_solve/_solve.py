@@ -15,6 +15,7 @@ from ..solvers import Solver
 from ..brownian import BrownianTree
 from ..terms import ODE, SDE, time_reversed
 from . import _checks, _progress
+from ._closures import closure_converted
 from ._common import constant_step_grid
 from ._loop import scan_loop, while_loop
 from ._noise import NoNoise, TreeNoise
@@ -96,6 +97,8 @@ def solve(
         >>> sol.ys.shape, int(sol.result)
         ((11, 2), 0)
     """
+    if progress:
+        _progress.require_tqdm()
     if controller is None:
         if dt0 is None:
             raise ValueError("Pass a step size dt0, or an adaptive controller such as sk.PID(rtol=1e-6, atol=1e-8).")
@@ -118,6 +121,7 @@ def solve(
     controller = jax.tree.map(_float_to_array, controller)
     saveat_ts = None if saveat.ts is None else saveat.ts.astype(tdtype)
     grid = controller.ts.astype(tdtype) if isinstance(controller, StepTo) else None
+    problem = closure_converted(problem, t0, y0, args)
     checked = _checks.check_numbers_eagerly(t0, t1, dt0, saveat_ts, grid, brownian)
     if isinstance(controller, ConstantStep) and _constant_steps_as_grid(saveat, adjoint):
         # Under `jit`, step ends known at trace time (Python or NumPy numbers) are fixed for that
@@ -221,6 +225,8 @@ def _solve_compiled(
             y0 = _checks.check_numbers_traced(y0, *times, brownian)
     tau0, tau1 = direction * t0, direction * t1
     tau_saveat_ts = None if saveat_ts is None else direction * saveat_ts
+    if controller.adaptive:
+        controller = _controller_in_tau(controller, direction)
     meter = _progress.new_meter_id() if progress else None
 
     if isinstance(adjoint, Reversible):
@@ -259,11 +265,15 @@ def _solve_compiled(
     if meter is not None:
         _progress.finish(meter, (out.t - tau0) / (tau1 - tau0))
 
+    if saveat_ts is not None:
+        # An empty interval takes no step, so no step saved its times (which are all t0).
+        empty = tau1 == tau0
+        out = out._replace(ts_ys=jax.tree.map(lambda s, y: jnp.where(empty, y[None], s), out.ts_ys, y0))
     ts, ys = _assemble_saves(saveat, direction, t0, out, y0, saveat_ts)
     result, dense_infos = out.result, out.dense_infos
     if throw:
         messages = tuple(m + " (Pass throw=False to inspect sol.result instead.)" if m else m for m in MESSAGES)
-        failed, index = result != RESULTS.successful, result
+        failed, index = result != int(RESULTS.successful), result
         if bad_input is not None:
             # Bad input first: it explains a failed solve.
             input_failed, input_index, input_messages = bad_input
@@ -295,7 +305,18 @@ def _solve_compiled(
         dense_infos=dense_infos,
         num_dense=out.num_dense if saveat.dense else None,
         interpolator=solver.interpolate if saveat.dense else None,
+        dense_y0=y0 if saveat.dense else None,
+        throw=throw,
     )
+
+
+def _controller_in_tau(controller, direction):
+    """The controller's `jump_ts` and `step_ts` (times t) in the loop's increasing time variable
+    tau = direction * t, in the time dtype."""
+    def to_tau(ts):
+        return None if ts is None else direction * jnp.asarray(ts, direction.dtype)
+
+    return dataclasses.replace(controller, jump_ts=to_tau(controller.jump_ts), step_ts=to_tau(controller.step_ts))
 
 
 def _reversible_output(r, solver):

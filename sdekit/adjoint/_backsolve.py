@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .._solve._checks import levy_shortfall, sde_controller
+from .._solve._checks import brownian_zeros, levy_shortfall, sde_controller
 from .._solve._saveat import SaveAt
 from ..controllers import PID, ConstantStep, StepTo
 from ..solvers import Solver
@@ -22,6 +22,7 @@ from ..solvers._heun_sde import heun_sde
 from ..terms import ODE, SDE
 from ._adjoint_terms import AdjointDiffusion, AdjointDrift, AdjointODE, ReversedTree
 from ._checkpointed import Checkpointed
+from ._parameters import split_parameters
 
 
 class Backsolve(eqx.Module):
@@ -227,7 +228,7 @@ def _backsolve_bwd(residuals, grad_obj, perturbed, vjp_arg, config):
     c = config
     saved_ys, y_end = residuals
     n_ts = 0 if c.saveat_ts is None else c.saveat_ts.shape[0]
-    diff, static = eqx.partition((problem, args), eqx.is_inexact_array)
+    diff, static = split_parameters(problem, args)
 
     ys_bar = getattr(grad_obj, "ys", None)
     ys_bar = jax.tree.map(jnp.zeros_like, saved_ys) if ys_bar is None else _zeros_if_none(ys_bar, saved_ys)
@@ -297,9 +298,7 @@ def _backward_segment(c, problem, static, diff, start, end, y, a, diff_bar):
         aug, brownian = ODE(AdjointODE(static)), None
         t_from, t_to = start, end
     else:
-        w_template = jnp.zeros(c.brownian.shape, c.brownian.dtype) if isinstance(c.brownian.shape, tuple) else \
-            jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), c.brownian.shape,
-                         is_leaf=lambda x: isinstance(x, jax.ShapeDtypeStruct))
+        w_template = brownian_zeros(c.brownian)
         aug = SDE(AdjointDrift(static, problem.calculus == "ito" and problem.noise != "additive"),
                   AdjointDiffusion(static, w_template), noise=_augmented_noise(problem), calculus="stratonovich")
         brownian = ReversedTree(c.brownian)

@@ -15,8 +15,9 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._results import RESULTS
-from .._solve._common import all_finite, snap_to_end
+from .._solve._common import all_finite, constant_step_count, constant_step_end
 from ..solvers._reversible_heun import reversible_heun, reversible_heun_backward
+from ._parameters import split_parameters
 
 
 class Reversible(eqx.Module):
@@ -86,12 +87,12 @@ class _GridTimes(NamedTuple):
 
 
 class _ConstantTimes(NamedTuple):
-    """Step k runs over [t_k, t_{k+1}], t_k = t0 + k dt0 (clipped and snapped to t1), as in the
-    while loop's `ConstantStep` branch."""
+    """Step k runs over [t_k, t_{k+1}], t_k = t0 + k dt0 (the last end exactly t1), as in the
+    while loop's `ConstantStep` branch (`constant_step_end`)."""
 
     def _at(self, params, k):
         t0, t1, dt = params
-        t = snap_to_end(jnp.minimum(t0 + k.astype(t0.dtype) * dt, t1), t1, t0)
+        t = constant_step_end(t0, t1, dt, k - 1, constant_step_count(t0, t1, dt))
         return jnp.where(k == 0, t0, t)
 
     def get(self, params, k):
@@ -126,12 +127,12 @@ def _inc_at(incs, k, noise=None, t=None, tn=None):
 
 
 def _forward(problem, args, y0, time_params, incs, solver, times, noise, max_steps, t_start):
-    diff, static = eqx.partition((problem, args), eqx.is_inexact_array)
+    diff, static = split_parameters(problem, args)
     state0 = solver.init(problem, t_start, y0, args)
 
     def cond(c):
         k, _, _, result = c
-        return times.more(time_params, k, max_steps) & (result == RESULTS.successful)
+        return times.more(time_params, k, max_steps) & (result == int(RESULTS.successful))
 
     def body(c):
         k, y, state, result = c
@@ -142,10 +143,10 @@ def _forward(problem, args, y0, time_params, incs, solver, times, noise, max_ste
         # steps that were taken.
         y = jax.tree.map(lambda a, b: jnp.where(ok, a, b), y1, y)
         state = jax.tree.map(lambda a, b: jnp.where(ok, a, b), state1, state)
-        result = jnp.where(ok, result, RESULTS.nonfinite).astype(jnp.int32)
+        result = jnp.where(ok, result, int(RESULTS.nonfinite)).astype(jnp.int32)
         return k + ok.astype(k.dtype), y, state, result
 
-    init = (jnp.zeros((), jnp.int32), y0, state0, jnp.asarray(RESULTS.successful, jnp.int32))
+    init = (jnp.zeros((), jnp.int32), y0, state0, jnp.asarray(int(RESULTS.successful), jnp.int32))
     return lax.while_loop(cond, body, init)
 
 
@@ -172,7 +173,7 @@ def _reversible_solve_bwd(residuals, grad_obj, perturbed, vjp_arg, solver, times
     y_bar_end = grad_obj[0]
     y_bar_end = jax.tree.map(lambda b, y: jnp.zeros_like(y) if b is None else b, y_bar_end, y_end,
                              is_leaf=lambda x: x is None)
-    diff, static = eqx.partition((problem, args), eqx.is_inexact_array)
+    diff, static = split_parameters(problem, args)
     zeros = lambda tree: jax.tree.map(jnp.zeros_like, tree)  # noqa: E731
 
     def cond(c):
@@ -262,5 +263,5 @@ def reversible_loop(problem, solver, t0, t1, y0, args, dt, grid, max_steps, nois
     t_end = times.get(params, k)[0] if grid is None else grid[k]
     # Steps left over (max_steps reached) are reported as such, as by the while loop.
     if grid is None:
-        result = jnp.where((t_end < t1) & (result == RESULTS.successful), RESULTS.max_steps_reached, result)
+        result = jnp.where((t_end < t1) & (result == int(RESULTS.successful)), int(RESULTS.max_steps_reached), result)
     return ReversibleOutput(t=t_end, y=y, result=result.astype(jnp.int32), num_steps=k)
