@@ -35,8 +35,8 @@ $\sqrt{\mathrm{tol}}$).
 
 Cost. An interval $[s, t]$ costs $O((t - s)/\mathrm{tol})$ leaf evaluations. `increment`
 walks them one by one with a cursor (amortised O(1) tree levels per leaf); the grid build
-draws all $2^D$ leaves once, then reduces them per step with a segmented associative
-scan ($O(2^D \log 2^D)$ work, $O(2^D m^2)$ memory per path).
+draws all $2^D$ leaves once, then folds each step's leaves left to right, all steps
+together (one rolled loop over the longest step's leaves; $O(2^D m^2)$ memory per path).
 """
 
 import equinox as eqx
@@ -129,51 +129,73 @@ def interval_area(tree, us: Array, ut: Array) -> list:
 # ----------------------------------------------------------------------------- grids
 
 
-def _segmented_product(flags: Array, xs: tuple) -> tuple:
-    """Inclusive Chen products along axis 0, restarting where `flags` is set."""
+def _fold_leaves(sig: tuple, ks: Array, count: Array) -> tuple:
+    """Per interval i, the Chen product $X_{k_i} X_{k_i + 1} \\cdots X_{k_i + c_i - 1}$ of its
+    `count[i]` leaves from `ks[i]` on (the identity where the count is 0), folded left to right
+    as `interval_area` folds them, so grid and single queries associate alike.
 
-    def op(x, y):
-        fx, wx, ax = x
-        fy, wy, ay = y
-        w, a = _where(fy, (wy, ay), mul((wx, ax), (wy, ay)))
-        return fx | fy, w, a
+    One rolled loop over the longest run of leaves, vectorised over the intervals: a few
+    kernels to compile, where a segmented associative scan over all leaves compiled about ten
+    per tree level (most of an area grid's compile time). A uniform grid of N steps runs
+    about `2**depth / N` iterations; a very uneven one up to `2**depth`, each over all
+    intervals."""
+    last = sig[0].shape[0] - 1
+    some = count > 0
+    first = tuple(x[ks] for x in sig)
+    acc = _where(some, first, tuple(jnp.zeros_like(x) for x in first))
 
-    _, w, a = lax.associative_scan(op, (flags, *xs))
-    return w, a
+    def body(i, acc):
+        idx = jnp.minimum(ks + i.astype(ks.dtype), last)
+        return _where(i < count, mul(acc, tuple(x[idx] for x in sig)), acc)
+
+    runs = jnp.max(count, initial=0).astype(jnp.int32)
+    return lax.fori_loop(1, runs, body, acc)
+
+
+def _grid_normals(tree, k: Array) -> tuple:
+    """All the normals an area grid needs, in one draw (each draw inlines the whole hash): the
+    split normals of every node in heap order, the leaf bridges' of the grid points' leaves
+    `k`, and every leaf's area normals (`(2**D, *shape, m)` per shape leaf)."""
+    depth = tree.depth
+    n_leaves = 2**depth
+    all_k = jnp.arange(n_leaves, dtype=_noise.index_dtype(depth))
+    ids = [
+        _grid._full_level_ids(depth, depth),
+        _grid._node_ids(depth, jnp.full(k.shape, depth + 1, jnp.int32), k),
+        _grid._node_ids(depth, jnp.full(all_k.shape, depth + 2, jnp.int32), all_k),
+    ]
+    ids = jax.tree.map(lambda *x: jnp.concatenate(x), *ids)
+    same = lambda shape: shape  # noqa: E731
+    groups = ((n_leaves, tree._n, same), (k.shape[0], tree._n, same), (n_leaves, 1, lambda s: (*s, s[-1])))
+    heap, bridge, area = _grid._draw_nodes(tree, ids, groups)
+    return heap, bridge, tuple(x[0] for x in area)
 
 
 def grid_area(tree, u: Array) -> list:
     """Areas (rescaled time, one per shape leaf, leading axis N) of all intervals of a sorted
     grid `u` (N + 1 positions in leaf units)."""
     depth = tree.depth
-    n_leaves = 2**depth
-    idt = _noise.index_dtype(depth)
-    all_k = jnp.arange(n_leaves, dtype=idt)
-    leaves = tuple(jnp.moveaxis(x, 0, 1) for x in _grid._full_levels(tree, depth)[depth])  # (2**D, n, *shape)
     k = _cursor.leaf_index(u, depth)
-    bridge_xi = tuple(jnp.moveaxis(x, 0, 1) for x in _grid._draw_many(tree, depth + 1, k))
+    heap_xi, bridge_xi, area_xi = _grid_normals(tree, k)
+    leaves = tuple(jnp.moveaxis(x, 0, 1) for x in _grid.all_leaves(tree, heap_xi))  # (2**D, n, *shape)
+    bridge_xi = tuple(jnp.moveaxis(x, 0, 1) for x in bridge_xi)
     prefix, _ = jax.vmap(lambda v, x, uu, kk: _cursor.leaf_pieces(tree, v, x, uu, kk))(
         tuple(x[k] for x in leaves), bridge_xi, u, k
     )
     a = u - k.astype(u.dtype)
     ks, kt = k[:-1], k[1:]
-    # Whole leaves strictly inside interval i are ks[i]+1 .. kt[i]-1: a segment starts at each ks+1.
-    flags = jnp.zeros((n_leaves + 1,), bool).at[ks + 1].set(True)[:n_leaves]
-    last = jnp.clip(kt - 1, 0, n_leaves - 1)
-    has_inner = kt - 1 >= ks + 1
+    width = lambda d: jnp.asarray(2.0**-depth, d)  # noqa: E731
     out = []
-    for j in range(len(tree._leaves)):
-        lam = jax.vmap(lambda v, kk: _leaf_residual(tree, j, v, kk))(leaves[j], all_k)
-        sig = _leaf(jnp.moveaxis(leaves[j], 1, 0), lam)
-        inner = _segmented_product(flags, sig)
-        inner = tuple(x[last] for x in inner)
-        inner = _where(has_inner, inner, tuple(jnp.zeros_like(x) for x in inner))
+    for j, (_, d) in enumerate(tree._leaves):
+        v = leaves[j]
+        lam = residual(v[:, 0], v[:, 1], area_xi[j], width(d), "foster")
+        sig = _leaf(jnp.moveaxis(v, 1, 0), lam)
+        # X_{c_s,s}^{-1} (X_{k_s} ... X_{k_t - 1}) X_{c_t,t}, as `interval_area` (inside one leaf
+        # the product is empty, the identity, and this is X_{c_s,s}^{-1} X_{c_t,t}).
+        whole = _fold_leaves(sig, ks, kt - ks)
         p = _prefix(jnp.moveaxis(prefix[j], 1, 0), lam[k], a.astype(lam.dtype))
         p_s, p_t = tuple(x[:-1] for x in p), tuple(x[1:] for x in p)
-        whole_s = tuple(x[ks] for x in sig)
-        general = mul(mul(mul(inv(p_s), whole_s), inner), p_t)
-        within = mul(inv(p_s), p_t)
-        out.append(jnp.where((ks == kt)[(...,) + (None,) * (lam.ndim - 1)], within[1], general[1]))
+        out.append(mul(mul(inv(p_s), whole), p_t)[1])
     return out
 
 

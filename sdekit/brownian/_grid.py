@@ -68,12 +68,18 @@ def _node_ids(depth: int, tags: Array, indices: Array):
     return tags, indices
 
 
-def _draw_nodes(tree, ids) -> tuple:
+def _draw_nodes(tree, ids, groups=None) -> tuple:
     """Normals of many nodes (`ids` from `_node_ids`), `(n, len, *shape)` per shape leaf.
 
     The build draws through as few calls as it can: each call site inlines the whole hash
     and normal transform, and one per level made compile time grow with the depth. Each call
-    is computed once, into buffers (`computed_once`)."""
+    is computed once, into buffers (`computed_once`).
+
+    `groups`, optional: consecutive runs of `ids` that want other normals per node, as
+    `(length, n, element_shape)` with `element_shape(shape)` the element shape of a shape
+    leaf; then the result is a list with one such tuple per group, `(n, length,
+    *element_shape(shape))` per shape leaf. All groups share one hash with the most counters
+    any needs, each node's normals bitwise those of `_noise.node_normals` with its own."""
     # (The node identifiers' few integer ops are left to XLA, which fuses them into the draw: a
     # buffer of their own cost three kernels more to compile, and no measurable run time.)
     packed = not isinstance(ids, tuple)
@@ -85,13 +91,17 @@ def _draw_nodes(tree, ids) -> tuple:
     many = isinstance(tree, PathsAxis)
     leaves = tree._base_shapes if many else tree._leaves  # each tree's own (shape, dtype)
 
-    def words(seed, shape, dtype):
+    total = (ids if packed else ids[0]).shape[0]
+    grouped = groups is not None
+    groups = groups if grouped else ((total, tree._n, lambda shape: shape),)
+    counts = [max(_noise.word_count(n, f(s), d) for _, n, f in groups) for s, d in leaves]
+
+    def words(seed, count):
         # The hash words of every node (and path: one seed per path, path axis last), broadcast
         # written out: the same operations as a vmap over nodes, without batching each of the
         # hash's 130 ops in the trace. Past `PACKED_DEPTH` a node first hashes (tag, high index
         # word) into a key of its own, as `_noise.node_words` does.
-        count = _noise.word_count(tree._n, shape, dtype)
-        m = (ids if packed else ids[0]).shape[0]
+        m = total
         keys_shape, node_axes = ((m, seed.shape[0]), (0, 2)) if many else ((m,), (0,))
         k0, k1 = (lax.broadcast_in_dim(seed[:, i], keys_shape, (1,)) if many else lax.broadcast(seed[i], keys_shape) for i in (0, 1))
         if packed:
@@ -110,21 +120,36 @@ def _draw_nodes(tree, ids) -> tuple:
     def draw():
         # Per-word parts, put in element order after the loop (see `_noise.word_uniforms`).
         return tuple(
-            tuple(_noise.uniform_to_normal(u, d) for u in _noise.word_uniforms(*words(seed, s, d), d))
-            for seed, (s, d) in zip(seeds, leaves)
+            tuple(_noise.uniform_to_normal(u, d) for u in _noise.word_uniforms(*words(seed, c), d))
+            for seed, (_, d), c in zip(seeds, leaves, counts)
         )
 
     drawn = computed_once(draw, word)
-    out = []
-    for parts, (s, _) in zip(drawn, leaves):
-        x = jnp.concatenate(parts, axis=1)[:, : tree._n * math.prod(s)]
-        if many:  # (len, n, *shape, paths) -> (n, len, paths, *shape)
-            x = jnp.reshape(x, (x.shape[0], tree._n, *s, x.shape[-1]))
-            x = jnp.moveaxis(x, -1, 2)
-        else:
-            x = jnp.reshape(x, (x.shape[0], tree._n, *s))
-        out.append(jnp.moveaxis(x, 1, 0))
-    return tuple(out)
+    out, start = [], 0
+    for length, n, element_shape in groups:
+        out.append(tuple(
+            _in_element_order(parts, start, length, n, element_shape(s), d, c, many)
+            for parts, (s, d), c in zip(drawn, leaves, counts)
+        ))
+        start += length
+    return out if grouped else out[0]
+
+
+def _in_element_order(parts: tuple, start: int, length: int, n: int, shape, dtype, count: int, many: bool):
+    """Nodes `start..start+length` of a draw's per-word normals (`count` counters per node) as
+    `(n, length, *shape)` (with `many`, `(n, length, paths, *shape)`): the element order of
+    `_noise.in_element_order` for a node drawn with its own counter count (float32: its w0's
+    first, then its w1's)."""
+    own = _noise.word_count(n, shape, dtype)
+    if (start, length, own) != (0, parts[0].shape[0], count):
+        parts = tuple(lax.slice_in_dim(lax.slice_in_dim(p, start, start + length, axis=0), 0, own, axis=1) for p in parts)
+    x = jnp.concatenate(parts, axis=1)[:, : n * math.prod(shape)]
+    if many:  # (len, n, *shape, paths) -> (n, len, paths, *shape)
+        x = jnp.reshape(x, (x.shape[0], n, *shape, x.shape[-1]))
+        x = jnp.moveaxis(x, -1, 2)
+    else:
+        x = jnp.reshape(x, (x.shape[0], n, *shape))
+    return jnp.moveaxis(x, 1, 0)
 
 
 class PathsAxis:
@@ -191,6 +216,39 @@ def _full_levels(tree, top: int, xi_all: tuple | None = None) -> list:
             nxt.append(_pick(right_child, hi, lo))
         levels.append(tuple(nxt))
     return levels
+
+
+def all_leaves(tree, xi_all: tuple | None = None) -> tuple:
+    """Values of all `2**depth` leaves, `(n, 2**depth, *shape)` per shape leaf: the last of
+    `_full_levels(tree, depth)`, in one rolled loop over the levels (`xi_all`: the normals of
+    `_full_level_ids(depth, depth)`, drawn here if not given).
+
+    Every leaf position holds the value of its ancestor at the current level and splits it with
+    that node's normals, so each node's split is the same arithmetic on the same numbers as in
+    `_full_levels`; only repeated `2**depth` times per level (cheap: a few flops per element).
+    The unrolled build compiled a few kernels per level, a large part of an area grid's compile
+    time (XLA:CPU compiles every kernel as its own LLVM module)."""
+    depth = tree.depth
+    idt = _noise.index_dtype(depth)
+    if xi_all is None:
+        xi_all = _draw_nodes(tree, _full_level_ids(depth, depth))
+    pos = lax.iota(idt, 2**depth)
+
+    def level(lvl, vals):
+        lvl = lax.convert_element_type(lvl, jnp.int32)  # (an int64 loop index under x64)
+        node = lax.shift_right_arithmetic(pos, lax.convert_element_type(depth - lvl, idt))
+        heap = lax.add(lax.shift_left(np.asarray(1, idt), lax.convert_element_type(lvl, idt)), node)
+        right = _cursor.bit_at(pos, lvl, depth)
+        out = []
+        for v, xi, (_, dt) in zip(vals, xi_all, tree._leaves):
+            sq = _cursor.sqrt_width_table(depth, dt)[lvl]
+            lo, hi = _bridge.split(v, jnp.take(xi, heap, axis=1, mode="clip"), sq)
+            out.append(_pick(right, hi, lo))
+        return tuple(out)
+
+    roots = tuple(_bridge.root(x[:, 0]) for x in xi_all)
+    init = tuple(lax.broadcast_in_dim(r, (r.shape[0], 2**depth, *r.shape[1:]), (0, *range(2, r.ndim + 1))) for r in roots)
+    return lax.fori_loop(0, depth, level, init)
 
 
 def _deep_paths(tree, top_nodes, k: Array, top: int, xi_all: tuple):

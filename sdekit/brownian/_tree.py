@@ -263,8 +263,9 @@ class BrownianTree(eqx.Module):
         differently in the vectorised build, so about half the values differ in the last
         bit. This is the fast path for fixed-step solvers; choose `tol` close to the step
         (the build draws about `2**depth + (depth - log2(N)) * N` nodes for N steps).
-        With `area=True` it also draws all `2**depth` leaves once and reduces them per
-        step (a segmented associative scan), so then `tol` sets the cost, not N.
+        With `area=True` it also draws all `2**depth` leaves once and folds each step's
+        leaves (one loop over the longest step's leaves, all steps at once), so then `tol`
+        sets the cost.
 
         Under `jax.vmap` over keys (the tree built inside the vmapped function, so that
         `t0`, `t1` and the grid are shared, as `sample_paths` does), the trees' grids are

@@ -127,3 +127,45 @@ def test_bad_input():
         tree.increment(0.5, 0.2)
     bad = jax.jit(lambda s: tree.increment(s, 0.9).A)(jnp.asarray(2.0))
     assert bool(jnp.isnan(bad).all())
+
+
+def test_grid_area_on_uneven_grid_equals_increments(dtype):
+    """Steps over many leaves beside steps inside one leaf and empty ones: the grid folds each
+    step's whole leaves (runs of 0 to 60 leaves, all steps in one loop) as `increment` does."""
+    tree = _tree(jax.random.key(8), dtype)
+    tdt = tree.t0.dtype
+    width = T * 2.0**-tree.depth
+    ts = jnp.asarray([0.0, 0.3 * width, 0.3 * width, 0.6 * width, 60.5 * width, 61.0 * width, T], tdt)
+    grid = tree.grid_increments(ts)
+    scale = float(jnp.max(jnp.abs(tree.increment(0.0, T).A)))
+    for i in range(len(ts) - 1):
+        inc = tree.increment(ts[i], ts[i + 1])
+        assert float(jnp.max(jnp.abs(inc.A - grid.A[i]))) < 50 * float(jnp.finfo(dtype).eps) * scale, i
+    assert bool((grid.A[1] == 0).all())
+
+
+def _equations(jaxpr) -> int:
+    """Equations of a jaxpr and of every jaxpr inside it (loop bodies, inner jits)."""
+    count = 0
+    for eqn in jaxpr.eqns:
+        count += 1
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, (tuple, list)) else (param,):
+                if isinstance(sub, jax.extend.core.ClosedJaxpr):
+                    count += _equations(sub.jaxpr)
+                elif isinstance(sub, jax.extend.core.Jaxpr):
+                    count += _equations(sub)
+    return count
+
+
+def test_area_grid_program_does_not_grow_with_depth():
+    """Compile-time guard (issue #18, item 9): the area grid is a few rolled loops, so its program
+    has the same size at any depth, and a small one. The segmented associative scan and unrolled
+    leaf levels it replaces grew by about 100 equations per level (1810 at depth 10), most of
+    the first call of a general-noise solve."""
+    sizes = []
+    for tol in (2.0**-6, 2.0**-14):
+        tree = skb.BrownianTree(jax.random.key(0), 0.0, 1.0, shape=(2,), tol=tol, levy="space-time", area=True)
+        jaxpr = jax.make_jaxpr(lambda ts: tree.grid_increments(ts).A)(jnp.linspace(0.0, 1.0, 65))
+        sizes.append(_equations(jaxpr.jaxpr))
+    assert sizes[0] == sizes[1] and sizes[0] < 800, sizes
