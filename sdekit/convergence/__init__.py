@@ -8,7 +8,7 @@ from ._experiment import (
     ode_order_experiment as ode_order_experiment,
 )
 from ._problems import PROBLEMS as PROBLEMS, TestProblem as TestProblem
-from ._report import order_table as order_table, save_order_plot as save_order_plot
+from ._report import order_figure as order_figure, order_table as order_table, save_order_plot as save_order_plot
 from ._sde import (
     SDE_PROBLEMS as SDE_PROBLEMS,
     SDETestProblem as SDETestProblem,
@@ -21,6 +21,7 @@ __all__ = [
     "SDE_PROBLEMS",
     "SDETestProblem",
     "bootstrap_order",
+    "order_figure",
     "sde_strong_order_experiment",
     "OrderFit",
     "SolverResult",
