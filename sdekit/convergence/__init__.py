@@ -11,17 +11,23 @@ from ._problems import PROBLEMS as PROBLEMS, TestProblem as TestProblem
 from ._report import order_figure as order_figure, order_table as order_table, save_order_plot as save_order_plot
 from ._sde import (
     SDE_PROBLEMS as SDE_PROBLEMS,
+    Reference as Reference,
     SDETestProblem as SDETestProblem,
     bootstrap_order as bootstrap_order,
+    problem_for as problem_for,
+    sde_solver_mismatch as sde_solver_mismatch,
     sde_strong_order_experiment as sde_strong_order_experiment,
 )
 
 __all__ = [
     "PROBLEMS",
+    "Reference",
     "SDE_PROBLEMS",
     "SDETestProblem",
     "bootstrap_order",
     "order_figure",
+    "problem_for",
+    "sde_solver_mismatch",
     "sde_strong_order_experiment",
     "OrderFit",
     "SolverResult",
