@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from .._solve._checks import brownian_zeros
 from ..brownian import Increment
 from ..terms import stratonovich_drift
 
@@ -138,11 +139,7 @@ class ReversedTree(eqx.Module):
         return self._flat_dtype()
 
     def _template(self):
-        shape = self.tree.shape
-        if isinstance(shape, tuple):
-            return jnp.zeros(shape, self.tree.dtype)
-        return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shape,
-                            is_leaf=lambda x: isinstance(x, jax.ShapeDtypeStruct))
+        return brownian_zeros(self.tree)
 
     def _size(self):
         return sum(x.size for x in jax.tree.leaves(self._template()))
