@@ -2,6 +2,8 @@
 
 import pathlib
 
+import numpy as np
+
 from ._experiment import SolverResult
 
 
@@ -32,26 +34,35 @@ def _pyplot():
 
 
 def order_figure(results: list[SolverResult], title: str, ylabel: str = "max error over the grid"):
-    """Log-log figure of error against step size: one line per solver, and beneath it a dashed guide
-    of its theoretical slope, labelled "slope p".
+    """Log-log figure of error against step size: one line per solver, and a dashed guide of each
+    theoretical order, labelled "slope p".
 
-    The guide runs parallel to where the data should be, a factor `GUIDE_OFFSET` below the finest
-    point, so it neither hides nor is hidden by the data line. The legend sits outside the axes, to
-    the right, so it never covers a line; save with `bbox_inches="tight"` to keep it in the image.
+    A guide runs parallel to where the data should be, a factor `GUIDE_OFFSET` below the lowest
+    finest point among the solvers of that order (one guide and label per order, so equal orders do
+    not stack labels), so it neither hides nor is hidden by the data. The legend sits outside the
+    axes, to the right, so it never covers a line; save with `bbox_inches="tight"` to keep it in
+    the image. Step sizes are on a base-2 axis (grids are halved), labelled as powers of 2.
 
     Returns:
         The matplotlib `Figure`.
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    colors = {}
     for r in results:
         [line] = ax.loglog(r.step_sizes, r.errors, "o-", label=f"{r.name}: {r.fit.order:.2f} (theory {r.theory:g})")
-        guide = GUIDE_OFFSET * r.errors[-1] * (r.step_sizes / r.step_sizes[-1]) ** r.theory
-        ax.loglog(r.step_sizes, guide, "--", color=line.get_color(), alpha=0.8, linewidth=1.2)
-        middle = len(r.step_sizes) // 2
-        ax.annotate(f"slope {r.theory:g}", (r.step_sizes[middle], guide[middle]), xytext=(0, -4),
-                    textcoords="offset points", ha="center", va="top", fontsize=8, color=line.get_color())
+        colors.setdefault(r.theory, line.get_color())
+    for theory, color in colors.items():
+        group = [r for r in results if r.theory == theory]
+        h = np.unique(np.concatenate([r.step_sizes for r in group]))
+        anchor = min(group, key=lambda r: r.errors[-1])
+        guide = GUIDE_OFFSET * anchor.errors[-1] * (h / anchor.step_sizes[-1]) ** theory
+        ax.loglog(h, guide, "--", color=color, alpha=0.8, linewidth=1.2)
+        middle = len(h) // 2
+        ax.annotate(f"slope {theory:g}", (h[middle], guide[middle]), xytext=(0, -4), textcoords="offset points",
+                    ha="center", va="top", fontsize=8, color=color)
     ax.plot([], [], "k--", alpha=0.8, linewidth=1.2, label="theoretical slope")
+    ax.set_xscale("log", base=2)
     ax.set_xlabel("step size h")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
