@@ -34,11 +34,14 @@ def test_cli_prints_table_and_saves_plot(tmp_path, capsys):
     assert (tmp_path / "convergence_exp-sin.md").read_text().startswith("Problem: exp-sin")
 
 
-def test_cli_rejects_bad_arguments(tmp_path):
-    with pytest.raises(SystemExit, match="unknown solver"):
-        main(["convergence", "--solvers", "rk5", "--out", str(tmp_path)])
-    with pytest.raises(SystemExit, match="at least three increasing"):
-        main(["convergence", "--solvers", "rk4", "--levels", "64", "32", "16", "--out", str(tmp_path)])
+def test_cli_rejects_bad_arguments(tmp_path, capsys):
+    """Usage errors: exit status 2 and one line on stderr (see test_cli_validation.py for the rest)."""
+    for args, message in [(["--solvers", "rk5"], "unknown solver 'rk5'"),
+                          (["--solvers", "rk4", "--levels", "64", "32", "16"], "at least three increasing")]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["convergence", *args, "--out", str(tmp_path)])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and message in err and err.count("\n") == 1, err
 
 
 def test_bootstrap_interval_covers_and_is_tight():
@@ -67,6 +70,7 @@ def test_cli_sde_strong_orders(tmp_path, capsys):
     assert (tmp_path / "convergence_gbm.png").exists()
 
 
-def test_cli_rejects_solver_for_wrong_noise(tmp_path):
-    with pytest.raises(SystemExit, match="does not solve"):
+def test_cli_rejects_solver_for_wrong_noise(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
         main(["convergence", "--problem", "gbm", "--solvers", "tsit5", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2 and "tsit5 is an ODE method and gbm an SDE problem" in capsys.readouterr().err
