@@ -164,12 +164,14 @@ def _scan_solve(solver, problem, y0, incs, t0=0.0):
     ts = t0 + jnp.concatenate([jnp.zeros(1, incs.dt.dtype), jnp.cumsum(incs.dt)])
     state = solver.init(problem, ts[0], y0, None)
 
-    def body(y, x):
+    def body(carry, x):
+        # The solver state is carried: stateful methods (reversible Heun's second copy) need it.
+        y, state = carry
         ta, tb, inc = x
-        y1, _, _, _ = solver.step(problem, ta, tb, y, None, inc, state)
-        return y1, None
+        y1, _, _, state1 = solver.step(problem, ta, tb, y, None, inc, state)
+        return (y1, state1), None
 
-    y1, _ = lax.scan(body, y0, (ts[:-1], ts[1:], incs))
+    (y1, _), _ = lax.scan(body, (y0, state), (ts[:-1], ts[1:], incs))
     return y1
 
 
