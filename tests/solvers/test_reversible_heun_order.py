@@ -9,7 +9,7 @@ import sdekit as sk
 
 # Commutative noise with three channels: g_ij(y) = s_j y_i (the columns' Jacobians commute).
 COMMUTATIVE = sk.SDE(lambda t, y, a: -0.5 * y + 0.2 * jnp.sin(y[::-1]),
-                     lambda t, y, a: y[:, None] * jnp.array([0.3, 0.2, 0.4], y.dtype),
+                     lambda t, y, a: y[:, None] * jnp.array([[0.3, 0.2, 0.4]], y.dtype),
                      noise="commutative", calculus="stratonovich")
 
 
