@@ -15,6 +15,14 @@ from jaxtyping import Array, ArrayLike, Float
 from ._typing import RealScalarLike
 
 
+__all__ = ["ConstantStep", "StepTo", "PID", "PIDState", "rms_norm", "max_norm", "initial_step_size"]
+
+
+def __dir__():
+    # Only the public names (not the modules this one imports).
+    return __all__
+
+
 def rms_norm(tree) -> Array:
     """Root-mean-square over every element of every leaf."""
     leaves = jax.tree.leaves(tree)

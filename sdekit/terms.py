@@ -7,6 +7,14 @@ import jax
 import jax.numpy as jnp
 
 
+__all__ = ["ODE", "SDE", "NOISE_TYPES", "CALCULI", "contract", "stratonovich_drift", "time_reversed"]
+
+
+def __dir__():
+    # Only the public names (not the modules this one imports).
+    return __all__
+
+
 class ODE(eqx.Module):
     r"""An ordinary differential equation $\mathrm{d}y/\mathrm{d}t = f(t, y, \text{args})$.
 

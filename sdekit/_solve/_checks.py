@@ -67,6 +67,26 @@ def _check_step_options(controller, dt0) -> None:
         raise ValueError("sk.StepTo(ts) fixes every step: do not pass dt0 as well.")
 
 
+def solvers_for(noise: str, calculus: str) -> list[str]:
+    """Names of the `sk.solvers` factories (called with their defaults) that support `noise` in
+    `calculus` (any calculus for additive noise)."""
+    from .. import solvers
+
+    names = []
+    for name in solvers.__all__:
+        factory = getattr(solvers, name)
+        if isinstance(factory, type) or not callable(factory):
+            continue
+        try:
+            solver = factory()
+        except TypeError:  # needs arguments: a constructor of solvers, not a solver
+            continue
+        facts = getattr(solver, "sde", None)
+        if facts is not None and facts.strong(noise) is not None and (noise == "additive" or facts.calculus == calculus):
+            names.append(f"{name}()")
+    return names
+
+
 def _check_sde_static(problem, solver, controller, dt0, brownian) -> None:
     from ..brownian import BrownianTree
 
@@ -80,8 +100,8 @@ def _check_sde_static(problem, solver, controller, dt0, brownian) -> None:
         supported = ", ".join(n for n, _ in facts.strong_order)
         raise ValueError(
             f"The solver {solver.name} does not support {problem.noise!r} noise (it supports: {supported}). "
-            "For general or commutative noise use e.g. euler_maruyama() (Itô) or spark() / general_shark() "
-            "(Stratonovich)."
+            f"Solvers for {problem.noise!r} noise in {problem.calculus} calculus: "
+            f"{', '.join(solvers_for(problem.noise, problem.calculus))}."
         )
     if problem.noise != "additive" and facts.calculus != problem.calculus:
         raise ValueError(
