@@ -10,7 +10,7 @@ Examples:
 
 from . import brownian as brownian, controllers as controllers, solvers as solvers, terms as terms
 from . import adjoint as adjoint
-from ._results import RESULTS as RESULTS
+from ._results import RESULTS as RESULTS, SolveError as SolveError
 from ._solve import SaveAt as SaveAt, Solution as Solution, sample_paths as sample_paths, solve as solve
 from .controllers import PID as PID, ConstantStep as ConstantStep, StepTo as StepTo
 from .brownian import BrownianTree as BrownianTree, Increment as Increment
@@ -28,6 +28,7 @@ __all__ = [
     "ConstantStep",
     "SaveAt",
     "Solution",
+    "SolveError",
     "StepTo",
     "adjoint",
     "brownian",

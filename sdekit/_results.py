@@ -2,6 +2,8 @@
 
 import enum
 
+import equinox as eqx
+
 
 class RESULTS(enum.IntEnum):
     """Why a solve stopped: `sol.result` holds one of these codes (an int32 array)."""
@@ -21,3 +23,26 @@ MESSAGES = (
     "A non-finite value (NaN or inf) appeared in the state or the vector field. Check the vector "
     "field and the initial condition.",
 )
+
+
+class SolveError(eqx.EquinoxRuntimeError):
+    """A failed solve or bad traced input, raised by `sk.solve` when called outside a user's
+    `jit` (`throw=True`). Its message comes first; equinox's report (the stack inside the
+    compiled solve and debugging hints) is chained below it as the cause.
+
+    Under a user's `jax.jit`, the error is raised by XLA when the compiled program runs, as
+    `jax.errors.JaxRuntimeError: INTERNAL: CpuCallback error ...` with the same message near
+    the end of its text: XLA's wrapping cannot be changed from inside the program. Call the
+    solve outside `jit` (it compiles itself), or wrap with `equinox.filter_jit`, or pass
+    `throw=False` and read `sol.result`.
+    """
+
+
+_EQUINOX_PREFIX = "EquinoxRuntimeError: "
+
+
+def user_message(equinox_text: str) -> str | None:
+    """The message that `equinox.error_if` was given, from the text of the error it raised."""
+    if _EQUINOX_PREFIX not in equinox_text:
+        return None
+    return equinox_text.rsplit(_EQUINOX_PREFIX, 1)[1].split("\n\n-------------------")[0].strip()

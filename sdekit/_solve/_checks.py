@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._batch import batch_min
 from ..controllers import ConstantStep, StepTo
 from ..solvers import Solver
 
@@ -321,4 +322,7 @@ def check_numbers_traced(carrier, t0, t1, dt0, saveat_ts, grid, brownian=None):
     if failure is None:
         return carrier
     failed, index, messages = failure
-    return eqx.branched_error_if(carrier, failed, index, list(messages))
+    # The first failing check of the worst lane under vmap (a passing lane's index means nothing:
+    # reduced by equinox on its own, it could name a check that no lane failed).
+    worst = -batch_min(-jnp.where(failed, index + 1, 0))
+    return eqx.branched_error_if(carrier, worst > 0, worst, ("",) + tuple(messages))

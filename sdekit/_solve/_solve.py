@@ -1,5 +1,6 @@
 """`sk.solve`: the single entry point for solving a differential equation."""
 
+import contextlib
 import dataclasses
 
 import equinox as eqx
@@ -8,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._batch import batch_min
-from .._results import MESSAGES, RESULTS
+from .._results import MESSAGES, RESULTS, SolveError, user_message
 from .._typing import Args, RealScalarLike, Y
 from ..controllers import PID, ConstantStep, StepTo, initial_step_size
 from ..solvers import Solver
@@ -83,8 +84,10 @@ def solve(
 
     Raises:
         ValueError, TypeError: for inconsistent inputs (see the messages).
-        equinox.EquinoxRuntimeError (a RuntimeError): when `throw=True` and the solve fails, or
-            for bad traced inputs.
+        sk.SolveError (an equinox.EquinoxRuntimeError, a RuntimeError): when `throw=True` and
+            the solve fails, or for bad traced inputs, with the message first. Under your own
+            `jax.jit` the same message arrives inside XLA's `JaxRuntimeError` (see
+            `sk.SolveError`).
 
     Examples:
         >>> import jax.numpy as jnp, sdekit as sk
@@ -129,6 +132,27 @@ def solve(
         # all increments drawn at once (the while loop queries the tree's cursor step by step:
         # ~8x slower).
         grid = constant_step_grid(*given, tdtype, max_steps, None if brownian is None else brownian.tol)
+    with _clear_errors():
+        return _dispatch(problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw,
+                         progress, checked, brownian, adjoint)
+
+
+@contextlib.contextmanager
+def _clear_errors():
+    """Re-raise equinox's run-time errors with their message first (see `sk.SolveError`)."""
+    try:
+        yield
+    except SolveError:
+        raise
+    except eqx.EquinoxRuntimeError as err:
+        message = user_message(str(err))
+        if message is None:
+            raise
+        raise SolveError(message) from err
+
+
+def _dispatch(problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw, progress,
+              checked, brownian, adjoint):
     if _is_backsolve(adjoint):
         from ..adjoint._backsolve import backsolve_solve
 
