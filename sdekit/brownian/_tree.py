@@ -48,6 +48,16 @@ class BrownianTree(eqx.Module):
     short interval's W, H and K are accurate to a few ulps of their own size wherever
     it lies (intervals shorter than one leaf are differenced within the leaf).
 
+    Derivatives. A Brownian path is not differentiable in time, so the random parts of every
+    query (W, H, K, A, the returned cursor; `evaluate`, `reversed_increment`,
+    `grid_increments` and `area_normals` alike) have derivative **exactly zero** in the query
+    times, the grid and the tree's own `t0`/`t1` (when traced), in forward and reverse mode,
+    under `jit` and `vmap`: they are computed under `lax.stop_gradient`. `dt` $= t - s$ is
+    deterministic and keeps its derivative (1 in $t$, -1 in $s$), as a step's drift term
+    $f\,dt$ needs. (Differentiating the bridge formulas instead gave NaN at leaf ends, such as
+    dyadic times and the tree's ends, and no reverse mode through the descent's loops.) So the
+    gradient of a solve with respect to its times holds the driving noise's increments fixed.
+
     Invalid queries. Concrete (non-traced) times are checked when called and raise
     `ValueError`. Traced times cannot be checked at trace time: with
     `on_error="nan"` (default) an increment with $s > t$, a time outside
@@ -197,10 +207,15 @@ class BrownianTree(eqx.Module):
             with one (the cursor then holds $t$). `A` is `None` unless `area=True`; its
             cost is O((t - s)/tol) leaves, walked with a private cursor.
         """
-        inc, cur = self._increment(s, t, cursor)
+        s, t = jnp.asarray(s, self._tdtype), jnp.asarray(t, self._tdtype)
+        # The random parts have zero time derivatives (see the class docstring): computed from
+        # times, interval and cursor out of differentiation.
+        tree, fs, ft, cur = lax.stop_gradient((self, s, t, cursor))
+        inc, cur = tree._increment(fs, ft, cur)
         if self.area:
-            s_, t_ = jnp.asarray(s, self._tdtype), jnp.asarray(t, self._tdtype)
-            inc = inc._replace(A=_area.increment_area(self, s_, t_))
+            inc = inc._replace(A=_area.increment_area(tree, fs, ft))
+        # `dt` is deterministic: differentiable as the plain difference it is.
+        inc = inc._replace(dt=t - s)
         return inc if cursor is None else (inc, cur)
 
     def reversed_increment(
@@ -245,8 +260,8 @@ class BrownianTree(eqx.Module):
         Returns:
             A pytree like `shape` with leaves of shape `(*shape, shape[-1])`.
         """
-        s = jnp.asarray(s, self._tdtype)
-        k = _cursor.leaf_index(self._position(s), self.depth)
+        s = lax.stop_gradient(jnp.asarray(s, self._tdtype))
+        k = _cursor.leaf_index(lax.stop_gradient(self)._position(s), self.depth)
         out = []
         for seed, (shape, d) in zip(self._seeds, self._leaves):
             if len(shape) == 0:
@@ -285,12 +300,13 @@ class BrownianTree(eqx.Module):
         ts = jnp.asarray(ts, self._tdtype)
         if ts.ndim != 1 or ts.shape[0] < 2:
             raise ValueError(f"ts must be 1-d with at least 2 times, got shape {ts.shape}.")
-        if _validate.is_concrete(ts) and _validate.is_concrete(self.t0):
-            self._check_concrete(ts[:-1], ts[1:])
-        inc = _grid_core(self, ts)
+        tree, fts = lax.stop_gradient((self, ts))  # zero time derivatives, as in `increment`
+        if all(_validate.is_concrete(x) for x in (fts, tree.t0, tree.t1)):
+            tree._check_concrete(fts[:-1], fts[1:])
+        inc = _grid_core(tree, fts)
         if self.area:
-            inc = inc._replace(A=_area.grid_increment_area(self, ts))
-        return inc
+            inc = inc._replace(A=_area.grid_increment_area(tree, fts))
+        return inc._replace(dt=ts[1:] - ts[:-1])
 
     # ------------------------------------------------------------------ internals
 
@@ -414,9 +430,11 @@ def _grid_pieces_impl(*args, static, treedef, paths=None):
     """Scaled pieces (component axis first), `dt` and `bad` of a grid; `paths`: the number of
     trees built as one (their seeds batched on axis 0, the times shared)."""
     *leaves, ts = args
+    dt = ts[1:] - ts[:-1]
+    # Zero derivatives for the pieces, also where the batching rule calls this directly.
+    leaves, ts = lax.stop_gradient((leaves, ts))
     tree = eqx.combine(jax.tree.unflatten(treedef, leaves), static)
     build = tree if paths is None else _grid.PathsAxis(tree, tree._seeds, paths)
-    dt = ts[1:] - ts[:-1]
     bad = ~((ts[:-1] <= ts[1:]) & (ts[:-1] >= tree.t0) & (ts[1:] <= tree.t1))
     pieces = _grid.grid_pieces(build, tree._position(ts))
     # Scaled (and NaN-masked) here: elementwise work between the batched rule's transpose and a
@@ -457,8 +475,14 @@ def _grid_pieces_batched(args, dims, *, static, treedef):
 
 
 def _grid_pieces_jvp(primals, tangents, *, static, treedef):
-    tangents = [jax.interpreters.ad.instantiate_zeros(t) for t in tangents]
-    return jax.jvp(partial(_grid_pieces_impl, static=static, treedef=treedef), tuple(primals), tuple(tangents))
+    """Zero derivatives for the pieces (and the bad-step mask), as for every query (see
+    `BrownianTree`); `dt`'s is the difference of the times'. (`grid_increments` stops the
+    gradients before binding, so this is for completeness: a jvp of the build itself gave NaN
+    at dyadic times and, through its loops, no reverse mode.)"""
+    out = _grid_pieces_p.bind(*primals, static=static, treedef=treedef)
+    ts_dot = jax.interpreters.ad.instantiate_zeros(tangents[-1])
+    zeros = [jax.interpreters.ad.Zero(jax.typeof(x).to_tangent_aval()) for x in out]
+    return out, [*zeros[:-2], ts_dot[1:] - ts_dot[:-1], zeros[-1]]
 
 
 _grid_pieces_p.def_impl(_grid_pieces_impl)
