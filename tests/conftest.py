@@ -2,8 +2,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-jax.config.update("jax_numpy_rank_promotion", "raise")
-jax.config.update("jax_numpy_dtype_promotion", "strict")
+# Strict rank and dtype promotion for the whole run: ../conftest.py.
 
 
 @pytest.fixture(params=["float32", "float64"])
