@@ -9,7 +9,7 @@ import argparse
 import inspect
 import pathlib
 import sys
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 import jax
 
@@ -110,7 +110,7 @@ def add_convergence_parser(subparsers) -> None:
     parser.set_defaults(run=run_convergence)
 
 
-def fail(message: str):
+def fail(message: str) -> NoReturn:
     """Stop with a one-line message on stderr and exit status 2 (argparse's usage-error status)."""
     print(f"{PROG}: error: {message}", file=sys.stderr)
     raise SystemExit(2)
@@ -128,8 +128,8 @@ def parse_solver_specs(text: str, problem: str) -> list[SolverSpec]:
             fail(f"{_why_not(name, problem)}; for {problem} choose from {', '.join(known)}")
         if sep:
             if name not in _calculus_solvers():
-                fail(f"{entry!r}: {name} has a fixed calculus ({_fixed_calculus(name)}); only "
-                     f"{', '.join(_calculus_solvers())} take ':ito' or ':stratonovich'")
+                fail(f"{entry!r}: {_fixed_calculus(name)}; only {', '.join(_calculus_solvers())} take ':ito' or "
+                     "':stratonovich'")
             if calculus not in CALCULI:
                 fail(f"{entry!r}: the calculus must be 'ito' or 'stratonovich', got {calculus!r}")
         if any(s.text == entry for s in specs):
@@ -157,7 +157,7 @@ def _why_not(name: str, problem: str) -> str:
 
 def _fixed_calculus(name: str) -> str:
     facts = getattr(sk.solvers, name)().sde
-    return "an ODE method" if facts is None else facts.calculus
+    return f"{name} is an ODE method" if facts is None else f"{name} has a fixed calculus ({facts.calculus})"
 
 
 def build_solver(spec: SolverSpec, problem: str) -> sk.solvers.Solver:

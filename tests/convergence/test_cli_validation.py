@@ -38,6 +38,7 @@ def _refusal(args, capsys) -> str:
     (["--problem", "gbm", "--solvers", "euler_maruyama,milstein:foo"], "calculus must be 'ito' or 'stratonovich'"),
     (["--problem", "gbm", "--solvers", "heun_sde:ito"], "heun_sde has a fixed calculus (stratonovich)"),
     (["--problem", "ou", "--solvers", "shark,sra1,rk5"], "unknown solver 'rk5'"),
+    (["--problem", "exp-sin", "--solvers", "rk4:ito"], "rk4 is an ODE method; only milstein, milstein_general take"),
     (["--problem", "ou", "--solvers", "shark,milstein_general"], "milstein_general does not solve additive-noise"),
     (["--problem", "ou", "--solvers", "shark,,sra1"], "empty solver name"),
     (["--problem", "ou", "--solvers", "shark,shark"], "listed twice"),
