@@ -92,7 +92,8 @@ def _reference(test: TestProblem, step_counts):
         return lambda ts: np.stack([np.asarray(test.exact(t)) for t in ts])
     if any(REFERENCE_STEPS % n for n in step_counts):
         raise ValueError(f"Step counts for reference problems must divide {REFERENCE_STEPS}, got {step_counts}.")
-    solve = jax.jit(lambda y0: compensated_solve(test.problem, sk.solvers.dopri8(), test.t0, test.t1, y0, REFERENCE_STEPS))
+    solve = jax.jit(lambda y0: compensated_solve(test.problem, sk.solvers.dopri8(), test.t0, test.t1, y0,
+                                                 REFERENCE_STEPS))
     values = np.asarray(solve(test.y0()), dtype=np.float64)
 
     def reference(ts):

@@ -8,7 +8,8 @@ from sdekit.__main__ import main
 
 def _orders(capsys, *args) -> dict[str, float]:
     assert main(["convergence", *args, "--no-plot"]) == 0
-    rows = [line.split("|") for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "solver" not in line]
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split("|") for line in lines if line.startswith("| ") and "solver" not in line]
     return {row[1].strip(): float(row[2]) for row in rows}
 
 
