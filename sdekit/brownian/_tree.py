@@ -1,5 +1,6 @@
 r"""`BrownianTree`: one PRNG key fixes a whole Brownian path and its Lévy areas."""
 
+import copy
 from functools import partial
 from typing import Literal
 
@@ -18,6 +19,12 @@ from ._cursor import BrownianCursor
 from ._increment import Increment
 
 Levy = Literal["increment", "space-time", "space-time-time"]
+
+_QUERY_ERROR = (
+    "Invalid BrownianTree query: a time outside the tree's [t0, t1], s > t (use "
+    "reversed_increment for backward time) or a NaN time. Build the tree with on_error='nan' "
+    "(or use tree.with_on_error('nan')) to get NaN increments instead."
+)
 
 
 class BrownianTree(eqx.Module):
@@ -59,10 +66,12 @@ class BrownianTree(eqx.Module):
     gradient of a solve with respect to its times holds the driving noise's increments fixed.
 
     Invalid queries. Concrete (non-traced) times are checked when called and raise
-    `ValueError`. Traced times cannot be checked at trace time: with
-    `on_error="nan"` (default) an increment with $s > t$, a time outside
-    $[t_0, t_1]$ or a NaN time has NaN W, H and K; with `on_error="raise"` it raises at
-    run time through `equinox.error_if`. Backward-in-time increments use
+    `ValueError`. Traced times (under `jit`, `vmap`, in a loop) are checked at run time: with
+    `on_error="raise"` (default) a query with $s > t$, a time outside $[t_0, t_1]$ or a NaN
+    time raises a run-time error through `equinox.error_if` (under `vmap`, if any lane is
+    bad; `EQX_ON_ERROR=nan` makes it NaN instead); with `on_error="nan"` its W, H, K and A
+    are NaN (on the bad steps only, for a grid) and nothing raises. `with_on_error` gives
+    the same tree with the other policy. Backward-in-time increments use
     `reversed_increment`.
 
     Args:
@@ -80,7 +89,8 @@ class BrownianTree(eqx.Module):
             `m = shape[-1]`).
         dtype: float dtype of the path when `shape` is a tuple (default: jax's default
             float).
-        on_error: `"nan"` or `"raise"`, the policy for invalid traced query times.
+        on_error: `"raise"` (default) or `"nan"`, the policy for invalid traced query
+            times (see above).
         depth: optional static depth override (required when t0/t1 are traced).
 
     Attributes:
@@ -137,13 +147,12 @@ class BrownianTree(eqx.Module):
         levy: Levy = "increment",
         area: bool = False,
         dtype=None,
-        on_error: Literal["nan", "raise"] = "nan",
+        on_error: Literal["raise", "nan"] = "raise",
         depth: int | None = None,
     ):
         key = _validate.check_key(key)
         _validate.check_levy(levy)
-        if on_error not in ("nan", "raise"):
-            raise ValueError(f"on_error must be 'nan' or 'raise', got {on_error!r}.")
+        _validate.check_on_error(on_error)
         leaves, treedef, tuple_shape = _validate.check_shape(shape, dtype)
         self.tol, self.depth = _validate.check_tol_depth(tol, t0, t1, depth)
         self._tdtype = _validate.time_dtype(t0, t1, leaves)
@@ -178,6 +187,25 @@ class BrownianTree(eqx.Module):
         if self._tuple_shape:
             return self._leaves[0][1]
         return jax.tree.unflatten(self._treedef, [d for _, d in self._leaves])
+
+    def with_on_error(self, on_error: Literal["raise", "nan"]) -> "BrownianTree":
+        """The same tree (the same path) with another policy for invalid traced queries.
+
+        For a caller that has its own policy, such as a solve with `throw=False` that reports
+        bad input through its result code (`"nan"`), or one that wants the error (`"raise"`).
+
+        Args:
+            on_error: `"raise"` or `"nan"` (see the class docstring).
+
+        Returns:
+            A `BrownianTree` equal to this one but for `on_error`.
+        """
+        _validate.check_on_error(on_error)
+        if on_error == self.on_error:
+            return self
+        tree = copy.copy(self)
+        object.__setattr__(tree, "on_error", on_error)  # a static field: equinox modules are frozen
+        return tree
 
     # ------------------------------------------------------------------ queries
 
@@ -366,7 +394,7 @@ class BrownianTree(eqx.Module):
         """The `Increment` of scaled components (the shape leaves' W, H, K one after another),
         raising under the "raise" policy."""
         if self.on_error == "raise":
-            flat = [self._guard(x, bad) for x in flat]
+            flat = self._raise_if(flat, bad)
         comps = [flat[i :: self._n] for i in range(self._n)]
         W = self._unflatten(comps[0])
         H = self._unflatten(comps[1]) if self._n >= 2 else None
@@ -381,7 +409,13 @@ class BrownianTree(eqx.Module):
         """The `on_error` policy: NaN where `bad` (broadcast against `x`), or a run-time error."""
         if self.on_error == "nan":
             return jnp.where(bad, jnp.asarray(jnp.nan, x.dtype), x)
-        return eqx.error_if(x, jnp.any(bad), "Brownian query outside [t0, t1], s > t, or NaN time.")
+        return self._raise_if(x, bad)
+
+    @staticmethod
+    def _raise_if(xs, bad):
+        """`xs` (a pytree), with a run-time error if any query is bad: one check for all of
+        a query's components (each `error_if` is a conditional of its own)."""
+        return eqx.error_if(xs, jnp.any(bad), _QUERY_ERROR)
 
     def _unflatten(self, xs):
         if self._tuple_shape:

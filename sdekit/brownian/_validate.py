@@ -45,6 +45,11 @@ def check_levy(levy) -> int:
     return LEVY_COMPONENTS[levy]
 
 
+def check_on_error(on_error) -> None:
+    if on_error not in ("raise", "nan"):
+        raise ValueError(f"on_error must be 'raise' or 'nan', got {on_error!r}.")
+
+
 def tree_options(levy_area: str) -> tuple[str, bool]:
     """The tree's `(levy, area)` that provide a solver's `levy_area` need: `"space-space"` is W
     and H plus the path-consistent area."""

@@ -1,7 +1,6 @@
 """Bad input: clear errors at construction and for concrete queries; NaN or raise for
 traced ones."""
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -68,10 +67,47 @@ def test_concrete_query_errors():
         tree.grid_increments(jnp.zeros((2, 2)))
 
 
-def test_traced_queries_nan_policy():
+BAD = [(0.6, 0.5), (0.5, 1.2), (-0.5, 0.1), (np.nan, 0.3)]  # s > t, outside [t0, t1], NaN
+
+
+def test_traced_bad_queries_raise_by_default():
+    """Issue #18, item 7: under jit a query outside [t0, t1] (or s > t, or a NaN time) raises at
+    run time by default, as other traced bad input does (it returned NaN silently before)."""
     tree = skb.BrownianTree(KEY, 0.0, 1.0, shape=(2,), tol=0.01, levy="space-time")
+    assert tree.on_error == "raise"
     f = jax.jit(lambda s, t: tree.increment(s, t))
-    for s, t in [(0.6, 0.5), (0.5, 1.2), (-0.5, 0.1), (np.nan, 0.3)]:
+    assert np.all(np.isfinite(f(0.2, 0.3).W))
+    for s, t in BAD:
+        with pytest.raises(Exception, match="Invalid BrownianTree query"):
+            jax.block_until_ready(f(s, t))
+    calls = [
+        lambda t: tree.evaluate(t),
+        lambda t: tree.increment(0.1, t, cursor=tree.cursor())[0].W,
+        lambda t: tree.grid_increments(jnp.stack([jnp.zeros_like(t), t / 2, t])).W,
+        lambda t: jax.vmap(lambda u: tree.increment(0.0, u).W)(jnp.stack([t / 2, t])),  # one bad lane
+    ]
+    for call in calls:
+        assert np.all(np.isfinite(jax.jit(call)(0.9)))
+        with pytest.raises(Exception, match="Invalid BrownianTree query"):
+            jax.block_until_ready(jax.jit(call)(1.5))
+
+
+def test_traced_bad_area_query_raises_by_default():
+    tree = skb.BrownianTree(KEY, 0.0, 1.0, shape=(2,), tol=0.1, levy="space-time", area=True)
+    with pytest.raises(Exception, match="Invalid BrownianTree query"):
+        jax.block_until_ready(jax.jit(lambda s: tree.increment(s, 0.9).A)(jnp.asarray(2.0)))
+
+
+@pytest.mark.parametrize("opt_in", ["constructor", "with_on_error"])
+def test_traced_queries_nan_opt_in(opt_in):
+    """`on_error="nan"` (or `with_on_error("nan")`): NaN for bad queries, only on a grid's bad
+    steps, and no error."""
+    if opt_in == "constructor":
+        tree = skb.BrownianTree(KEY, 0.0, 1.0, shape=(2,), tol=0.01, levy="space-time", on_error="nan")
+    else:
+        tree = skb.BrownianTree(KEY, 0.0, 1.0, shape=(2,), tol=0.01, levy="space-time").with_on_error("nan")
+    f = jax.jit(lambda s, t: tree.increment(s, t))
+    for s, t in BAD:
         inc = f(s, t)
         assert np.all(np.isnan(inc.W)) and np.all(np.isnan(inc.H))
     assert np.all(np.isfinite(f(0.2, 0.3).W))
@@ -79,10 +115,10 @@ def test_traced_queries_nan_policy():
     assert np.all(np.isnan(g.W[1])) and np.all(np.isfinite(g.W[0])) and np.all(np.isfinite(g.W[2]))
 
 
-def test_traced_queries_raise_policy():
-    tree = skb.BrownianTree(KEY, 0.0, 1.0, shape=(2,), tol=0.01, on_error="raise")
-    f = jax.jit(lambda s, t: tree.increment(s, t).W)
-    assert np.all(np.isfinite(f(0.1, 0.2)))
-    with pytest.raises(Exception, match="outside"):
-        jax.block_until_ready(f(0.6, 0.5))
-    _ = eqx  # equinox raises its own runtime error type
+def test_with_on_error_keeps_the_path():
+    tree = skb.BrownianTree(KEY, 0.0, 1.0, shape=(2,), tol=0.01, levy="space-time")
+    nan_tree = tree.with_on_error("nan")
+    assert nan_tree.on_error == "nan" and tree.on_error == "raise" and tree.with_on_error("raise") is tree
+    assert bool((nan_tree.increment(0.2, 0.7).W == tree.increment(0.2, 0.7).W).all())
+    with pytest.raises(ValueError, match="on_error"):
+        tree.with_on_error("ignore")
