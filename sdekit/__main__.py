@@ -5,7 +5,7 @@ import sys
 
 import sdekit as sk
 
-from .convergence._cli import add_convergence_parser
+from .convergence import add_convergence_parser
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

@@ -17,8 +17,10 @@ from ..brownian import BrownianTree
 from ..terms import ODE, SDE, time_reversed
 from . import _checks, _progress
 from ._closures import closure_converted
+from ._adjoint import Adjoint
+from ._checkpointed import Checkpointed
 from ._common import constant_step_grid
-from ._loop import scan_loop, while_loop
+from ._inputs import LoopInputs, LoopOutput, SolveInputs
 from ._noise import NoNoise, TreeNoise
 from ._saveat import SaveAt
 from ._solution import Solution
@@ -111,7 +113,8 @@ def solve(
         saveat = SaveAt(t1=True)
     if not isinstance(saveat, SaveAt):
         raise TypeError(f"saveat must be an sk.SaveAt, got {type(saveat).__name__}.")
-    adjoint = _check_adjoint(adjoint, problem, solver, controller, saveat, dt0, brownian)
+    adjoint = _chosen_adjoint(adjoint)
+    adjoint.check(problem, solver, controller, saveat, dt0, brownian)
 
     if isinstance(problem, SDE):
         controller = _checks.sde_controller(controller, brownian)
@@ -120,8 +123,8 @@ def solve(
     t0, t1 = jnp.asarray(t0, tdtype), jnp.asarray(t1, tdtype)
     dt0 = None if dt0 is None else jnp.asarray(dt0, tdtype)
     y0 = jax.tree.map(jnp.asarray, y0)
-    args = jax.tree.map(_float_to_array, args)
-    controller = jax.tree.map(_float_to_array, controller)
+    args = jax.tree.map(float_to_array, args)
+    controller = jax.tree.map(float_to_array, controller)
     saveat_ts = None if saveat.ts is None else saveat.ts.astype(tdtype)
     grid = controller.ts.astype(tdtype) if isinstance(controller, StepTo) else None
     problem = closure_converted(problem, t0, y0, args)
@@ -132,9 +135,10 @@ def solve(
         # all increments drawn at once (the while loop queries the tree's cursor step by step:
         # ~8x slower).
         grid = constant_step_grid(*given, tdtype, max_steps, None if brownian is None else brownian.tol)
+    inputs = SolveInputs(problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw,
+                         progress, checked, brownian)
     with _clear_errors():
-        return _dispatch(problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw,
-                         progress, checked, brownian, adjoint)
+        return adjoint.run(solve_compiled, inputs)
 
 
 @contextlib.contextmanager
@@ -151,57 +155,24 @@ def _clear_errors():
         raise SolveError(message) from err
 
 
-def _dispatch(problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw, progress,
-              checked, brownian, adjoint):
-    if _is_backsolve(adjoint):
-        from ..adjoint._backsolve import backsolve_solve
-
-        return backsolve_solve(
-            problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw, progress,
-            checked, brownian, dataclasses.replace(adjoint, controller=jax.tree.map(_float_to_array, adjoint.controller)),
-        )
-    return _solve_compiled(
-        problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw, progress, checked,
-        brownian, adjoint,
-    )
-
-
-def _check_adjoint(adjoint, problem, solver, controller, saveat, dt0, brownian):
-    # Imported here: the adjoint layer sits above solve (it dispatches to it, not the reverse).
-    from ..adjoint import Backsolve, Checkpointed, Reversible
-    from ..adjoint._backsolve import check_backsolve
-    from ..adjoint._reversible import check_reversible
-
+def _chosen_adjoint(adjoint) -> Adjoint:
     if adjoint is None:
         return Checkpointed()
-    if not isinstance(adjoint, (Checkpointed, Reversible, Backsolve)):
+    if not all(hasattr(adjoint, name) for name in ("check", "run", "loop", "allows_grid")):
         raise TypeError(
             "adjoint must be sk.adjoint.Checkpointed(), sk.adjoint.Reversible() or sk.adjoint.Backsolve(), got "
             f"{type(adjoint).__name__}."
         )
-    if isinstance(adjoint, Reversible):
-        check_reversible(solver, controller, saveat)
-    if isinstance(adjoint, Backsolve):
-        check_backsolve(adjoint, problem, solver, controller, saveat, dt0, brownian)
     return adjoint
 
 
 def _constant_steps_as_grid(saveat, adjoint) -> bool:
     """Whether constant steps may run as a fixed grid, where nothing the user chose changes:
     under `jit` (called eagerly, the solve would compile once for every step size), with outputs
-    not sized by `max_steps` (saved steps, dense output), and with the default adjoint (the
-    O(1)-memory adjoints and a chosen number of checkpoints bound the reverse pass's memory,
-    which a grid's stored carries and increments would not)."""
-    from ..adjoint import Checkpointed
-
-    default_adjoint = isinstance(adjoint, Checkpointed) and adjoint.checkpoints is None
-    return default_adjoint and not (saveat.steps or saveat.dense) and _checks.staged()
-
-
-def _is_backsolve(adjoint) -> bool:
-    from ..adjoint import Backsolve
-
-    return isinstance(adjoint, Backsolve)
+    not sized by `max_steps` (saved steps, dense output), and with an adjoint that allows it
+    (the O(1)-memory adjoints and a chosen number of checkpoints bound the reverse pass's
+    memory, which a grid's stored carries and increments would not)."""
+    return adjoint.allows_grid and not (saveat.steps or saveat.dense) and _checks.staged()
 
 
 def _time_dtype(*times):
@@ -213,89 +184,88 @@ def _time_dtype(*times):
     return dtype
 
 
-def _float_to_array(x):
+def float_to_array(x):
+    """A Python float as an array of the default float dtype (a traced number, not a constant)."""
     if isinstance(x, float):
         return jnp.asarray(x, jnp.result_type(float))
     return x
 
 
-@eqx.filter_jit
-def _solve_compiled(
-    problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw, progress, checked,
-    brownian, adjoint,
-):
-    from ..adjoint import Reversible
-    from ..adjoint._reversible import reversible_loop
+def _initial_dt(i: SolveInputs, tau_problem, tau0, error_order):
+    """The first step's size (positive): `|dt0|`, or Hairer's rule for adaptive steps without it
+    (then also the vector-field evaluations it took), clipped to the controller's bounds."""
+    controller = i.controller
+    if i.grid is not None or not controller.adaptive:
+        return (None if i.dt0 is None else jnp.abs(i.dt0)), 0
+    fevals = 0
+    if i.dt0 is None:
+        # (SDEs always have dt0: checked.)
+        dt = initial_step_size(tau_problem.vector_field, tau0, i.y0, i.args, controller.error_order or error_order,
+                               controller.rtol, controller.atol, controller.norm)
+        fevals = 2
+    else:
+        dt = jnp.abs(i.dt0)
+    if controller.dtmax is not None:
+        dt = jnp.minimum(dt, controller.dtmax)
+    if controller.dtmin is not None:
+        dt = jnp.maximum(dt, controller.dtmin)
+    return dt, fevals
 
+
+@eqx.filter_jit
+def solve_compiled(inputs: SolveInputs, adjoint: Adjoint) -> Solution:
+    """The compiled solve of prepared `inputs`, its loop given by `adjoint.loop`."""
+    i = inputs
+    problem, solver, t0, t1, y0, args = i.problem, i.solver, i.t0, i.t1, i.y0, i.args
     if isinstance(problem, SDE):
-        _checks.check_sde_shapes(problem, brownian, t0, y0, args)
+        _checks.check_sde_shapes(problem, i.brownian, t0, y0, args)
         # SDEs integrate forwards only (checked), in the tree's time variable.
         direction = jnp.ones((), t0.dtype)
-        tau_problem, noise, error_order = problem, TreeNoise(brownian), solver.sde.error(problem.noise)
+        # The solve checks its own times (and reports them by `throw` or the result code): the
+        # tree's own per-query error checks would repeat them, with a less precise message.
+        noise = TreeNoise(i.brownian.with_on_error("nan"))
+        tau_problem, error_order = problem, solver.sde.error(problem.noise)
     else:
         _checks.check_vector_field(problem.vector_field, t0, y0, args)
         direction = jnp.where(t1 >= t0, 1, -1).astype(t0.dtype)
         tau_problem, noise, error_order = time_reversed(problem, direction), NoNoise(), solver.error_order
     bad_input = None
-    if not checked:
+    if not i.checked:
         # The checks only read the times: no derivative flows through them (equinox's error_if
         # has no differentiation rule for a predicate on differentiated values).
-        times = jax.lax.stop_gradient((t0, t1, dt0, saveat_ts, grid))
-        if throw and grid is not None:
+        times = jax.lax.stop_gradient((t0, t1, i.dt0, i.saveat_ts, i.grid))
+        if i.throw and i.grid is not None:
             # A fixed grid bounds the work whatever the numbers, so the checks can wait for the
             # result's own error check and share it: one conditional and callback fewer to compile.
-            bad_input = _checks.traced_failure(*times, brownian)
+            bad_input = _checks.traced_failure(*times, i.brownian)
         else:
-            y0 = _checks.check_numbers_traced(y0, *times, brownian)
+            y0 = _checks.check_numbers_traced(y0, *times, i.brownian)
     tau0, tau1 = direction * t0, direction * t1
-    tau_saveat_ts = None if saveat_ts is None else direction * saveat_ts
-    if controller.adaptive:
-        controller = _controller_in_tau(controller, direction)
-    meter = _progress.new_meter_id() if progress else None
+    controller = _controller_in_tau(i.controller, direction) if i.controller.adaptive else i.controller
+    dt, init_fevals = _initial_dt(i._replace(y0=y0), tau_problem, tau0, error_order)
+    revisit = controller.revisits(problem.noise) if controller.adaptive and isinstance(problem, SDE) else 0
+    loop_inputs = LoopInputs(
+        problem=tau_problem, solver=solver, controller=controller, saveat=i.saveat, t0=tau0, t1=tau1, y0=y0, args=args,
+        dt0=dt, grid=None if i.grid is None else direction * i.grid,
+        saveat_ts=None if i.saveat_ts is None else direction * i.saveat_ts, max_steps=i.max_steps,
+        meter=_progress.new_meter_id() if i.progress else None, noise=noise, error_order=error_order, revisit=revisit,
+    )
+    out = adjoint.loop(loop_inputs)
+    if loop_inputs.meter is not None:
+        _progress.finish(loop_inputs.meter, (out.t - tau0) / (tau1 - tau0))
+    return _solution(i, direction, tau0, tau1, y0, out, init_fevals, bad_input)
 
-    if isinstance(adjoint, Reversible):
-        out = _reversible_output(
-            reversible_loop(tau_problem, solver, tau0, tau1, y0, args, None if dt0 is None else jnp.abs(dt0),
-                            None if grid is None else direction * grid, max_steps, noise),
-            solver,
-        )
-        init_fevals = 0
-    elif grid is not None:
-        out = scan_loop(tau_problem, solver, direction * grid, saveat, y0, args, tau_saveat_ts, meter, noise, adjoint)
-        init_fevals = 0
-    else:
-        init_fevals = 0
-        if controller.adaptive:
-            if dt0 is None:
-                # (SDEs always have dt0: checked.)
-                dt = initial_step_size(
-                    tau_problem.vector_field, tau0, y0, args, controller.error_order or error_order,
-                    controller.rtol, controller.atol, controller.norm,
-                )
-                init_fevals = 2
-            else:
-                dt = jnp.abs(dt0)
-            if controller.dtmax is not None:
-                dt = jnp.minimum(dt, controller.dtmax)
-            if controller.dtmin is not None:
-                dt = jnp.maximum(dt, controller.dtmin)
-        else:
-            dt = jnp.abs(dt0)
-        revisit = controller.revisits(problem.noise) if controller.adaptive and isinstance(problem, SDE) else 0
-        out = while_loop(
-            tau_problem, solver, controller, saveat, tau0, tau1, y0, args, dt, tau_saveat_ts, max_steps, meter, noise,
-            error_order, revisit, adjoint,
-        )
-    if meter is not None:
-        _progress.finish(meter, (out.t - tau0) / (tau1 - tau0))
 
-    if saveat_ts is not None:
+def _solution(i: SolveInputs, direction, tau0, tau1, y0, out: LoopOutput, init_fevals, bad_input) -> Solution:
+    """Saves in t, result checks (`throw`) and statistics: the `Solution` of a loop's output."""
+    saveat, t0 = i.saveat, i.t0
+    if i.saveat_ts is not None:
         # An empty interval takes no step, so no step saved its times (which are all t0).
         empty = tau1 == tau0
         out = out._replace(ts_ys=jax.tree.map(lambda s, y: jnp.where(empty, y[None], s), out.ts_ys, y0))
-    ts, ys = _assemble_saves(saveat, direction, t0, out, y0, saveat_ts)
+    ts, ys = _assemble_saves(saveat, direction, t0, out, y0, i.saveat_ts)
     result, dense_infos = out.result, out.dense_infos
-    if throw:
+    if i.throw:
         messages = tuple(m + " (Pass throw=False to inspect sol.result instead.)" if m else m for m in MESSAGES)
         failed, index = result != int(RESULTS.successful), result
         if bad_input is not None:
@@ -315,11 +285,11 @@ def _solve_compiled(
         "num_accepted_steps": out.num_accepted,
         "num_rejected_steps": out.num_steps - out.num_accepted,
         "num_fevals": out.num_fevals + init_fevals,
-        "max_steps": grid.shape[0] - 1 if isinstance(controller, StepTo) else max_steps,
+        "max_steps": i.grid.shape[0] - 1 if isinstance(i.controller, StepTo) else i.max_steps,
     }
     return Solution(
         t0=t0,
-        t1=t1,
+        t1=i.t1,
         ts=ts,
         ys=ys,
         stats=stats,
@@ -328,9 +298,9 @@ def _solve_compiled(
         dense_ts=out.dense_ts,
         dense_infos=dense_infos,
         num_dense=out.num_dense if saveat.dense else None,
-        interpolator=solver.interpolate if saveat.dense else None,
+        interpolator=i.solver.interpolate if saveat.dense else None,
         dense_y0=y0 if saveat.dense else None,
-        throw=throw,
+        throw=i.throw,
     )
 
 
@@ -341,16 +311,6 @@ def _controller_in_tau(controller, direction):
         return None if ts is None else direction * jnp.asarray(ts, direction.dtype)
 
     return dataclasses.replace(controller, jump_ts=to_tau(controller.jump_ts), step_ts=to_tau(controller.step_ts))
-
-
-def _reversible_output(r, solver):
-    from ._loop import LoopOutput
-
-    return LoopOutput(
-        t=r.t, y=r.y, result=r.result, num_steps=r.num_steps, num_accepted=r.num_steps,
-        num_fevals=(solver.init_fevals + r.num_steps * solver.fevals_per_step).astype(jnp.int32),
-        ts_ys=None, steps_ts=None, steps_ys=None, dense_ts=None, dense_infos=None, num_dense=r.num_steps,
-    )
 
 
 def _assemble_saves(saveat, direction, t0, out, y0, saveat_ts):

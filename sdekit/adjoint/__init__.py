@@ -8,7 +8,7 @@
 """
 
 from ._backsolve import Backsolve as Backsolve
-from ._checkpointed import Checkpointed as Checkpointed
+from .._solve import Checkpointed as Checkpointed  # lives with the loops it configures
 from ._reversible import Reversible as Reversible
 
 __all__ = ["Backsolve", "Checkpointed", "Reversible"]

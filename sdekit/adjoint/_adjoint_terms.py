@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from .._solve._checks import brownian_zeros
+from .._solve import brownian_zeros
 from ..brownian import Increment
 from ..terms import stratonovich_drift
 
@@ -149,6 +149,9 @@ class ReversedTree(eqx.Module):
 
     def cursor(self):
         return self.tree.cursor()
+
+    def with_on_error(self, on_error):
+        return ReversedTree(self.tree.with_on_error(on_error))
 
     def _flip(self, inc, dt):
         flat = lambda x: None if x is None else ravel_pytree(x)[0]  # noqa: E731

@@ -8,20 +8,18 @@ to the forward solve's saved value.
 """
 
 import dataclasses
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .._solve._checks import brownian_zeros, levy_shortfall, sde_controller
-from .._solve._saveat import SaveAt
+from .._solve import Checkpointed, SaveAt, SolveInputs, brownian_zeros, float_to_array, levy_shortfall, sde_controller
 from ..controllers import PID, ConstantStep, StepTo
-from ..solvers import Solver
-from ..solvers._heun_sde import heun_sde
+from ..solvers import Solver, heun_sde
 from ..terms import ODE, SDE
 from ._adjoint_terms import AdjointDiffusion, AdjointDrift, AdjointODE, ReversedTree
-from ._checkpointed import Checkpointed
 from ._parameters import split_parameters
 
 
@@ -91,6 +89,24 @@ class Backsolve(eqx.Module):
                 f"the forward solve), got {type(self.controller).__name__}."
             )
 
+    # The adjoint protocol (see `sdekit._solve.Adjoint`).
+
+    allows_grid = False  # O(1) memory: no fixed grid storing every step
+
+    def check(self, problem, solver, controller, saveat, dt0, brownian) -> None:
+        check_backsolve(self, problem, solver, controller, saveat, dt0, brownian)
+
+    def run(self, solve, inputs: SolveInputs):
+        """The forward solve under a `custom_vjp` whose backward pass solves the adjoint
+        equations with `solve`, segment by segment."""
+        adjoint = dataclasses.replace(self, controller=jax.tree.map(float_to_array, self.controller))
+        diff_inputs = (inputs.problem, inputs.args, inputs.y0, inputs.t0, inputs.t1)
+        rest = inputs._replace(problem=None, args=None, y0=None, t0=None, t1=None)
+        return _backsolve(diff_inputs, _Config(rest, adjoint, solve))
+
+    def loop(self, inputs):
+        raise NotImplementedError("Backsolve runs its solves with sk.adjoint.Checkpointed's loops.")
+
 
 def backward_solver(adjoint: Backsolve, problem, solver: Solver) -> Solver:
     """The backward pass's solver (see `Backsolve`)."""
@@ -157,41 +173,23 @@ def check_backsolve(adjoint, problem, solver, controller, saveat, dt0, brownian)
 
 
 class _Config(eqx.Module):
-    """Everything the solve needs besides the differentiated inputs (passed undifferentiated)."""
+    """Everything the solve needs besides the differentiated inputs (passed undifferentiated):
+    the prepared inputs without `problem`, `args`, `y0`, `t0`, `t1`; the adjoint; and the
+    compiled solve to call forwards and backwards."""
 
-    solver: Solver = eqx.field(static=True)
-    controller: object
-    saveat: SaveAt
-    dt0: object
-    saveat_ts: object
-    grid: object
-    max_steps: int = eqx.field(static=True)
-    throw: bool = eqx.field(static=True)
-    progress: bool = eqx.field(static=True)
-    checked: bool = eqx.field(static=True)
-    brownian: object
+    inputs: SolveInputs
     adjoint: Backsolve
-
-
-def backsolve_solve(problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw,
-                    progress, checked, brownian, adjoint):
-    """`sk.solve` with `Backsolve` gradients (inputs already prepared by `solve`)."""
-    config = _Config(solver, controller, saveat, dt0, saveat_ts, grid, max_steps, throw, progress, checked, brownian,
-                     adjoint)
-    return _backsolve((problem, args, y0, t0, t1), config)
+    solve: Callable = eqx.field(static=True)
 
 
 def _forward(vjp_arg, config):
-    from .._solve._solve import _solve_compiled
-
     problem, args, y0, t0, t1 = vjp_arg
-    c = config
+    inputs = config.inputs
     # The final state is always needed: the backward pass starts from it.
-    inner = SaveAt(t0=c.saveat.t0, t1=True, ts=c.saveat.ts)
-    sol = _solve_compiled(problem, c.solver, c.controller, inner, t0, t1, y0, args, c.dt0, c.saveat_ts, c.grid,
-                          c.max_steps, c.throw, c.progress, c.checked, c.brownian, Checkpointed())
+    inner = SaveAt(t0=inputs.saveat.t0, t1=True, ts=inputs.saveat.ts)
+    sol = config.solve(inputs._replace(problem=problem, args=args, y0=y0, t0=t0, t1=t1, saveat=inner), Checkpointed())
     y_end = jax.tree.map(lambda y: y[-1], sol.ys)
-    if not c.saveat.t1:
+    if not inputs.saveat.t1:
         sol = dataclasses.replace(sol, ts=sol.ts[:-1], ys=jax.tree.map(lambda y: y[:-1], sol.ys))
     return sol, y_end
 
@@ -227,21 +225,21 @@ def _backsolve_bwd(residuals, grad_obj, perturbed, vjp_arg, config):
     problem, args, y0, t0, t1 = vjp_arg
     c = config
     saved_ys, y_end = residuals
-    n_ts = 0 if c.saveat_ts is None else c.saveat_ts.shape[0]
+    n_ts = 0 if c.inputs.saveat_ts is None else c.inputs.saveat_ts.shape[0]
     diff, static = split_parameters(problem, args)
 
     ys_bar = getattr(grad_obj, "ys", None)
     ys_bar = jax.tree.map(jnp.zeros_like, saved_ys) if ys_bar is None else _zeros_if_none(ys_bar, saved_ys)
-    _, fwd_ts_ys, _ = _split_saves(saved_ys, c.saveat, n_ts)
-    bar_t0, bar_ts, bar_t1 = _split_saves(ys_bar, c.saveat, n_ts)
+    _, fwd_ts_ys, _ = _split_saves(saved_ys, c.inputs.saveat, n_ts)
+    bar_t0, bar_ts, bar_t1 = _split_saves(ys_bar, c.inputs.saveat, n_ts)
     zeros_y = jax.tree.map(jnp.zeros_like, y0)
     a_end = zeros_y if bar_t1 is None else bar_t1
 
     # Segment ends, from t1 down to t0: [t1, ts[-1], ..., ts[0], t0]; the forward state and the
     # cotangent added at the end of each segment.
     if n_ts:
-        ends = jnp.concatenate([c.saveat_ts[::-1], t0[None]])
-        starts = jnp.concatenate([t1[None], c.saveat_ts[::-1]])
+        ends = jnp.concatenate([c.inputs.saveat_ts[::-1], t0[None]])
+        starts = jnp.concatenate([t1[None], c.inputs.saveat_ts[::-1]])
         y_starts = jax.tree.map(lambda e, s: jnp.concatenate([e[None], s[::-1]]), y_end, fwd_ts_ys)
         jumps = jax.tree.map(lambda b, z: jnp.concatenate([b[::-1], z[None]]), bar_ts, zeros_y)
     else:
@@ -279,40 +277,39 @@ def _time_cotangents(problem, args, y0, y_end, t0, t1, a0, a_end, grad_obj, c, b
     # The saved times themselves: ts = [t0] + saveat.ts + [t1].
     ts_bar = getattr(grad_obj, "ts", None)
     if ts_bar is not None:
-        if c.saveat.t0:
+        if c.inputs.saveat.t0:
             t0_bar = t0_bar + ts_bar[0]
-        if c.saveat.t1:
+        if c.inputs.saveat.t1:
             t1_bar = t1_bar + ts_bar[-1]
     return t0_bar, t1_bar
 
 
 def _backward_segment(c, problem, static, diff, start, end, y, a, diff_bar):
     """Integrate the augmented system from `start` back to `end` (`end <= start`)."""
-    from .._solve._solve import _solve_compiled
-
-    solver = backward_solver(c.adjoint, problem, c.solver)
-    controller = c.controller if c.adjoint.controller is None else c.adjoint.controller
+    i = c.inputs
+    solver = backward_solver(c.adjoint, problem, i.solver)
+    controller = i.controller if c.adjoint.controller is None else c.adjoint.controller
     z = (y, a, diff_bar)
     ode = isinstance(problem, ODE)
     if ode:
         aug, brownian = ODE(AdjointODE(static)), None
         t_from, t_to = start, end
     else:
-        w_template = brownian_zeros(c.brownian)
+        w_template = brownian_zeros(i.brownian)
         aug = SDE(AdjointDrift(static, problem.calculus == "ito" and problem.noise != "additive"),
                   AdjointDiffusion(static, w_template), noise=_augmented_noise(problem), calculus="stratonovich")
-        brownian = ReversedTree(c.brownian)
+        brownian = ReversedTree(i.brownian)
         # Reversed time tau = -t runs forwards: SDE solves step forwards only.
         t_from, t_to = -start, -end
     grid, dt0 = None, None
     if isinstance(controller, StepTo):
         # The forward grid, walked backwards and clipped to the segment (repeated points are
         # zero-length steps, which change nothing).
-        g = c.grid[::-1] if ode else -c.grid[::-1]
+        g = i.grid[::-1] if ode else -i.grid[::-1]
         grid = jnp.clip(g, jnp.minimum(t_from, t_to), jnp.maximum(t_from, t_to))
         controller = StepTo(grid)
-    elif c.dt0 is not None or not ode:
-        step = jnp.abs(c.dt0) if c.dt0 is not None else jnp.abs(c.grid[1] - c.grid[0])
+    elif i.dt0 is not None or not ode:
+        step = jnp.abs(i.dt0) if i.dt0 is not None else jnp.abs(i.grid[1] - i.grid[0])
         dt0 = -step if ode else step
     if not ode:
         if isinstance(controller, PID):
@@ -321,6 +318,6 @@ def _backward_segment(c, problem, static, diff, start, end, y, a, diff_bar):
             controller = dataclasses.replace(controller, jump_ts=flip(controller.jump_ts),
                                              step_ts=flip(controller.step_ts))
         controller = sde_controller(controller, brownian)
-    sol = _solve_compiled(aug, solver, controller, SaveAt(t1=True), t_from, t_to, z, diff, dt0, None, grid,
-                          c.max_steps, c.throw, False, True, brownian, Checkpointed())
+    sol = c.solve(SolveInputs(aug, solver, controller, SaveAt(t1=True), t_from, t_to, z, diff, dt0, None, grid,
+                              i.max_steps, i.throw, False, True, brownian), Checkpointed())
     return jax.tree.map(lambda x: x[-1], sol.ys)

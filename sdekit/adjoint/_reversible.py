@@ -15,8 +15,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._results import RESULTS
-from .._solve._common import all_finite, constant_step_count, constant_step_end
-from ..solvers._reversible_heun import reversible_heun, reversible_heun_backward
+from .._solve import LoopInputs, LoopOutput, all_finite, constant_step_count, constant_step_end
+from ..solvers import reversible_heun, reversible_heun_backward
 from ._parameters import split_parameters
 
 
@@ -39,7 +39,7 @@ class Reversible(eqx.Module):
 
     Examples:
         >>> import jax, jax.numpy as jnp, sdekit as sk
-        >>> from sdekit.solvers._reversible_heun import reversible_heun
+        >>> from sdekit.solvers import reversible_heun
         >>> def final(k):
         ...     return sk.solve(sk.ODE(lambda t, y, k: -k * y), reversible_heun(), 0.0, 1.0,
         ...                     jnp.array(1.0), args=k, dt0=0.01,
@@ -51,6 +51,26 @@ class Reversible(eqx.Module):
         P. Kidger, J. Foster, X. Li, T. Lyons, "Efficient and Accurate Gradients for Neural
         SDEs", NeurIPS 2021 (arXiv 2105.13493), Sec. 3.
     """
+
+    # The adjoint protocol (see `sdekit._solve.Adjoint`).
+
+    allows_grid = False  # O(1) memory: no fixed grid storing every step
+
+    def check(self, problem, solver, controller, saveat, dt0, brownian) -> None:
+        check_reversible(solver, controller, saveat)
+
+    def run(self, solve, inputs):
+        return solve(inputs, self)
+
+    def loop(self, inputs: LoopInputs) -> LoopOutput:
+        """`reversible_loop` on the loop's inputs, as a `LoopOutput`."""
+        i = inputs
+        r = reversible_loop(i.problem, i.solver, i.t0, i.t1, i.y0, i.args, i.dt0, i.grid, i.max_steps, i.noise)
+        fevals = (i.solver.init_fevals + r.num_steps * i.solver.fevals_per_step).astype(jnp.int32)
+        return LoopOutput(
+            t=r.t, y=r.y, result=r.result, num_steps=r.num_steps, num_accepted=r.num_steps, num_fevals=fevals,
+            ts_ys=None, steps_ts=None, steps_ys=None, dense_ts=None, dense_infos=None, num_dense=r.num_steps,
+        )
 
 
 def check_reversible(solver, controller, saveat) -> None:

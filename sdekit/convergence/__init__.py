@@ -7,6 +7,7 @@ from ._experiment import (
     fit_order as fit_order,
     ode_order_experiment as ode_order_experiment,
 )
+from ._cli import add_convergence_parser as add_convergence_parser
 from ._problems import PROBLEMS as PROBLEMS, TestProblem as TestProblem
 from ._report import order_figure as order_figure, order_table as order_table, save_order_plot as save_order_plot
 from ._sde import (
@@ -20,6 +21,7 @@ from ._sde import (
 )
 
 __all__ = [
+    "add_convergence_parser",
     "PROBLEMS",
     "Reference",
     "SDE_PROBLEMS",

@@ -43,7 +43,7 @@ def general_shark() -> Solver:
 
     Examples:
         >>> import jax, jax.numpy as jnp, sdekit as sk
-        >>> from sdekit.solvers._general_shark import general_shark
+        >>> from sdekit.solvers import general_shark
         >>> def g(t, y, args):  # 2 state components, 3 Brownian motions: shape (2, 3)
         ...     return jnp.stack([y, jnp.array([-y[1], y[0]]), jnp.ones(2)], axis=-1)
         >>> sde = sk.SDE(lambda t, y, a: -0.1 * y, g, noise="general", calculus="stratonovich")

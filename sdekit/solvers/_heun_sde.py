@@ -62,7 +62,7 @@ def euler_heun() -> Solver:
 
     Examples:
         >>> import jax, jax.numpy as jnp, sdekit as sk
-        >>> from sdekit.solvers._heun_sde import euler_heun
+        >>> from sdekit.solvers import euler_heun
         >>> gbm = sk.SDE(lambda t, y, a: 0.1 * y, lambda t, y, a: 0.5 * y, noise="scalar",
         ...              calculus="stratonovich")
         >>> inc = sk.Increment(jnp.asarray(0.01), jnp.asarray(0.1), None, None)
@@ -110,7 +110,7 @@ def heun_sde() -> Solver:
 
     Examples:
         >>> import jax, jax.numpy as jnp, sdekit as sk
-        >>> from sdekit.solvers._heun_sde import heun_sde
+        >>> from sdekit.solvers import heun_sde
         >>> gbm = sk.SDE(lambda t, y, a: 0.1 * y, lambda t, y, a: 0.5 * y, noise="scalar",
         ...              calculus="stratonovich")
         >>> inc = sk.Increment(jnp.asarray(0.01), jnp.asarray(0.1), None, None)
@@ -152,7 +152,7 @@ def midpoint_sde() -> Solver:
 
     Examples:
         >>> import jax, jax.numpy as jnp, sdekit as sk
-        >>> from sdekit.solvers._heun_sde import midpoint_sde
+        >>> from sdekit.solvers import midpoint_sde
         >>> gbm = sk.SDE(lambda t, y, a: 0.1 * y, lambda t, y, a: 0.5 * y, noise="scalar",
         ...              calculus="stratonovich")
         >>> inc = sk.Increment(jnp.asarray(0.01), jnp.asarray(0.1), None, None)

@@ -118,7 +118,7 @@ def reversible_heun() -> Solver:
 
     Examples:
         >>> import jax.numpy as jnp, sdekit as sk
-        >>> from sdekit.solvers._reversible_heun import reversible_heun
+        >>> from sdekit.solvers import reversible_heun
         >>> sol = sk.solve(sk.ODE(lambda t, y, a: -y), reversible_heun(), 0.0, 1.0,
         ...                jnp.array(1.0), dt0=0.01)
         >>> round(float(sol.ys[-1]), 4)

@@ -44,7 +44,7 @@ def sea() -> Solver:
 
     Examples:
         >>> import jax, jax.numpy as jnp, sdekit as sk
-        >>> from sdekit.solvers._sea import sea
+        >>> from sdekit.solvers import sea
         >>> sde = sk.SDE(lambda t, y, a: -y, lambda t, y, a: jnp.ones_like(y), noise="additive")
         >>> kw, kh = jax.random.split(jax.random.key(0))
         >>> inc = sk.Increment(jnp.asarray(0.1), jnp.sqrt(0.1) * jax.random.normal(kw, ()),

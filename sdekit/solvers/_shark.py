@@ -48,7 +48,7 @@ def shark() -> Solver:
         normals of variances $h$ and $h/12$):
 
         >>> import jax, jax.numpy as jnp, sdekit as sk
-        >>> from sdekit.solvers._shark import shark
+        >>> from sdekit.solvers import shark
         >>> ou = sk.SDE(lambda t, y, a: -y, lambda t, y, a: (1.0 + jnp.sin(t)) * jnp.ones_like(y),
         ...             noise="additive")
         >>> ts = jnp.linspace(0.0, 1.0, 101)

@@ -76,7 +76,7 @@ def slow_rk() -> Solver:
 
     Examples:
         >>> import jax, jax.numpy as jnp, sdekit as sk
-        >>> from sdekit.solvers._slow_rk import slow_rk
+        >>> from sdekit.solvers import slow_rk
         >>> gbm = sk.SDE(lambda t, y, a: 0.1 * y, lambda t, y, a: 0.5 * y, noise="scalar",
         ...              calculus="stratonovich")
         >>> ts = jnp.linspace(0.0, 1.0, 101)

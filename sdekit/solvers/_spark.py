@@ -62,7 +62,7 @@ def spark() -> Solver:
 
     Examples:
         >>> import jax, jax.numpy as jnp, sdekit as sk
-        >>> from sdekit.solvers._spark import spark
+        >>> from sdekit.solvers import spark
         >>> gbm = sk.SDE(lambda t, y, a: 0.1 * y, lambda t, y, a: 0.5 * y, noise="scalar",
         ...              calculus="stratonovich")
         >>> ts = jnp.linspace(0.0, 1.0, 1001)

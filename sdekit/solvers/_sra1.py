@@ -44,7 +44,7 @@ def sra1() -> Solver:
 
     Examples:
         >>> import jax, jax.numpy as jnp, sdekit as sk
-        >>> from sdekit.solvers._sra1 import sra1
+        >>> from sdekit.solvers import sra1
         >>> sde = sk.SDE(lambda t, y, a: jnp.sin(y), lambda t, y, a: 0.5 * jnp.ones_like(y),
         ...              noise="additive")
         >>> kw, kh = jax.random.split(jax.random.key(0))

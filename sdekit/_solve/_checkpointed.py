@@ -1,6 +1,13 @@
-r"""`Checkpointed`: exact gradients of the discrete solve with bounded memory (the default)."""
+r"""`Checkpointed`: exact gradients of the discrete solve with bounded memory (the default).
+
+It lives with the loops it configures; `sk.adjoint.Checkpointed` is the same class.
+"""
 
 import equinox as eqx
+
+from ._inputs import LoopInputs, LoopOutput
+from ._scan_loop import scan_loop
+from ._while_loop import while_loop
 
 
 class Checkpointed(eqx.Module):
@@ -55,3 +62,24 @@ class Checkpointed(eqx.Module):
     def __check_init__(self):
         if self.checkpoints is not None and (not isinstance(self.checkpoints, int) or self.checkpoints < 1):
             raise ValueError(f"Checkpointed(checkpoints=...) must be a positive int or None, got {self.checkpoints!r}.")
+
+    # The adjoint protocol (see `sdekit._solve._adjoint.Adjoint`).
+
+    def check(self, problem, solver, controller, saveat, dt0, brownian) -> None:
+        """Every solve can be differentiated this way."""
+
+    @property
+    def allows_grid(self) -> bool:
+        """Constant steps may run as a fixed grid (a scan storing every step) only when the
+        memory was not bounded by hand."""
+        return self.checkpoints is None
+
+    def run(self, solve, inputs):
+        return solve(inputs, self)
+
+    def loop(self, inputs: LoopInputs) -> LoopOutput:
+        """The scan over a fixed grid (each step a `jax.checkpoint`), else the checkpointed
+        while loop."""
+        if inputs.grid is not None:
+            return scan_loop(inputs, checkpointed=True)
+        return while_loop(inputs, checkpoints=self.checkpoints)

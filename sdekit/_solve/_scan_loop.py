@@ -1,0 +1,80 @@
+"""Steps through a fixed grid (`StepTo`, or constant steps known at trace time) in `lax.scan`,
+in the time variable tau (increasing)."""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jaxtyping import Array, Int, PyTree
+
+from .._results import RESULTS
+from . import _progress
+from ._common import all_finite, saves_from_grid_steps, tree_where
+from ._inputs import LoopInputs, LoopOutput
+
+
+class _ScanCarry(NamedTuple):
+    y: PyTree[Array]
+    solver_state: PyTree
+    num_accepted: Int[Array, ""]
+
+
+def scan_loop(inputs: LoopInputs, *, checkpointed: bool = True) -> LoopOutput:
+    """Steps through the fixed grid `inputs.grid` (tau) with `lax.scan`: no step-size logic, no
+    rejections. With `checkpointed`, each step is a `jax.checkpoint`: the reverse pass stores
+    the carry per step and recomputes the stages."""
+    problem, solver, grid, saveat, y0, args = inputs.problem, inputs.solver, inputs.grid, inputs.saveat, inputs.y0, inputs.args
+    saveat_ts, meter, noise = inputs.saveat_ts, inputs.meter, inputs.noise
+    int32 = jnp.int32
+    t0, t1 = grid[0], grid[-1]
+    solver_state = solver.init(problem, t0, y0, args)
+    uses_dense = saveat_ts is not None or saveat.dense
+    num_grid_steps = grid.shape[0] - 1
+    carry = _ScanCarry(y=y0, solver_state=solver_state, num_accepted=jnp.zeros((), int32))
+
+    def body(c, xs):
+        i, t, tnext, inc = xs
+        y1, _, dense, solver_state1 = solver.step(problem, t, tnext, c.y, args, inc, c.solver_state)
+        # After a failure the state freezes: the remaining grid steps change nothing. Whether
+        # all steps so far succeeded is `num_accepted == i`, so no result code is carried (a
+        # carried value costs a kernel and a copy per step).
+        active = all_finite(y1) & (c.num_accepted == i)
+        if meter is not None:
+            _progress.report(meter, (t - t0) / (t1 - t0), (tnext - t0) / (t1 - t0))
+        new = _ScanCarry(
+            y=tree_where(active, y1, c.y),
+            solver_state=tree_where(active, solver_state1, c.solver_state),
+            num_accepted=c.num_accepted + active.astype(int32),
+        )
+        out_y = tree_where(active, y1, jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), y1)) if saveat.steps else None
+        out_dense = dense if uses_dense else None
+        out_end = (y1, active) if saveat_ts is not None else None
+        return new, (out_y, out_dense, out_end)
+
+    if checkpointed:
+        body = jax.checkpoint(body)
+    steps = jnp.arange(num_grid_steps, dtype=int32)
+    c, (steps_ys, dense_all, ends) = lax.scan(body, carry, (steps, grid[:-1], grid[1:], noise.grid(grid)))
+    result = jnp.where(c.num_accepted == num_grid_steps, int(RESULTS.successful), int(RESULTS.nonfinite)).astype(int32)
+    # Saves at `ts` are interpolated after the scan, from the per-step dense outputs.
+    ts_ys = None if saveat_ts is None else saves_from_grid_steps(solver, grid, saveat_ts, dense_all, *ends)
+    dense_infos = dense_all if saveat.dense else None
+    fevals = solver.init_fevals + num_grid_steps * (solver.fevals_per_step + (solver.dense_fevals if uses_dense else 0))
+    steps_ts = None
+    if saveat.steps:
+        steps_ts = jnp.where(jnp.arange(num_grid_steps, dtype=int32) < c.num_accepted, grid[1:], jnp.inf)
+    return LoopOutput(
+        t=jnp.where(result == int(RESULTS.successful), t1, grid[c.num_accepted]),
+        y=c.y,
+        result=result,
+        num_steps=jnp.asarray(num_grid_steps, int32),
+        num_accepted=c.num_accepted,
+        num_fevals=jnp.asarray(fevals, int32),
+        ts_ys=ts_ys,
+        steps_ts=steps_ts,
+        steps_ys=steps_ys,
+        dense_ts=grid if saveat.dense else None,
+        dense_infos=dense_infos,
+        num_dense=c.num_accepted,
+    )
