@@ -37,7 +37,7 @@ def test_progress_calls_back_a_bounded_number_of_times(counted_updates, mode):
         ys = (jax.jit(solve) if mode == "grid" else solve)(jnp.array(1.0))
     jax.effects_barrier()
     assert np.all(np.isfinite(ys))
-    assert 50 <= len(counted_updates) <= _progress.UPDATES + 1, len(counted_updates)
+    assert _progress.UPDATES // 2 <= len(counted_updates) <= _progress.UPDATES + 1, len(counted_updates)
     assert counted_updates[-1] == 1.0
 
 
