@@ -103,6 +103,23 @@ def report(meter_id: int, before, after) -> None:
     _report(meter_id, lax.stop_gradient(before), lax.stop_gradient(after))
 
 
-def finish(meter_id: int, fraction) -> None:
-    fraction = lax.stop_gradient(fraction)
+def _finish_unbatched(meter_id, fraction):
     jax.debug.callback(functools.partial(_close, meter_id), fraction, ordered=False)
+    return jnp.zeros((), bool)
+
+
+def _finish_batched(meter_id, axis_size, in_batched, fraction):
+    # One close for the batch, at the slowest path's fraction.
+    return _finisher(meter_id)(jnp.min(fraction, axis=0) if in_batched[0] else fraction), False
+
+
+@functools.cache
+def _finisher(meter_id: int):
+    close = jax.custom_batching.custom_vmap(functools.partial(_finish_unbatched, meter_id))
+    close.def_vmap(functools.partial(_finish_batched, meter_id))
+    return close
+
+
+def finish(meter_id: int, fraction) -> None:
+    """Called once after the loop: the final fraction, and the meter closes."""
+    _finisher(meter_id)(lax.stop_gradient(fraction))
