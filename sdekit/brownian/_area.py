@@ -220,7 +220,7 @@ def increment_area(tree, s: Array, t: Array):
     us = jnp.minimum(us, ut)
     areas = interval_area(tree, us, ut)
     areas = [jnp.where(ut == us, jnp.zeros_like(x), x) for x in areas]
-    bad = ~((s <= t) & (s >= tree.t0) & (t <= tree.t1))
+    bad = tree._bad(s, t)
     return _finish(tree, areas, bad)
 
 
@@ -230,5 +230,5 @@ def grid_increment_area(tree, ts: Array):
     areas = grid_area(tree, u)
     empty = u[1:] == u[:-1]
     areas = [jnp.where(empty[(...,) + (None,) * (x.ndim - 1)], jnp.zeros_like(x), x) for x in areas]
-    bad = ~((ts[:-1] <= ts[1:]) & (ts[:-1] >= tree.t0) & (ts[1:] <= tree.t1))
+    bad = tree._bad(ts[:-1], ts[1:])
     return _finish(tree, areas, bad)

@@ -251,25 +251,86 @@ def all_leaves(tree, xi_all: tuple | None = None) -> tuple:
     return lax.fori_loop(0, depth, level, init)
 
 
+#: Deep levels (below the full ones) from which the grid build's per-point loops are rolled.
+#: Unrolled, each level compiles kernels of its own (about 0.1 s a level on CPU), and with the
+#: fine `tol` a path-consistent area wants (about the step squared) the deep levels are half the
+#: tree; rolled, a vmapped build carries and stacks every level's values (measured: 10-20% slower
+#: at 6 levels), so the usual few levels (`tol` about the step) stay unrolled.
+ROLLED_FROM = 5
+
+
 def _deep_paths(tree, top_nodes, k: Array, top: int, xi_all: tuple):
     """Per point: node at level D, siblings at levels top+1..D, and the leaf's bridge
-    normals (`xi_all`: the normals of `_deep_ids`)."""
+    normals (`xi_all`: the normals of `_deep_ids`). The siblings come as a list over the
+    levels (unrolled) or stacked per shape leaf, `(D - top, n, len, *shape)` (rolled, from
+    `ROLLED_FROM` levels on), level `top + 1 + i` at `i` in both."""
     depth = tree.depth
     m = k.shape[0]
     node = tuple(x[:, k >> (depth - top)] for x in top_nodes)
-    siblings = {}
-    for i, lvl in enumerate(range(top, depth)):
+
+    def level(node, lvl, xis):  # `lvl`: an int (unrolled) or a traced int32 (rolled)
         right = _cursor.bit_at(k, lvl, depth)
         nn, ss = [], []
-        for j, (_, dt) in enumerate(tree._leaves):
-            xi = xi_all[j][:, i * m : (i + 1) * m]
-            sq = _cursor.sqrt_width_table(depth, dt)[lvl]
-            lo, hi = _bridge.split(node[j], xi, sq)
+        for v, xi, (_, dt) in zip(node, xis, tree._leaves):
+            lo, hi = _bridge.split(v, xi, _cursor.sqrt_width_table(depth, dt)[lvl])
             nn.append(_pick(right, hi, lo))
             ss.append(_pick(right, lo, hi))
-        node, siblings[lvl + 1] = tuple(nn), tuple(ss)
+        return tuple(nn), tuple(ss)
+
+    if depth - top < ROLLED_FROM:
+        siblings = []
+        for i, lvl in enumerate(range(top, depth)):
+            node, sibling = level(node, lvl, tuple(x[:, i * m : (i + 1) * m] for x in xi_all))
+            siblings.append(sibling)
+    else:
+        per_level = tuple(
+            jnp.moveaxis(jnp.reshape(x[:, : (depth - top) * m], (x.shape[0], depth - top, m, *x.shape[2:])), 1, 0)
+            for x in xi_all
+        )
+        levels = lax.iota(jnp.int32, depth - top) + top
+        node, siblings = lax.scan(lambda node, xs: level(node, *xs), node, (levels, per_level))
     leaf_normals = tuple(x[:, (depth - top) * m :] for x in xi_all)
     return node, siblings, leaf_normals
+
+
+def _deep_folds(tree, siblings, top: int, u: Array, k: Array, level: Array, suffix, prefix):
+    r"""Per-point folds for levels depth-1..top: the suffix $S_l(u_i)$ and prefix $P_l(u_i)$
+    from the leaf pieces up to level `top`, and each interval's captures $S_{L+1}(u_i)$ and
+    $P_{L+1}(u_{i+1})$ where its common level $L$ is at or below `top - 1` (else the leaf's or
+    the last fold's). Unrolled or rolled as `_deep_paths` was (`siblings` from it)."""
+    depth = tree.depth
+
+    def fold(carry, lvl, sibs):  # `lvl`: an int (unrolled) or a traced int32 (rolled)
+        suf, pre, cap_s, cap_p = carry
+        shift = depth - lvl - 1
+        if isinstance(lvl, int):
+            w_sib = jnp.full(u.shape, 2.0**shift, u.dtype)
+        else:
+            shift = shift.astype(k.dtype)
+            w_sib = jnp.broadcast_to((jnp.ones((), k.dtype) << shift).astype(u.dtype), u.shape)
+        end = (((k >> shift) + 1) << shift).astype(u.dtype)
+        start = ((k >> shift) << shift).astype(u.dtype)
+        right = _cursor.bit_at(k, lvl, depth)
+        a_s, b_s = _cursor.ratio(end - u, w_sib, u.dtype)
+        a_p, b_p = _cursor.ratio(w_sib, u - start, u.dtype)
+        new_s, new_p = [], []
+        for sf, pr, sib, (_, dt) in zip(suf, pre, sibs, tree._leaves):
+            new_s.append(_pick(right, sf, _chen(sf, sib, a_s, b_s, dt)))
+            new_p.append(_pick(right, _chen(sib, pr, a_p, b_p, dt), pr))
+        hit = level + 1 == lvl
+        cap_s = tuple(_pick(hit, x[:, :-1], c) for c, x in zip(cap_s, new_s))
+        cap_p = tuple(_pick(hit, x[:, 1:], c) for c, x in zip(cap_p, new_p))
+        return tuple(new_s), tuple(new_p), cap_s, cap_p
+
+    carry = (suffix, prefix, tuple(x[:, :-1] for x in suffix), tuple(x[:, 1:] for x in prefix))
+    # Level lvl + 1's sibling (at lvl - top) folds in at lvl, from the deepest level up.
+    if isinstance(siblings, list):
+        for lvl in range(depth - 1, top - 1, -1):
+            carry = fold(carry, lvl, siblings[lvl - top])
+        return carry
+    levels = lax.iota(jnp.int32, depth - top) + top
+    carry, _ = lax.scan(lambda carry, xs: (fold(carry, *xs), None), carry, (levels, siblings), reverse=True)
+    return carry
 
 
 def _leaf_pieces(tree, node, normals, u: Array, k: Array) -> tuple:
@@ -310,27 +371,7 @@ def grid_pieces(tree, u: Array) -> tuple:
     node, siblings, normals = _deep_paths(tree, levels[top], k, top, tuple(x[:, 2**top :] for x in xi))
     prefix_d, suffix_d = _leaf_pieces(tree, node, normals, u, k)
 
-    # Per-point folds for levels depth..top, capturing S_{L+1}(u_i) and P_{L+1}(u_{i+1}).
-    suf, pre = suffix_d, prefix_d
-    cap_s = tuple(x[:, :-1] for x in suf)
-    cap_p = tuple(x[:, 1:] for x in pre)
-    for lvl in range(depth - 1, top - 1, -1):
-        shift = depth - lvl - 1
-        w_sib = jnp.full(u.shape, 2.0**shift, u.dtype)
-        end = (((k >> shift) + 1) << shift).astype(u.dtype)
-        start = ((k >> shift) << shift).astype(u.dtype)
-        right = _cursor.bit_at(k, lvl, depth)
-        a_s, b_s = _cursor.ratio(end - u, w_sib, u.dtype)
-        a_p, b_p = _cursor.ratio(w_sib, u - start, u.dtype)
-        new_s, new_p = [], []
-        for j, (_, dt) in enumerate(tree._leaves):
-            sib = siblings[lvl + 1][j]
-            new_s.append(_pick(right, suf[j], _chen(suf[j], sib, a_s, b_s, dt)))
-            new_p.append(_pick(right, _chen(sib, pre[j], a_p, b_p, dt), pre[j]))
-        suf, pre = tuple(new_s), tuple(new_p)
-        hit = level + 1 == lvl
-        cap_s = tuple(_pick(hit, x[:, :-1], c) for c, x in zip(cap_s, suf))
-        cap_p = tuple(_pick(hit, x[:, 1:], c) for c, x in zip(cap_p, pre))
+    suf, pre, cap_s, cap_p = _deep_folds(tree, siblings, top, u, k, level, suffix_d, prefix_d)
 
     if top > 1:
         cap_s, cap_p = _shallow(tree, levels, top, u, k, suf, pre, level, cap_s, cap_p)
