@@ -17,7 +17,9 @@ Chen functions, same fold orders), only vectorised:
 Cost: about $2^{l_f+1} + (D - l_f + 1)(N+1)$ node draws for $N$ steps.
 
 Compile time is part of the design: XLA:CPU compiles every kernel as its own LLVM module (about
-13 ms each), and the unrolled levels are most of the kernels. Arrays of many pieces keep the
+13 ms each), and the unrolled levels are most of the kernels. Steps 2 and 3 are rolled loops
+from `ROLLED_FROM` deep levels on, and the all-leaves build of the space-space area
+(`all_leaves`) is one, so a deep tree compiles no more than a shallow one. Arrays of many pieces keep the
 component axis first, `(n, count, *shape)`, so that the rules of `_bridge` apply to them as they
 are: no `vmap`, whose batching of every `jax.numpy` helper was most of the build's trace time.
 Per-node scalars (width fractions, masks) are broadcast along axis 1 (`_col`, `_pick`).
