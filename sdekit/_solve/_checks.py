@@ -237,17 +237,19 @@ def check_vector_field(vector_field, t0, y0, args, what="vector field") -> None:
             )
 
 
-def _number_problems(t0, t1, dt0, saveat_ts, grid, brownian=None):
-    """(bad, message) pairs; `bad` is a bool (or traced bool array)."""
+def _number_problems(t0, t1, dt0, saveat_ts, grid, brownian=None, xp=jnp):
+    """(bad, message) pairs; `bad` is a bool (or traced bool array). `xp` is `numpy` for
+    concrete numbers (no tiny jitted op to compile per check), `jax.numpy` for traced ones."""
     problems = []
     if brownian is not None:
+        tree_t0, tree_t1 = xp.asarray(brownian.t0), xp.asarray(brownian.t1)
         problems.append((t1 < t0, "SDE solves run forwards in time: need t1 > t0."))
         problems.append(
-            ((t0 < brownian.t0) | (t1 > brownian.t1), "The Brownian tree's interval [t0, t1] must contain the solve's.")
+            ((t0 < tree_t0) | (t1 > tree_t1), "The Brownian tree's interval [t0, t1] must contain the solve's.")
         )
         if dt0 is not None:
             problems.append(
-                (jnp.abs(dt0) < brownian.tol, "dt0 is smaller than the Brownian tree's tol: increments would not be "
+                (xp.abs(dt0) < brownian.tol, "dt0 is smaller than the Brownian tree's tol: increments would not be "
                  "exact in joint law. Build the tree with a smaller tol.")
             )
     if dt0 is not None:
@@ -256,24 +258,24 @@ def _number_problems(t0, t1, dt0, saveat_ts, grid, brownian=None):
             ((t1 - t0) * dt0 < 0, "dt0 has the wrong sign: it must be positive when t1 > t0 and negative when t1 < t0.")
         )
     for name, value in (("t0", t0), ("t1", t1)):
-        problems.append((~jnp.isfinite(value), f"{name} must be finite."))
+        problems.append((~xp.isfinite(value), f"{name} must be finite."))
     if saveat_ts is not None and saveat_ts.shape[0] > 0:
-        lo, hi = jnp.minimum(t0, t1), jnp.maximum(t0, t1)
+        lo, hi = xp.minimum(t0, t1), xp.maximum(t0, t1)
         problems.append(
-            (jnp.any((saveat_ts < lo) | (saveat_ts > hi)), "SaveAt(ts=...) has times outside [t0, t1].")
+            (xp.any((saveat_ts < lo) | (saveat_ts > hi)), "SaveAt(ts=...) has times outside [t0, t1].")
         )
-        steps = jnp.diff(saveat_ts) * jnp.where(t1 >= t0, 1, -1).astype(saveat_ts.dtype)
+        steps = xp.diff(saveat_ts) * xp.where(t1 >= t0, 1, -1).astype(saveat_ts.dtype)
         problems.append(
-            (jnp.any(steps < 0), "SaveAt(ts=...) must be sorted in the direction of integration (increasing when t1 > t0).")
+            (xp.any(steps < 0), "SaveAt(ts=...) must be sorted in the direction of integration (increasing when t1 > t0).")
         )
     if grid is not None:
         problems.append((grid[0] != t0, "StepTo(ts): ts[0] must equal t0."))
         problems.append((grid[-1] != t1, "StepTo(ts): ts[-1] must equal t1."))
-        steps = jnp.diff(grid) * jnp.where(t1 >= t0, 1, -1).astype(grid.dtype)
+        steps = xp.diff(grid) * xp.where(t1 >= t0, 1, -1).astype(grid.dtype)
         # Every per-step check reads the shortest step: one reduction (two kernels on XLA:CPU)
         # for all of them. The monotonicity check comes first, so the tol check only decides
         # when all steps are positive, and then the shortest is the smallest in magnitude.
-        shortest = jnp.min(steps)
+        shortest = xp.min(steps)
         problems.append((shortest <= 0, "StepTo(ts) must be strictly monotonic from t0 to t1."))
         if brownian is not None:
             problems.append(
@@ -289,8 +291,9 @@ def check_numbers_eagerly(t0, t1, dt0, saveat_ts, grid, brownian=None) -> bool:
     tree_times = () if brownian is None else (brownian.t0, brownian.t1)
     if not all(is_concrete(x) for x in (t0, t1, dt0, saveat_ts, grid, *tree_times) if x is not None):
         return False
-    for bad, message in _number_problems(t0, t1, dt0, saveat_ts, grid, brownian):
-        if bool(np.asarray(bad)):
+    numbers = (None if x is None else np.asarray(x) for x in (t0, t1, dt0, saveat_ts, grid))
+    for bad, message in _number_problems(*numbers, brownian, xp=np):
+        if bool(bad):
             raise ValueError(message)
     return True
 
