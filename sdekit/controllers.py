@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._typing import RealScalarLike
+from ._typing import RealScalarLike, is_concrete
 
 
 __all__ = ["ConstantStep", "StepTo", "PID", "PIDState", "rms_norm", "max_norm", "initial_step_size"]
@@ -145,11 +145,11 @@ class PID(eqx.Module):
             raise ValueError(f"PID: revisit_rejected must be None or an int >= 0, got {self.revisit_rejected!r}.")
         for name in ("rtol", "atol"):
             value = getattr(self, name)
-            if _is_concrete(value) and float(value) < 0:
+            if is_concrete(value) and float(value) < 0:
                 raise ValueError(f"PID: {name} must be non-negative, got {float(value)}.")
-        if _is_concrete(self.rtol) and _is_concrete(self.atol) and float(self.rtol) == 0 == float(self.atol):
+        if is_concrete(self.rtol) and is_concrete(self.atol) and float(self.rtol) == 0 == float(self.atol):
             raise ValueError("PID: rtol and atol cannot both be zero.")
-        if _is_concrete(self.factormin) and _is_concrete(self.factormax):
+        if is_concrete(self.factormin) and is_concrete(self.factormax):
             if not 0 < float(self.factormin) <= 1 <= float(self.factormax):
                 raise ValueError("PID: need 0 < factormin <= 1 <= factormax.")
 
@@ -237,7 +237,3 @@ def initial_step_size(vector_field, t0, y0, args, error_order, rtol, atol, norm=
         (0.01 / jnp.where(dmax <= 1e-15, 1.0, dmax)) ** (1.0 / error_order),
     ).astype(tdtype)
     return jnp.minimum(100 * h0, h1)
-
-
-def _is_concrete(x) -> bool:
-    return x is not None and not isinstance(x, jax.core.Tracer)

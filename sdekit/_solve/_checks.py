@@ -13,12 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._batch import batch_min
+from .._typing import is_concrete
 from ..controllers import ConstantStep, StepTo
 from ..solvers import Solver
-
-
-def is_concrete(x) -> bool:
-    return x is not None and not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(x))
 
 
 def staged() -> bool:

@@ -13,7 +13,7 @@ import jax.interpreters.mlir
 import jax.lax as lax
 import jax.numpy as jnp
 
-from .._typing import Array, Key, PyTree, RealScalarLike
+from .._typing import Array, Key, PyTree, RealScalarLike, is_traced
 from . import _area, _cursor, _grid, _noise, _validate
 from ._cursor import BrownianCursor
 from ._increment import Increment
@@ -330,7 +330,7 @@ class BrownianTree(eqx.Module):
         if ts.ndim != 1 or ts.shape[0] < 2:
             raise ValueError(f"ts must be 1-d with at least 2 times, got shape {ts.shape}.")
         tree, fts = lax.stop_gradient((self, ts))  # zero time derivatives, as in `increment`
-        if all(_validate.is_concrete(x) for x in (fts, tree.t0, tree.t1)):
+        if not is_traced((fts, tree.t0, tree.t1)):
             tree._check_concrete(fts[:-1], fts[1:])
         else:
             fts = tree._checked(fts, tree._bad(fts[:-1], fts[1:]))
@@ -374,7 +374,7 @@ class BrownianTree(eqx.Module):
                 f"increment takes scalar times, got shapes {s.shape} and {t.shape}; "
                 "use jax.vmap or grid_increments for many."
             )
-        if all(_validate.is_concrete(x) for x in (s, t, self.t0, self.t1)):
+        if not is_traced((s, t, self.t0, self.t1)):
             self._check_concrete(s, t)
             return s, t
         return self._checked((s, t), self._bad(s, t))

@@ -7,13 +7,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._typing import is_traced
 from . import _noise
 
 LEVY_COMPONENTS = {"increment": 1, "space-time": 2, "space-time-time": 3}
-
-
-def is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
 
 
 def check_key(key):
@@ -25,7 +22,7 @@ def check_key(key):
                 "use jax.vmap over keys for many paths."
             )
         return key
-    arr = np.asarray(key) if is_concrete(key) else key
+    arr = np.asarray(key) if not is_traced(key) else key
     if getattr(arr, "dtype", None) == np.uint32 and arr.shape == (2,):
         return key
     raise TypeError(
@@ -130,7 +127,7 @@ def time_dtype(t0, t1, leaves):
 
 
 def check_tol_depth(tol, t0, t1, depth):
-    if isinstance(tol, jax.Array) and not is_concrete(tol):
+    if isinstance(tol, jax.Array) and is_traced(tol):
         raise TypeError("tol must be a static Python number (it fixes the tree's depth).")
     try:
         tol = float(tol)
@@ -138,7 +135,7 @@ def check_tol_depth(tol, t0, t1, depth):
         raise TypeError(f"tol must be a real number, got {tol!r}.") from err
     if not (tol > 0 and math.isfinite(tol)):
         raise ValueError(f"tol must be positive and finite, got {tol}.")
-    if is_concrete(t0) and is_concrete(t1):
+    if not is_traced(t0) and not is_traced(t1):
         a, b = float(t0), float(t1)
         if not (math.isfinite(a) and math.isfinite(b)):
             raise ValueError(f"t0 and t1 must be finite, got t0={a}, t1={b}.")
