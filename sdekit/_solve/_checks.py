@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._batch import batch_min
+from ..brownian import LEVY_ORDER
 from .._typing import is_concrete
 from ..controllers import ConstantStep, StepTo
 from ..solvers import Solver
@@ -24,7 +25,7 @@ def staged() -> bool:
     return isinstance(jnp.zeros(()), jax.core.Tracer)
 
 
-LEVY_RANK = {"increment": 0, "space-time": 1, "space-time-time": 2}
+LEVY_RANK = {levy: rank for rank, levy in enumerate(LEVY_ORDER)}
 
 
 def check_static(problem, solver, controller, dt0, max_steps, brownian=None) -> None:

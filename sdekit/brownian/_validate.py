@@ -10,7 +10,11 @@ import numpy as np
 from .._typing import is_traced
 from . import _noise
 
-LEVY_COMPONENTS = {"increment": 1, "space-time": 2, "space-time-time": 3}
+#: The `levy` options of a `BrownianTree`, poorest first: each provides what those before it do
+#: (W; then also the space-time area H; then also the space-time-time area K).
+LEVY_ORDER = ("increment", "space-time", "space-time-time")
+#: Arrays a tree draws per leaf for each `levy`: W, then H, then K.
+LEVY_COMPONENTS = {levy: rank + 1 for rank, levy in enumerate(LEVY_ORDER)}
 
 
 def check_key(key):

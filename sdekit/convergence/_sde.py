@@ -188,14 +188,11 @@ def bootstrap_order(step_sizes, path_errors, key, n_boot: int = 400) -> OrderFit
     return OrderFit(float(slope), float(low), float(high))
 
 
-_LEVY_RANK = ("increment", "space-time", "space-time-time")
-
-
 def _tree_levy(levy_areas: list[str]) -> tuple[str, bool]:
     """The tree's `(levy, area)` that provide every listed need; `"space-space"` means W and H
     plus the path-consistent area."""
     area = "space-space" in levy_areas
-    levy = max(("space-time" if a == "space-space" else a for a in levy_areas), key=_LEVY_RANK.index)
+    levy = max(("space-time" if a == "space-space" else a for a in levy_areas), key=sk.brownian.LEVY_ORDER.index)
     return levy, area
 
 
