@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 
-__all__ = ["ODE", "SDE", "NOISE_TYPES", "CALCULI", "contract", "stratonovich_drift", "time_reversed"]
+__all__ = ["ODE", "SDE", "NOISE_TYPES", "CALCULI", "contract", "sum_channel_jvps", "stratonovich_drift", "time_reversed"]
 
 
 def __dir__():
@@ -105,6 +105,38 @@ def contract(g, w, y):
     return jax.tree.unflatten(treedef, [_contract_leaf(gi, wi, yi) for gi, wi, yi in zip(g_leaves, w_leaves, y_leaves)])
 
 
+def sum_channel_jvps(diffusion, y, g, output=None):
+    r"""A sum over the $m$ noise channels (the last axis of each leaf of `g`) of one jvp each:
+    the derivative of $z \mapsto \text{output}(g(z), j, z)$ at `y` along the channel's column
+    $g_{\cdot j}(y)$, vmapped over the channels (no Jacobian is formed) and summed.
+
+    For solvers and drift conversions of `"commutative"` and `"general"` noise. `diffusion` is
+    $z \mapsto g(t, z, \text{args})$ and `g` its value at `y`. The default `output` is the column
+    $j$ itself, for $\sum_j (\partial g_{\cdot j})\, g_{\cdot j}$; with iterated integrals $c$,
+    `lambda gz, j, z: contract(gz, c[j], z)` gives $\sum_{j,k} (\partial g_{\cdot k})[g_{\cdot j}]\, c_{jk}$.
+
+    Examples:
+        >>> import jax.numpy as jnp, sdekit as sk
+        >>> g = lambda z: jnp.stack([z, 2 * z], -1)  # g_{.j} = (j + 1) z
+        >>> y = jnp.array([1.0, 3.0])
+        >>> sk.terms.sum_channel_jvps(g, y, g(y))  # (1 * 1 + 2 * 2) y
+        Array([ 5., 15.], dtype=float32)
+    """
+    m = jax.tree.leaves(g)[0].shape[-1]
+    if output is None:
+        output = lambda gz, j, z: _column(gz, j)  # noqa: E731
+
+    def channel(j):
+        return jax.jvp(lambda z: output(diffusion(z), j, z), (y,), (_column(g, j),))[1]
+
+    return jax.tree.map(lambda x: jnp.sum(x, axis=0), jax.vmap(channel)(jnp.arange(m)))
+
+
+def _column(g, j):
+    """Noise channel `j` of `g`: the index `j` on the last axis of every leaf."""
+    return jax.tree.map(lambda x: x[..., j], g)
+
+
 def _contract_leaf(g, w, y):
     w = w.astype(g.dtype)
     if g.shape == y.shape + w.shape and w.ndim > 0:
@@ -164,13 +196,7 @@ class _CorrectedDrift(eqx.Module):
         if self.noise in ("diagonal", "scalar"):
             _, dg_g = jax.jvp(lambda z: self.diffusion(t, z, args), (y,), (g,))
         else:
-            m = jax.tree.leaves(g)[0].shape[-1]
-
-            def column(j):
-                gj = jax.tree.map(lambda x: x[..., j], g)
-                return jax.jvp(lambda z: jax.tree.map(lambda x: x[..., j], self.diffusion(t, z, args)), (y,), (gj,))[1]
-
-            dg_g = jax.tree.map(lambda x: jnp.sum(x, axis=0), jax.vmap(column)(jnp.arange(m)))
+            dg_g = sum_channel_jvps(lambda z: self.diffusion(t, z, args), y, g)
         return jax.tree.map(lambda f, c: f + (0.5 * self.sign) * c, self.drift(t, y, args), dg_g)
 
 

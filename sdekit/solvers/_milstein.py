@@ -3,9 +3,8 @@
 import functools
 
 import jax
-import jax.numpy as jnp
 
-from ..terms import contract
+from ..terms import contract, sum_channel_jvps
 from ._base import EmptyState, LinearDense, SDEFacts, Solver, linear_interpolate
 
 _NOISE = ("additive", "scalar", "diagonal", "commutative")
@@ -29,13 +28,7 @@ def _derivative_terms(problem, t0, y0, args, w, ito: bool, h):
         # Diagonal or scalar noise: the sum over j of (dg_j)[g_j] is the jvp of g along g.
         _, diag = jax.jvp(lambda z: problem.diffusion(t0, z, args), (y0,), (g,))
     else:
-        m = jax.tree.leaves(w)[0].shape[-1]
-
-        def channel(j):
-            g_j = jax.tree.map(lambda x: x[..., j], g)
-            return jax.jvp(lambda z: jax.tree.map(lambda x: x[..., j], problem.diffusion(t0, z, args)), (y0,), (g_j,))[1]
-
-        diag = jax.tree.map(lambda x: jnp.sum(x, axis=0), jax.vmap(channel)(jnp.arange(m)))
+        diag = sum_channel_jvps(lambda z: problem.diffusion(t0, z, args), y0, g)
     return g_w, jax.tree.map(lambda b, d: 0.5 * (b - h.astype(b.dtype) * d), both, diag)
 
 

@@ -5,7 +5,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from ..terms import contract
+from ..terms import contract, sum_channel_jvps
 from ._base import EmptyState, LinearDense, SDEFacts, Solver, linear_interpolate
 
 
@@ -39,15 +39,9 @@ def _step(ito: bool, name: str, problem, t0, t1, y0, args, inc, state):
     f0 = problem.drift(t0, y0, args)
     g = problem.diffusion(t0, y0, args)
     g_w = contract(g, inc.W, y0)
-
-    def channel(j):
-        # sum_k (dg_k)[g_j] c_jk: the derivative of y -> g(y) c_j along the j-th column of g.
-        g_j = jax.tree.map(lambda x: jnp.take(x, j, axis=-1), g)
-        tangent = lambda z: contract(problem.diffusion(t0, z, args), c[j], z)  # noqa: E731
-        return jax.jvp(tangent, (y0,), (g_j,))[1]
-
-    m = c.shape[0]
-    correction = jax.tree.map(lambda x: jnp.sum(x, axis=0), jax.vmap(channel)(jnp.arange(m)))
+    # Channel j: sum_k (dg_k)[g_j] c_jk, the derivative of y -> g(y) c_j along the j-th column of g.
+    correction = sum_channel_jvps(lambda z: problem.diffusion(t0, z, args), y0, g,
+                                  lambda gz, j, z: contract(gz, c[j], z))
     y1 = jax.tree.map(lambda y, f, n, k: y + h.astype(y.dtype) * f + n + k, y0, f0, g_w, correction)
     return y1, None, LinearDense(y0, y1), state
 
