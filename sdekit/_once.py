@@ -14,6 +14,7 @@ import jax.lax as lax
 import jax.numpy as jnp
 
 from ._typing import Array
+from ._xla_cpu import ONCE_MAX_ELEMENTS
 
 
 def computed_once(fn, word: Array):
@@ -42,10 +43,6 @@ def opaque_word(x: Array) -> Array:
     return bits.astype(jnp.uint32)
 
 
-#: Largest output (elements, all leaves) that `computed_once_differentiable` materialises.
-ONCE_MAX_ELEMENTS = 4096
-
-
 def computed_once_differentiable(fn, inputs, word: Array):
     """`fn(inputs)` through `computed_once`, differentiable in the array leaves of `inputs`
     (a loop with an unknown trip count cannot be transposed, so derivatives go through `fn`
@@ -53,8 +50,7 @@ def computed_once_differentiable(fn, inputs, word: Array):
 
     Outputs over `ONCE_MAX_ELEMENTS` are left to XLA: the loop writes its initial outputs and
     copies its results, which for a large state (a backsolve's parameter cotangents, say)
-    costs more than the recomputation it saves (measured: the neural-SDE backsolve gradient
-    20-40% slower with it, the checkpointed one 15-35% faster)."""
+    costs more than the recomputation it saves (an XLA:CPU policy: see `_xla_cpu`)."""
     dynamic, static = eqx.partition(inputs, eqx.is_array)
 
     def call(d):

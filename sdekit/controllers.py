@@ -110,7 +110,7 @@ class PID(eqx.Module):
             depend on its values, biasing adaptive solutions for non-commutative noise. The
             default (`None`) is 32 for `noise="general"` and 0 for every other noise type, which
             is commutative and converges without it (Foster & Jelinčič, arXiv 2311.14201):
-            revisiting costs extra steps (about 18% for ShARK on additive noise).
+            revisiting costs extra steps.
 
     References:
         E. Hairer, S. P. Nørsett, G. Wanner, Solving ODEs I, Sec. II.4 (initial step, control);

@@ -6,6 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from .._xla_cpu import SELECT_WRITE_MAX
+
 
 def tree_where(pred, new, old):
     """Select `new` where `pred` (a scalar, possibly batched under vmap) else `old`, leafwise."""
@@ -89,12 +91,6 @@ def saves_from_grid_steps(solver, grid, saveat_ts, dense, step_ends, step_active
 
 def _expand(mask, like):
     return mask.reshape(mask.shape + (1,) * (like.ndim - 1))
-
-
-#: Buffers up to this length are written by a masked select over the whole buffer instead of a
-#: scatter: under vmap the index is batched, and XLA's CPU scatter costs far more per update than
-#: a fused select over a short buffer.
-SELECT_WRITE_MAX = 256
 
 
 def write_at(buffer, index, value, active):

@@ -2,7 +2,7 @@
 
 A host callback costs far more than a step of a small problem, so the loops report only when
 the solved fraction crosses one of `UPDATES` marks, between groups of steps rather than inside
-them (a conditional callback in every step cost ~10% of a small problem's run time): the scan
+them (a conditional callback in every step cost a sizeable part of a small problem's run time): the scan
 runs its steps in chunks, the while loop steps in an inner loop until the next mark. Under
 `vmap` the marks of the slowest path decide (one callback for the batch, through a batching
 rule), so a batched predicate never turns the conditional callback into one per step.
@@ -17,8 +17,9 @@ import numpy as np
 import jax.numpy as jnp
 from jax import lax
 
-#: Updates of the meter per solve (every 2%: each host callback costs ~45 us on XLA:CPU).
-UPDATES = 50
+from .._xla_cpu import PROGRESS_UPDATES
+
+UPDATES = PROGRESS_UPDATES  # an XLA:CPU policy: see `_xla_cpu`
 #: The least time between two redraws of a meter.
 REFRESH_SECONDS = 0.1
 

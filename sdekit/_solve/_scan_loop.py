@@ -17,7 +17,7 @@ from ._inputs import LoopInputs, LoopOutput
 def _scan_reporting(body, carry, xs, num_steps: int, meter: int, fractions):
     """`lax.scan(body, carry, xs)` in up to `_progress.UPDATES` chunks, reporting progress
     between chunks: the steps themselves run as in the plain scan, with no conditional (whose
-    cost per step was ~10% of a small problem's) and no callback inside them."""
+    cost per step was a sizeable part of a small problem's) and no callback inside them."""
     chunks = min(_progress.UPDATES, num_steps)
     size = num_steps // chunks
     main = chunks * size

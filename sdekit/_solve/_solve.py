@@ -133,7 +133,7 @@ def solve(
         # Under `jit`, step ends known at trace time (Python or NumPy numbers) are fixed for that
         # trace, so they make a fixed grid at no cost in retracing: the scan loop, and for SDEs
         # all increments drawn at once (the while loop queries the tree's cursor step by step:
-        # ~8x slower).
+        # several times slower).
         grid = constant_step_grid(*given, tdtype, max_steps, None if brownian is None else brownian.tol)
     inputs = SolveInputs(problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw,
                          progress, checked, brownian)

@@ -322,7 +322,7 @@ def _body(setup: _Setup, s: WhileState) -> WhileState:
 def _reporting_body(i: LoopInputs, cond, body, loop):
     """With a progress meter: each iteration of the outer loop steps (an inner loop) until the
     solved fraction crosses its next mark, then reports once. No conditional callback inside
-    the steps (its cost per step was ~10% of a small problem's)."""
+    the steps (its cost per step was a sizeable part of a small problem's)."""
 
     def fraction(t):
         return (t - i.t0) / (i.t1 - i.t0)

@@ -16,8 +16,7 @@ Chen functions, same fold orders), only vectorised:
 
 Cost: about $2^{l_f+1} + (D - l_f + 1)(N+1)$ node draws for $N$ steps.
 
-Compile time is part of the design: XLA:CPU compiles every kernel as its own LLVM module (about
-13 ms each), and the unrolled levels are most of the kernels. Steps 2 and 3 are rolled loops
+Compile time is part of the design: XLA:CPU compiles every kernel as its own LLVM module, and the unrolled levels are most of the kernels. Steps 2 and 3 are rolled loops
 from `ROLLED_FROM` deep levels on, and the all-leaves build of the space-space area
 (`all_leaves`) is one, so a deep tree compiles no more than a shallow one. Arrays of many pieces keep the
 component axis first, `(n, count, *shape)`, so that the rules of `_bridge` apply to them as they
@@ -35,6 +34,7 @@ import numpy as np
 from .._typing import Array
 from .._batch import batch_min
 from .._once import computed_once
+from .._xla_cpu import ROLLED_FROM
 from . import _bridge, _cursor, _noise
 
 
@@ -162,8 +162,7 @@ class PathsAxis:
     Under `vmap` over keys the build then runs as for one tree of shape `(paths, *shape)`,
     torchsde's formulation: per-level slices and strided reads of the node arrays act on whole
     rows of paths instead of striding inside each path's row, and the increments come out
-    step-major, as a scan over the steps reads them (vmapped Euler-Maruyama on the GBM
-    benchmark: 21 -> 8.4 ms)."""
+    step-major, as a scan over the steps reads them (faster on the vmapped GBM benchmark)."""
 
     def __init__(self, tree, seeds: tuple, paths: int):
         self._seeds = seeds
@@ -253,12 +252,6 @@ def all_leaves(tree, xi_all: tuple | None = None) -> tuple:
     return lax.fori_loop(0, depth, level, init)
 
 
-#: Deep levels (below the full ones) from which the grid build's per-point loops are rolled.
-#: Unrolled, each level compiles kernels of its own (about 0.1 s a level on CPU), and with the
-#: fine `tol` a path-consistent area wants (about the step squared) the deep levels are half the
-#: tree; rolled, a vmapped build carries and stacks every level's values (measured: 10-20% slower
-#: at 6 levels), so the usual few levels (`tol` about the step) stay unrolled.
-ROLLED_FROM = 5
 
 
 def _deep_paths(tree, top_nodes, k: Array, top: int, xi_all: tuple):

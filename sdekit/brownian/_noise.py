@@ -71,7 +71,7 @@ def seed_words(key: Key) -> Array:
 
     Taking the key as it is (rather than hashing it into new words first) costs nothing per tree:
     under vmap over keys, the hash was a kernel of its own that XLA would otherwise sink into
-    every element of the draw (about 9% of a vmapped solve's compile time)."""
+    every element of the draw (a measurable part of a vmapped solve's compile time)."""
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         if str(jax.random.key_impl(key)) != "threefry2x32":
             return jax.random.bits(key, (2,), jnp.uint32)

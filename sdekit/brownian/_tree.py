@@ -315,7 +315,7 @@ class BrownianTree(eqx.Module):
         `t0`, `t1` and the grid are shared, as `sample_paths` does), the trees' grids are
         built together with the path axis inside, as for one tree of shape
         `(paths, *shape)`: each path's increments are still its own tree's, and the build
-        is about 2x faster than a plain vmap. Batched grids or intervals (trees vmapped in
+        is faster than a plain vmap. Batched grids or intervals (trees vmapped in
         from outside carry batched `t0` and `t1`) fall back to the plain vmap.
 
         Args:

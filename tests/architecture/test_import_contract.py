@@ -11,7 +11,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2] / "sdekit"
 
 # Lowest first. Shared utilities sit under everything; applications on top.
 LAYERS = [
-    {"_typing", "_once", "_batch", "_results"},
+    {"_typing", "_once", "_batch", "_results", "_xla_cpu"},
     {"brownian"},
     {"terms"},
     {"solvers"},

@@ -1,0 +1,28 @@
+"""Policies tuned for XLA:CPU, in one place: each constant says what it trades and why on that
+backend. They change how programs are built, never the values computed; on another backend
+(GPU, TPU) the trade-offs differ and the numbers are worth measuring again. The figures behind
+them are in `benchmarks/results/design_measurements.md`.
+"""
+
+#: Largest output (elements, all leaves) that `_once.computed_once_differentiable` materialises
+#: in its opaque loop. Over it the computation is left to XLA: the loop writes its initial
+#: outputs and copies its results, which for a large state (a backsolve's parameter
+#: cotangents, say) costs more than the recomputation it saves.
+ONCE_MAX_ELEMENTS = 4096
+
+#: Buffers up to this length are written (and read) by a masked select over the whole buffer
+#: instead of a scatter (a gather): under vmap the index is batched, and XLA's CPU scatter costs
+#: far more per update than a fused select over a short buffer.
+SELECT_WRITE_MAX = 256
+
+#: Deep levels (below the full ones) from which the Brownian grid build's per-point loops are
+#: rolled. XLA:CPU compiles every kernel as its own LLVM module, so unrolled, each level
+#: compiles kernels of its own, and with the fine `tol` a path-consistent area wants (about the
+#: step squared) the deep levels are half the tree; rolled, a vmapped build carries and stacks
+#: every level's values and runs slower, so the usual few levels (`tol` about the step) stay
+#: unrolled.
+ROLLED_FROM = 5
+
+#: Updates of a solve's progress meter (one every 2% of the solve): each is a host callback,
+#: which on XLA:CPU costs far more than a step of a small problem.
+PROGRESS_UPDATES = 50
