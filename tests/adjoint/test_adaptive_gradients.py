@@ -74,7 +74,8 @@ def test_sde_gradients_equal_the_replayed_discrete_solve(x64, solver_name):
     grid = _accepted_steps(problem, solver, tree, controller, dt0)
     replay = lambda a: _loss(problem, solver, tree, a, sk.StepTo(grid), None, None)  # noqa: E731
     expected = jax.grad(replay)(_args())
-    assert_trees_close(expected, finite_differences(replay, _args()), rtol=1e-6)
+    if solver_name == "heun_sde":  # the replay's own gradient against finite differences (once: compile time)
+        assert_trees_close(expected, finite_differences(replay, _args()), rtol=1e-6)
     # (Enough checkpoints that nothing is recomputed: a recomputed adaptive step may be decided
     # differently in the last bits, and the reverse pass then differentiates another path.)
     grads = jax.grad(lambda a: _loss(problem, solver, tree, a, controller, dt0, sk.adjoint.Checkpointed()))(_args())
