@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import sdekit.brownian as skb
+from _program_size import equations
 
 T = 2.0
 DEPTH_TOL = 2.0**-5  # depth 6 on [0, 2]: 64 leaves
@@ -144,20 +145,6 @@ def test_grid_area_on_uneven_grid_equals_increments(dtype):
     assert bool((grid.A[1] == 0).all())
 
 
-def _equations(jaxpr) -> int:
-    """Equations of a jaxpr and of every jaxpr inside it (loop bodies, inner jits)."""
-    count = 0
-    for eqn in jaxpr.eqns:
-        count += 1
-        for param in eqn.params.values():
-            for sub in param if isinstance(param, (tuple, list)) else (param,):
-                if isinstance(sub, jax.extend.core.ClosedJaxpr):
-                    count += _equations(sub.jaxpr)
-                elif isinstance(sub, jax.extend.core.Jaxpr):
-                    count += _equations(sub)
-    return count
-
-
 def test_area_grid_program_does_not_grow_with_depth():
     """Compile-time guard (issue #18, item 9): the area grid is a few rolled loops, so its program
     has the same size at any depth, and a small one. The segmented associative scan and unrolled
@@ -167,5 +154,5 @@ def test_area_grid_program_does_not_grow_with_depth():
     for tol in (2.0**-6, 2.0**-14):
         tree = skb.BrownianTree(jax.random.key(0), 0.0, 1.0, shape=(2,), tol=tol, levy="space-time", area=True)
         jaxpr = jax.make_jaxpr(lambda ts: tree.grid_increments(ts).A)(jnp.linspace(0.0, 1.0, 65))
-        sizes.append(_equations(jaxpr.jaxpr))
+        sizes.append(equations(jaxpr.jaxpr))
     assert sizes[0] == sizes[1] and sizes[0] < 800, sizes

@@ -9,6 +9,7 @@ import pytest
 import scipy.linalg
 
 import sdekit as sk
+from _program_size import equations
 
 A0 = np.array([[-0.5, 0.2], [0.1, -0.3]])
 B1 = np.array([[0.2, 0.6], [0.0, 0.1]])
@@ -100,20 +101,6 @@ def test_strong_order_one_on_non_commutative_noise(x64):
         assert abs(slopes[key] - 0.5) < 0.15, slopes
 
 
-def _equations(jaxpr) -> int:
-    """Equations of a jaxpr and of every jaxpr inside it (loop bodies, inner jits)."""
-    count = 0
-    for eqn in jaxpr.eqns:
-        count += 1
-        for param in eqn.params.values():
-            for sub in param if isinstance(param, (tuple, list)) else (param,):
-                if isinstance(sub, jax.extend.core.ClosedJaxpr):
-                    count += _equations(sub.jaxpr)
-                elif isinstance(sub, jax.extend.core.Jaxpr):
-                    count += _equations(sub)
-    return count
-
-
 def test_general_noise_solve_program_stays_small():
     """Compile-time guard (issue #18, item 9) on the README's example: the solve's program (with
     the area grid) is the same size at any tree depth and under 1200 equations. With the area's
@@ -125,7 +112,7 @@ def test_general_noise_solve_program_stays_small():
         tree = sk.BrownianTree(jax.random.key(2), 0.0, 1.0, shape=(2,), tol=tol, levy="space-time", area=True)
         solve = lambda y0: sk.solve(sde, sk.solvers.milstein_general(calculus="ito"), 0.0, 1.0, y0,  # noqa: E731
                                     controller=sk.StepTo(jnp.linspace(0.0, 1.0, 65)), brownian=tree).ys
-        sizes.append(_equations(jax.make_jaxpr(solve)(jnp.array([1.0, 0.5])).jaxpr))
+        sizes.append(equations(jax.make_jaxpr(solve)(jnp.array([1.0, 0.5])).jaxpr))
     assert sizes[0] == sizes[1] and sizes[0] < 1200, sizes
 
 
