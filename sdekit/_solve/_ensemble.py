@@ -7,19 +7,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._typing import Args, Key, Y
-from ..brownian import BrownianTree
+from ..brownian import BrownianTree, tree_options
 from ..controllers import StepTo
 from ..solvers import Solver
 from ..terms import SDE
 from ._saveat import SaveAt
 from ._solution import Solution
 from ._solve import solve
-
-
-def _tree_options(levy_area: str) -> tuple[str, bool]:
-    """The tree's `(levy, area)` that provide a solver's `levy_area` need: `"space-space"` is W
-    and H plus the path-consistent area."""
-    return ("space-time", True) if levy_area == "space-space" else (levy_area, False)
 
 
 def sample_paths(
@@ -86,7 +80,7 @@ def sample_paths(
     if tol is None:
         smallest = float(np.min(np.diff(ts_np))) / substeps
         tol = 2.0 ** math.floor(math.log2(smallest / 2))
-    tree_levy, area = _tree_options(levy or solver.sde.levy_area)
+    tree_levy, area = tree_options(levy or solver.sde.levy_area)
     shape = brownian_shape if brownian_shape is not None else _default_shape(problem, y0)
 
     def one(path_key):

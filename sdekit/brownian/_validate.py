@@ -51,10 +51,19 @@ def check_on_error(on_error) -> None:
         raise ValueError(f"on_error must be 'raise' or 'nan', got {on_error!r}.")
 
 
-def tree_options(levy_area: str) -> tuple[str, bool]:
-    """The tree's `(levy, area)` that provide a solver's `levy_area` need: `"space-space"` is W
-    and H plus the path-consistent area."""
-    return ("space-time", True) if levy_area == "space-space" else (levy_area, False)
+def tree_options(*levy_areas: str) -> tuple[str, bool]:
+    """The `BrownianTree` options `(levy, area)` that provide every listed need (a solver's
+    `sde.levy_area`): the richest of them, where `"space-space"` means W and H plus the
+    path-consistent area (`area=True`).
+
+    Examples:
+        >>> import sdekit as sk
+        >>> sk.brownian.tree_options("increment", "space-space")
+        ('space-time', True)
+    """
+    area = "space-space" in levy_areas
+    levy = max(("space-time" if a == "space-space" else a for a in levy_areas), key=LEVY_ORDER.index)
+    return levy, area
 
 
 def check_area(area, levy: str, leaves) -> bool:

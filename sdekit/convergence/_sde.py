@@ -188,18 +188,10 @@ def bootstrap_order(step_sizes, path_errors, key, n_boot: int = 400) -> OrderFit
     return OrderFit(float(slope), float(low), float(high))
 
 
-def _tree_levy(levy_areas: list[str]) -> tuple[str, bool]:
-    """The tree's `(levy, area)` that provide every listed need; `"space-space"` means W and H
-    plus the path-consistent area."""
-    area = "space-space" in levy_areas
-    levy = max(("space-time" if a == "space-space" else a for a in levy_areas), key=sk.brownian.LEVY_ORDER.index)
-    return levy, area
-
-
 def path_trees(test: SDETestProblem, solvers: list[sk.solvers.Solver], finest: int, n_paths: int, key):
     """One Brownian tree per path (vmapped), fine enough for `finest` steps and with the Lévy areas
     that `solvers` need; the step grids are then exact queries of the same paths."""
-    levy, area = _tree_levy([s.sde.levy_area for s in solvers])
+    levy, area = sk.brownian.tree_options(*[s.sde.levy_area for s in solvers])
     tol = 2.0 ** -(int(np.ceil(np.log2(finest))) + 1)
     keys = jax.random.split(key, n_paths)
     return jax.vmap(lambda k: sk.BrownianTree(k, 0.0, test.t1, shape=test.brownian_shape, tol=tol, levy=levy,
