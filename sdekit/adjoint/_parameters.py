@@ -2,7 +2,8 @@
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
+
+from .._solve import float_to_array
 
 
 def split_parameters(problem, args):
@@ -12,5 +13,5 @@ def split_parameters(problem, args):
     value), not as an array; it is made an array first, so that it is a parameter like any
     other rather than a constant whose gradient would silently be zero.
     """
-    as_arrays = jax.tree.map(lambda x: jnp.asarray(x) if isinstance(x, float) else x, (problem, args))
+    as_arrays = jax.tree.map(float_to_array, (problem, args))
     return eqx.partition(as_arrays, eqx.is_inexact_array)
