@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 
-__all__ = ["ODE", "SDE", "NOISE_TYPES", "CALCULI", "contract", "sum_channel_jvps", "stratonovich_drift", "time_reversed"]
+__all__ = ["ODE", "SDE", "NOISE_TYPES", "CALCULI", "contract", "sum_channel_jvps", "stratonovich_drift", "time_reversed", "as_written"]
 
 
 def __dir__():
@@ -220,3 +220,26 @@ def _scale_tree(tree, scalar):
 def time_reversed(problem: ODE, direction) -> ODE:
     r"""The problem in the time variable $\tau = \text{direction} \cdot t$."""
     return ODE(_TimeReversed(problem.vector_field, direction))
+
+
+def as_written(problem, tau):
+    r"""The problem and time as the user wrote them, from what a solver's step receives.
+
+    `sk.solve` integrates an ODE in $\tau = \pm t$ so that its loop always steps forwards: a
+    solver's `step` sees `time_reversed(problem, direction)` and $\tau$. Most methods need
+    nothing more; a method built on the problem's own structure (a diffusion sampler reading
+    its model) recovers the original problem and $t$ with this. Other problems come back as
+    they are.
+
+    Examples:
+        >>> import jax.numpy as jnp, sdekit as sk
+        >>> ode = sk.ODE(lambda t, y, a: -y)
+        >>> back = sk.terms.time_reversed(ode, jnp.array(-1.0))
+        >>> original, t = sk.terms.as_written(back, jnp.array(-0.25))
+        >>> original.vector_field is ode.vector_field, float(t)
+        (True, 0.25)
+    """
+    field = getattr(problem, "vector_field", None)
+    if isinstance(field, _TimeReversed):
+        return ODE(field.vector_field), field.direction * tau
+    return problem, tau

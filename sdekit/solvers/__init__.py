@@ -1,6 +1,12 @@
 """Solvers: each a factory returning a `Solver` of pure `init`/`step`/`interpolate` functions."""
 
-from ._base import EmptyState as EmptyState, SDEFacts as SDEFacts, Solver as Solver
+from ._base import (
+    EmptyState as EmptyState,
+    LinearDense as LinearDense,
+    SDEFacts as SDEFacts,
+    Solver as Solver,
+    linear_interpolate as linear_interpolate,
+)
 from ._bosh3 import bosh3 as bosh3
 from ._dopri5 import dopri5 as dopri5
 from ._dopri8 import dopri8 as dopri8
@@ -33,6 +39,7 @@ __all__ = [
     "ButcherTableau",
     "EmptyState",
     "GeneralNoiseCoeffs",
+    "LinearDense",
     "SDEFacts",
     "Solver",
     "StochasticTableau",
@@ -46,6 +53,7 @@ __all__ = [
     "general_shark",
     "heun",
     "heun_sde",
+    "linear_interpolate",
     "make_srk_solver",
     "midpoint",
     "midpoint_sde",

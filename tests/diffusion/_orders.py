@@ -1,0 +1,46 @@
+"""Shared by the sampler tests: the 2-D Gaussian-mixture problem (the fixtures' too), its exact
+probability-flow solution, and fitted convergence orders."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import sdekit as sk
+import sdekit.diffusion as skd
+
+WEIGHTS = [0.5, 0.3, 0.2]
+MEANS = [[-2.0, 0.0], [1.5, 1.5], [1.0, -2.0]]
+COVS = [[[0.3, 0.1], [0.1, 0.2]], [[0.1, 0.0], [0.0, 0.4]], [[0.2, -0.05], [-0.05, 0.15]]]
+
+
+def mixture(dtype=None) -> skd.GaussianMixture:
+    """The fixtures' 2-D, three-component mixture (in the default float dtype)."""
+    dtype = jnp.result_type(float) if dtype is None else dtype
+    return skd.GaussianMixture(jnp.asarray(WEIGHTS, dtype), jnp.asarray(MEANS, dtype), jnp.asarray(COVS, dtype))
+
+
+def starts(schedule, n=16, seed=0, t=None):
+    """`n` starting samples from the prior at `t` (default the schedule's start)."""
+    return schedule.prior(jax.random.key(seed), (n, 2), t=t)
+
+
+def exact_pf(model, x_T, t0, t1, rtol=1e-11):
+    """The probability-flow ODE solved to `rtol` by Dopri8 (call under float64)."""
+    sol = sk.solve(skd.probability_flow(model), sk.solvers.dopri8(), t0, t1, x_T,
+                   controller=sk.PID(rtol=rtol, atol=rtol), max_steps=100_000)
+    return sol.ys[-1]
+
+
+def errors(model, sampler, x_T, steps_list, spacing="log_snr", **grid):
+    """Max error of x_0 against the exact probability-flow solution, for each number of steps."""
+    sched = model.schedule
+    ts0 = skd.time_grid(sched, 2, spacing, **grid)
+    exact = exact_pf(model, x_T, ts0[0], ts0[-1])
+    run = jax.jit(lambda ts: skd.sample(model, sampler, x_T, ts))
+    return np.array([float(jnp.max(jnp.abs(run(skd.time_grid(sched, n, spacing, **grid)) - exact)))
+                     for n in steps_list])
+
+
+def fitted_order(steps_list, errs):
+    """Least-squares slope of log(error) against log(1 / steps)."""
+    return float(-np.polyfit(np.log(np.asarray(steps_list, float)), np.log(errs), 1)[0])
