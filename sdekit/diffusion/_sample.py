@@ -73,12 +73,14 @@ def sample(
         raise ValueError(f"the stochastic sampler {sampler.name} needs finite times; this grid ends at t = -inf "
                          "(VE's sigma = 0): end at a small t instead, or use a deterministic sampler.")
     tree = sk.BrownianTree(key, s[0], s[-1], shape=x_T.shape, dtype=x_T.dtype,
-                           tol=_tree_tol(s), levy="increment")
+                           tol=_tree_tol(s), depth=TREE_DEPTH, levy="increment")
     kwargs["controller"] = sk.StepTo(s)
     return sk.solve(reverse_sde(model), sampler, s[0], s[-1], x_T, brownian=tree, **kwargs).ys[-1]
 
 
 def _tree_tol(s):
+    # With a traced grid the depth alone fixes the resolution (the tree checks tol only against
+    # a concrete interval).
     span = abs(float(s[-1] - s[0])) if _concrete(s) else 1.0
     return span * 2.0**-TREE_DEPTH
 
@@ -91,10 +93,10 @@ def check_grid(model: Model, ts) -> None:
     """A grid must be 1-D with at least two times, strictly decreasing in noise level."""
     if ts.ndim != 1 or ts.shape[0] < 2:
         raise ValueError(f"a sampling grid is 1-D with at least two times; got shape {ts.shape}.")
-    if not _concrete(ts):
-        return
     sched = model.schedule
     rho = sched.sigma(ts) / sched.alpha(ts)
+    if not _concrete(rho):  # traced grid or schedule: nothing to check before the run
+        return
     if not bool(jnp.all(rho[1:] < rho[:-1])):
         raise ValueError("the sampling grid must go from noise to data: sigma/alpha strictly decreasing along ts "
                          f"(use skd.time_grid); got ts = {ts}.")

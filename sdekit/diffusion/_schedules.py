@@ -221,13 +221,13 @@ class VPDiscrete(VP):
         return la[i] + slope * (t - ts[i])
 
     def t_of_log_snr(self, lam):
-        ts, lams = self._times(), _vp_log_snr(self.log_alphas)
-        lam = jnp.asarray(lam, lams.dtype)
-        # lambda decreases along the table: search the reversed table.
-        rev_l, rev_t = lams[::-1], ts[::-1]
-        i = jnp.clip(jnp.searchsorted(rev_l, lam) - 1, 0, ts.shape[0] - 2)
-        slope = (rev_t[i + 1] - rev_t[i]) / (rev_l[i + 1] - rev_l[i])
-        return rev_t[i] + slope * (lam - rev_l[i])
+        # Exact inverse: lambda fixes log alpha (VP), and log alpha is piecewise linear in t.
+        ts, la = self._times(), self.log_alphas
+        target = _vp_log_alpha_of_log_snr(jnp.asarray(lam, la.dtype))
+        rev_la, rev_t = la[::-1], ts[::-1]  # log alpha decreases along the table
+        i = jnp.clip(jnp.searchsorted(rev_la, target) - 1, 0, ts.shape[0] - 2)
+        slope = (rev_t[i + 1] - rev_t[i]) / (rev_la[i + 1] - rev_la[i])
+        return rev_t[i] + slope * (target - rev_la[i])
 
     @property
     def t_min(self):

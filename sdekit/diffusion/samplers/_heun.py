@@ -42,9 +42,12 @@ def _step(name, churn, steps, s_tmin, s_tmax, s_noise, problem, tau0, tau1, x0_i
     if inc is not None:
         rho_s = s.sigma / s.alpha
         gamma = jnp.where((rho_s >= s_tmin) & (rho_s <= s_tmax), min(churn / steps, math.sqrt(2) - 1), 0.0)
-        rho_hat = rho_s * (1 + gamma.astype(dtype))
-        y = y + jnp.sqrt(rho_hat**2 - rho_s**2) * s_noise * c.standard_noise(inc, dtype)
-        s = c.point(model, model.schedule.t_of_log_snr(-jnp.log(rho_hat)), dtype)
+        gamma = gamma.astype(dtype)
+        rho_hat = rho_s * (1 + gamma)
+        # sqrt(rho_hat^2 - rho_s^2), written so that it is exactly 0 (not NaN) without churn.
+        y = y + rho_s * jnp.sqrt(gamma * (2 + gamma)) * s_noise * c.standard_noise(inc, dtype)
+        t_hat = jnp.where(gamma > 0, model.schedule.t_of_log_snr(-jnp.log(rho_hat)).astype(dtype), s.t)
+        s = c.point(model, t_hat, dtype)
     rho_s, rho_t = s.sigma / s.alpha, t.sigma / t.alpha
     d_s, x0_s = _slope(model, y, s, args)
     y_euler = y + (rho_t - rho_s) * d_s
