@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
@@ -164,7 +165,8 @@ def guided(cond: Model, uncond: Model, scale: Float[ArrayLike, ""]) -> Model:
         >>> skd.guided(c, u, 3.0).eps(jnp.zeros(2), 0.5)
         Array([3., 3.], dtype=float32)
     """
-    if cond.schedule is not uncond.schedule and type(cond.schedule) is not type(uncond.schedule):
+    same = eqx.tree_equal(cond.schedule, uncond.schedule)
+    if not isinstance(same, jax.core.Tracer) and not bool(same):  # (traced leaves: cannot tell)
         raise ValueError("guided: cond and uncond must use the same schedule.")
     return Model(_Guided(cond, uncond, scale), cond.schedule, prediction="eps")
 

@@ -97,6 +97,10 @@ def check_grid(model: Model, ts) -> None:
     rho = sched.sigma(ts) / sched.alpha(ts)
     if not _concrete(rho):  # traced grid or schedule: nothing to check before the run
         return
+    if not bool(jnp.all(jnp.isfinite(rho) & (rho >= 0))):
+        raise ValueError(
+            f"the grid leaves {type(sched).__name__}'s domain (alpha = 0 or a NaN at some times): was it built "
+            f"for another schedule? Use skd.time_grid(model.schedule, ...); got ts = {ts}.")
     if not bool(jnp.all(rho[1:] < rho[:-1])):
         raise ValueError("the sampling grid must go from noise to data: sigma/alpha strictly decreasing along ts "
                          f"(use skd.time_grid); got ts = {ts}.")

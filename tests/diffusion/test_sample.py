@@ -112,6 +112,10 @@ def test_bad_input():
     ts = skd.time_grid(sched, 5)
     with pytest.raises(ValueError, match="from noise to data"):
         skd.sample(model, skd.samplers.ddim(), x_T, ts[::-1])
+    with pytest.raises(ValueError, match="built for another schedule"):
+        skd.sample(model, skd.samplers.ddim(), x_T, skd.time_grid(skd.EDM(), 5))
+    with pytest.raises(ValueError, match="same schedule"):
+        skd.guided(model, _orders.mixture().model(skd.VP.linear(beta_max=10.0)), 2.0)
     with pytest.raises(ValueError, match="pass key="):
         skd.sample(model, skd.samplers.ddim(eta=1.0), x_T, ts)
     with pytest.raises(ValueError, match="eta >= 0"):
