@@ -54,7 +54,8 @@ def milstein(calculus: str = "ito") -> Solver:
     the diffusion; no Jacobian is formed. No error estimate.
 
     Args:
-        calculus: `"ito"` or `"stratonovich"`: which solution it converges to.
+        calculus: `"ito"` (default, as for `milstein_general` and `sk.SDE`) or `"stratonovich"`:
+            which solution it converges to. `sk.solve` refuses a problem of the other calculus.
 
     Examples:
         >>> import jax, jax.numpy as jnp, sdekit as sk

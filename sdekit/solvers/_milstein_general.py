@@ -47,7 +47,7 @@ def _step(ito: bool, name: str, problem, t0, t1, y0, args, inc, state):
 
 
 @functools.cache
-def milstein_general(calculus: str = "stratonovich") -> Solver:
+def milstein_general(calculus: str = "ito") -> Solver:
     r"""Milstein's method for general noise, with the space-space Lévy area of the Brownian tree:
 
     $$y_1 = y_0 + f h + g\,\Delta W + \sum_{j,k} (\partial g_k)[g_j]\, J_{jk}, \qquad
@@ -66,7 +66,8 @@ def milstein_general(calculus: str = "stratonovich") -> Solver:
     shape `(m,)`, with the diffusion returning `(*leaf.shape, m)` per state leaf. No error estimate.
 
     Args:
-        calculus: `"stratonovich"` (default) or `"ito"`: which solution it converges to.
+        calculus: `"ito"` (default, as for `milstein` and `sk.SDE`) or `"stratonovich"`: which
+            solution it converges to. `sk.solve` refuses a problem of the other calculus.
 
     Examples:
         >>> import jax, jax.numpy as jnp, sdekit as sk
@@ -75,7 +76,7 @@ def milstein_general(calculus: str = "stratonovich") -> Solver:
         ...              noise="general", calculus="stratonovich")
         >>> tree = sk.BrownianTree(jax.random.key(0), 0.0, 1.0, shape=(2,), tol=2**-12,
         ...                        levy="space-time", area=True)
-        >>> sol = sk.solve(sde, sk.solvers.milstein_general(), 0.0, 1.0, jnp.ones(2),
+        >>> sol = sk.solve(sde, sk.solvers.milstein_general("stratonovich"), 0.0, 1.0, jnp.ones(2),
         ...                controller=sk.StepTo(jnp.linspace(0.0, 1.0, 33)), brownian=tree)
         >>> sol.ys.shape
         (1, 2)

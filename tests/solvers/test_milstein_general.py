@@ -58,7 +58,8 @@ def test_heisenberg_exact():
     sde = sk.SDE(lambda t, x, a: jnp.zeros_like(x), g, noise="general", calculus="stratonovich")
     tree = sk.BrownianTree(jax.random.key(2), 0.0, 1.0, shape=(2,), tol=2**-6, levy="space-time", area=True)
     grid = jnp.linspace(0.0, 1.0, 11)
-    for solver in (sk.solvers.milstein_general(), _without_area(sk.solvers.milstein_general())):
+    strat = sk.solvers.milstein_general("stratonovich")
+    for solver in (strat, _without_area(strat)):
         x = sk.solve(sde, solver, 0.0, 1.0, jnp.zeros(3), controller=sk.StepTo(grid), brownian=tree).ys[-1]
         exact = 2 * tree.increment(0.0, 1.0).A[0, 1]
         err = abs(float(x[2] - exact))
@@ -120,12 +121,15 @@ def test_refusals():
     problem = _linear("stratonovich")
     tree = sk.BrownianTree(jax.random.key(0), 0.0, 1.0, shape=(2,), tol=2**-4, levy="space-time")
     with pytest.raises(ValueError, match="area=True"):
+        sk.solve(problem, sk.solvers.milstein_general("stratonovich"), 0.0, 1.0, jnp.ones(2), dt0=0.25, brownian=tree)
+    with pytest.raises(ValueError, match="converges to the ito solution but the SDE is stratonovich"):
+        # One rule for the Milstein methods: Itô by default (as sk.SDE), never a silent choice.
         sk.solve(problem, sk.solvers.milstein_general(), 0.0, 1.0, jnp.ones(2), dt0=0.25, brownian=tree)
     with pytest.raises(ValueError, match="calculus must be"):
         sk.solvers.milstein_general("itô")
     inc = tree.increment(0.0, 0.25)
     with pytest.raises(ValueError, match="A=None"):
-        sk.solvers.milstein_general().step(problem, 0.0, 0.25, jnp.ones(2), None, inc, None)
+        sk.solvers.milstein_general("stratonovich").step(problem, 0.0, 0.25, jnp.ones(2), None, inc, None)
 
 
 def test_grid_and_sequential_paths_agree(x64):
