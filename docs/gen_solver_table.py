@@ -37,7 +37,7 @@ def _solvers():
         params = inspect.signature(factory).parameters.values()
         if any(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD,
                                                   p.KEYWORD_ONLY) for p in params):
-            continue  # e.g. reversible_heun_backward: a step function, not a factory
+            continue  # e.g. linear_interpolate: a function, not a solver factory
         solver = factory()
         if isinstance(solver, sk.solvers.Solver):
             yield name, factory, solver

@@ -2,7 +2,7 @@ r"""`Reversible`: exact gradients in O(1) memory for algebraically reversible so
 
 The forward pass is a plain `lax.while_loop` that keeps only the final state. The backward pass
 (a `custom_vjp`) walks the grid from the end: it undoes each step with the solver's exact
-inverse (`reversible_heun_backward`), then takes the VJP of the forward step at the recovered
+inverse (the solver's `inverse_step`), then takes the VJP of the forward step at the recovered
 state. Gradients are those of the discrete solve (as with `Checkpointed`), up to the rounding
 of the reconstruction; memory does not grow with the number of steps.
 """
@@ -16,7 +16,6 @@ from jax import lax
 
 from .._results import RESULTS
 from .._solve import LoopInputs, LoopOutput, all_finite, constant_step_count, constant_step_end
-from ..solvers import reversible_heun, reversible_heun_backward
 from ._parameters import split_parameters
 
 
@@ -75,11 +74,11 @@ class Reversible(eqx.Module):
 
 def check_reversible(solver, controller, saveat) -> None:
     """Refuse what `Reversible` cannot do, at trace time."""
-    if solver != reversible_heun():
+    if not solver.is_reversible:
         raise ValueError(
-            f"sk.adjoint.Reversible() needs an algebraically reversible solver: use "
-            f"sk.solvers.reversible_heun(), not {solver.name}. For other solvers use "
-            "sk.adjoint.Checkpointed()."
+            f"sk.adjoint.Reversible() needs an algebraically reversible solver (one that declares its "
+            f"inverse_step), such as sk.solvers.reversible_heun(); {solver.name} is not. For other solvers "
+            "use sk.adjoint.Checkpointed()."
         )
     if controller.adaptive:
         raise ValueError(
@@ -205,7 +204,7 @@ def _reversible_solve_bwd(residuals, grad_obj, perturbed, vjp_arg, solver, times
         inc = _inc_at(incs, k, noise, t, tn)
         problem_k, args_k = eqx.combine(diff, static)
         # Undo the step exactly, then differentiate the forward step at the recovered state.
-        y, state = reversible_heun_backward(problem_k, t, tn, c["y"], args_k, inc, c["state"])
+        y, state = solver.inverse_step(problem_k, t, tn, c["y"], args_k, inc, c["state"])
 
         def step(d, t_, tn_, y_, state_, inc_):
             return _step_fn(d, static, t_, tn_, y_, state_, inc_, solver, noise)

@@ -17,7 +17,7 @@ from ._heun_sde import euler_heun as euler_heun, heun_sde as heun_sde, midpoint_
 from ._explicit_rk import explicit_rk_solver as explicit_rk_solver
 from ._milstein import milstein as milstein
 from ._milstein_general import milstein_general as milstein_general
-from ._reversible_heun import reversible_heun as reversible_heun, reversible_heun_backward as reversible_heun_backward
+from ._reversible_heun import reversible_heun as reversible_heun
 from ._rk4 import rk4 as rk4
 from ._sea import sea as sea
 from ._second_order import heun as heun, midpoint as midpoint, ralston as ralston
@@ -61,7 +61,6 @@ __all__ = [
     "milstein_general",
     "ralston",
     "reversible_heun",
-    "reversible_heun_backward",
     "rk4",
     "sea",
     "shark",

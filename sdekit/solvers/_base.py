@@ -82,6 +82,9 @@ class Solver(NamedTuple):
         dense_fevals: extra evaluations per step when dense output is used.
         sde: `SDEFacts` (orders per noise type, Lévy area, calculus, error estimate); `None` for
             ODE-only methods.
+        inverse_step: for algebraically reversible methods, the exact inverse of `step`:
+            `(problem, t0, t1, y1, args, inc, state1) -> (y0, state0)`; `sk.adjoint.Reversible`
+            needs it (it rebuilds the trajectory backwards). `None` for other methods.
     """
 
     name: str
@@ -95,6 +98,11 @@ class Solver(NamedTuple):
     init_fevals: int = 0
     dense_fevals: int = 0
     sde: SDEFacts | None = None
+    inverse_step: Callable[..., Any] | None = None
+
+    @property
+    def is_reversible(self) -> bool:
+        return self.inverse_step is not None
 
     @property
     def has_error_estimate(self) -> bool:

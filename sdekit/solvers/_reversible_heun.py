@@ -2,7 +2,7 @@ r"""Reversible Heun: an algebraically reversible Stratonovich (and ODE) method.
 
 The state carries a second copy $\hat y$ of the solution and the vector field's values at it,
 so each step costs one drift and one diffusion evaluation, and a step can be undone exactly
-(`reversible_heun_backward`): the reverse pass of `sk.adjoint.Reversible` rebuilds the
+(`inverse_step`): the reverse pass of `sk.adjoint.Reversible` rebuilds the
 trajectory from the final state instead of storing it.
 """
 
@@ -61,7 +61,7 @@ def _step(problem, t0, t1, y0, args, inc, state):
     return y1, None, LinearDense(y0, y1), ReversibleHeunState(yhat=yhat1, f=f1, g=g1)
 
 
-def reversible_heun_backward(problem, t0, t1, y1, args, inc, state1):
+def _inverse_step(problem, t0, t1, y1, args, inc, state1):
     r"""Undo one `reversible_heun` step from $t_1$ back to $t_0$ (exact up to rounding):
 
     $\hat y_n = 2 y_{n+1} - \hat y_{n+1} - (f_{n+1} h + g_{n+1} W)$,
@@ -100,7 +100,7 @@ def reversible_heun() -> Solver:
 
     starting from $\hat y_0 = y_0$. The values at $\hat y_{n+1}$ are cached in the state
     (`ReversibleHeunState`), and the map $(y_n, \hat y_n) \mapsto (y_{n+1}, \hat y_{n+1})$ has
-    an explicit inverse (`reversible_heun_backward`).
+    an explicit inverse (`inverse_step`).
 
     - ODE order 2.
     - Calculus: Stratonovich. Strong order 1.0 for additive, scalar and commutative noise
@@ -143,4 +143,5 @@ def reversible_heun() -> Solver:
             strong_order=(("additive", 1.0), ("scalar", 1.0), ("diagonal", 0.5), ("commutative", 1.0), ("general", 0.5)),
             weak_order=tuple((n, 1.0) for n in _NOISES),
         ),
+        inverse_step=_inverse_step,
     )

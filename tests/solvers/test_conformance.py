@@ -90,6 +90,25 @@ def test_declared_facts(name):
     assert len(calls) - init_calls == solver.fevals_per_step + solver.dense_fevals
 
 
+@pytest.mark.parametrize("name", [n for n in ALL if getattr(sk.solvers, n)().is_reversible])
+def test_declared_inverse_step_undoes_the_step(name, x64):
+    """A solver that declares `inverse_step` (what `sk.adjoint.Reversible` needs) undoes `step`
+    to rounding, on an ODE and on an SDE with its increment."""
+    solver = getattr(sk.solvers, name)()
+    sde, tree = _sde_for(solver)
+    for problem, inc in ((sk.ODE(lambda t, y, a: jnp.sin(a * y)), None), (sde, None)):
+        y0 = jnp.linspace(0.5, 1.5, 3) if problem is not sde else jnp.ones(tree.shape if tree.shape else ())
+        args = jnp.asarray(0.7)
+        if problem is sde:
+            inc = tree.increment(0.25, 0.5)
+        state = solver.init(problem, 0.25, y0, args)
+        y1, _, _, state1 = solver.step(problem, 0.25, 0.5, y0, args, inc, state)
+        y_back, state_back = solver.inverse_step(problem, 0.25, 0.5, y1, args, inc, state1)
+        np.testing.assert_allclose(y_back, y0, rtol=1e-12, atol=1e-12)
+        for a, b in zip(jax.tree.leaves(state_back), jax.tree.leaves(state)):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
 # --------------------------------------------------------------------------- SDE solvers
 
 _LEVY = {"increment": ("increment", False), "space-time": ("space-time", False),
