@@ -7,45 +7,45 @@ import pytest
 import scipy.stats
 from jax.extend.random import threefry_2x32
 
-from sdekit.brownian import _noise
+from sdekit.brownian import _hash
 
 
 def test_threefry_matches_jax():
     key = np.array([0x12345678, 0x9ABCDEF0], np.uint32)
     count = np.arange(2 * 1000, dtype=np.uint32) * np.uint32(2654435761)
     expected = np.asarray(threefry_2x32(key, count))
-    x0, x1 = _noise.threefry2x32(jnp.uint32(key[0]), jnp.uint32(key[1]), count[:1000], count[1000:])
+    x0, x1 = _hash.threefry2x32(jnp.uint32(key[0]), jnp.uint32(key[1]), count[:1000], count[1000:])
     np.testing.assert_array_equal(np.concatenate([x0, x1]), expected)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_normals_marginal_and_independence(dtype, n):
-    seed = _noise.seed_words(jax.random.key(3))
-    z = _noise.node_normals(seed, 5, 7, n, (40_000,), dtype, 10)
+    seed = _hash.seed_words(jax.random.key(3))
+    z = _hash.node_normals(seed, 5, 7, n, (40_000,), dtype, 10)
     assert z.shape == (n, 40_000) and z.dtype == dtype
     z = np.asarray(z, np.float64)
     for row in z:
         assert scipy.stats.kstest(row, "norm").pvalue > 1e-3
     # A neighbouring node and a neighbouring component are uncorrelated.
-    z2 = np.asarray(_noise.node_normals(seed, 5, 8, n, (40_000,), dtype, 10), np.float64)
+    z2 = np.asarray(_hash.node_normals(seed, 5, 8, n, (40_000,), dtype, 10), np.float64)
     assert abs(np.corrcoef(z[0], z2[0])[0, 1]) < 4 / np.sqrt(40_000)
     if n > 1:
         assert abs(np.corrcoef(z[0], z[1])[0, 1]) < 4 / np.sqrt(40_000)
 
 
 def test_node_identifiers_distinct():
-    seed = _noise.seed_words(jax.random.key(0))
+    seed = _hash.seed_words(jax.random.key(0))
     ids = [(0, 0), (1, 0), (2, 0), (2, 1), (3, 0), (12, 5)]
-    draws = [np.asarray(_noise.node_normals(seed, g, i, 1, (4,), jnp.float32, 10)) for g, i in ids]
+    draws = [np.asarray(_hash.node_normals(seed, g, i, 1, (4,), jnp.float32, 10)) for g, i in ids]
     for a in range(len(draws)):
         for b in range(a):
             assert not np.array_equal(draws[a], draws[b])
 
 
 def test_deep_identifiers(x64):
-    seed = _noise.seed_words(jax.random.key(0))
-    a = _noise.node_normals(seed, 41, jnp.int64(2**39 + 5), 2, (3,), jnp.float64, 40)
-    b = _noise.node_normals(seed, 41, jnp.int64(5), 2, (3,), jnp.float64, 40)
+    seed = _hash.seed_words(jax.random.key(0))
+    a = _hash.node_normals(seed, 41, jnp.int64(2**39 + 5), 2, (3,), jnp.float64, 40)
+    b = _hash.node_normals(seed, 41, jnp.int64(5), 2, (3,), jnp.float64, 40)
     assert a.shape == (2, 3) and not np.array_equal(np.asarray(a), np.asarray(b))
 
 
@@ -63,7 +63,7 @@ def test_grid_batched_draw_matches_single_node_draws(dtype, levy, shape):
         tree = BrownianTree(key, 0.0, 1.0, shape=shape, tol=2.0**-10, levy=levy, dtype=dtype)
         ids = _grid._node_ids(tree.depth, tags, indices)
         batched = jnp.moveaxis(_grid._draw_nodes(tree, ids)[0], 0, 1)  # (n, len) -> (len, n)
-        single = jax.vmap(lambda g, i: _noise.node_normals(tree._seeds[0], g, i, tree._n, shape, dtype, tree.depth))(
+        single = jax.vmap(lambda g, i: _hash.node_normals(tree._seeds[0], g, i, tree._n, shape, dtype, tree.depth))(
             tags, indices
         )
         return batched, single
@@ -75,9 +75,9 @@ def test_grid_batched_draw_matches_single_node_draws(dtype, levy, shape):
 
 def test_float32_element_order():
     """float32 elements take all first hash words, then the second ones (the stream's layout)."""
-    seed = _noise.seed_words(jax.random.key(1))
-    u = np.asarray(_noise.node_uniforms(seed, 3, 2, 3, (), jnp.float32, 10))
-    w0, w1 = _noise.threefry2x32(seed[0], seed[1], jnp.full((2,), (1 << 2) | 2, jnp.uint32), jnp.arange(2, dtype=jnp.uint32))
+    seed = _hash.seed_words(jax.random.key(1))
+    u = np.asarray(_hash.node_uniforms(seed, 3, 2, 3, (), jnp.float32, 10))
+    w0, w1 = _hash.threefry2x32(seed[0], seed[1], jnp.full((2,), (1 << 2) | 2, jnp.uint32), jnp.arange(2, dtype=jnp.uint32))
     words = np.concatenate([np.asarray(w0), np.asarray(w1)])[:3]
     expected = (2 * (words >> 8).astype(np.int64) + 1 - 2**24).astype(np.float32) * np.float32(2.0**-24)
     np.testing.assert_array_equal(u, expected)
@@ -89,13 +89,13 @@ def test_seed_words_are_a_threefry_keys_data_and_random_bits_otherwise():
     distinct seeds."""
     for seed in range(4):
         key = jax.random.key(seed)
-        np.testing.assert_array_equal(_noise.seed_words(key), jax.random.key_data(key))
-        np.testing.assert_array_equal(_noise.seed_words(jax.random.PRNGKey(seed)), jax.random.PRNGKey(seed))
+        np.testing.assert_array_equal(_hash.seed_words(key), jax.random.key_data(key))
+        np.testing.assert_array_equal(_hash.seed_words(jax.random.PRNGKey(seed)), jax.random.PRNGKey(seed))
         rbg = jax.random.key(seed, impl="rbg")
-        np.testing.assert_array_equal(_noise.seed_words(rbg), jax.random.bits(rbg, (2,), jnp.uint32))
-        assert _noise.seed_words(rbg).shape == (2,) and _noise.seed_words(rbg).dtype == jnp.uint32
+        np.testing.assert_array_equal(_hash.seed_words(rbg), jax.random.bits(rbg, (2,), jnp.uint32))
+        assert _hash.seed_words(rbg).shape == (2,) and _hash.seed_words(rbg).dtype == jnp.uint32
     keys = jax.random.split(jax.random.key(7), 5)
-    got = jax.jit(jax.vmap(_noise.seed_words))(keys)
+    got = jax.jit(jax.vmap(_hash.seed_words))(keys)
     np.testing.assert_array_equal(got, jax.random.key_data(keys))
     assert len({tuple(np.asarray(g)) for g in got}) == 5
 
@@ -106,7 +106,7 @@ def test_deep_tree_grid_draws_unpacked_identifiers(x64):
     from sdekit.brownian import BrownianTree
 
     tree = BrownianTree(jax.random.key(8), 0.0, 1.0, shape=(2,), tol=2.0**-34, levy="space-time")
-    assert tree.depth > _noise.PACKED_DEPTH
+    assert tree.depth > _hash.PACKED_DEPTH
     ts = jnp.asarray([0.0, 0.1, 0.1 + 2.0**-33, 0.5, 0.9, 1.0])
     grid = tree.grid_increments(ts)
     for i in range(ts.shape[0] - 1):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import sdekit.brownian as skb
-from sdekit.brownian import _noise
+from sdekit.brownian import _hash
 
 LEVIES = ["increment", "space-time", "space-time-time"]
 
@@ -336,13 +336,13 @@ def test_float64_times_not_truncated(x64):
 
 def _replay_in_float64(monkeypatch):
     """Make float64 trees draw the float32 normals, cast: the same path in float64."""
-    orig = _noise.node_uniforms
+    orig = _hash.node_uniforms
 
     def f32_uniforms(seed, tag, index, n, shape, dtype, depth):
         # float32 uniforms: `uniform_to_normal` then transforms in float32 and casts.
         return orig(seed, tag, index, n, shape, jnp.float32, depth)
 
-    monkeypatch.setattr(_noise, "node_uniforms", f32_uniforms)
+    monkeypatch.setattr(_hash, "node_uniforms", f32_uniforms)
 
 
 @pytest.mark.parametrize("where", [0.0, 0.5 - 2e-5, 1.0 - 3e-5])
