@@ -128,6 +128,7 @@ def test_bad_input():
         skd.sample(lambda x, t, a: x, skd.samplers.ddim(), x_T, ts)
 
 
+@pytest.mark.slow
 def test_backsolve_adjoint_through_a_sampler(x64):
     """The continuous adjoint (Backsolve, its backward ODE by Tsit5) of a 40-step Heun sampling
     agrees with the exact gradient of the discrete sampler to the sampler's discretisation error."""
