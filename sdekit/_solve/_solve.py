@@ -21,7 +21,7 @@ from ._adjoint import Adjoint
 from ._checkpointed import Checkpointed
 from ._common import constant_step_grid
 from ._inputs import LoopInputs, LoopOutput, SolveInputs
-from ._noise import NoNoise, TreeNoise
+from ._step_noise import NoNoise, TreeNoise
 from ._saveat import SaveAt
 from ._solution import Solution
 

@@ -2,7 +2,7 @@
 
 from ._cursor import BrownianCursor as BrownianCursor
 from ._increment import Increment as Increment
-from ._levy_area import space_space_area as space_space_area
+from ._space_space_area import space_space_area as space_space_area
 from ._tree import BrownianTree as BrownianTree
 from ._validate import LEVY_ORDER as LEVY_ORDER, tree_options as tree_options
 

@@ -19,6 +19,8 @@ it splits the nodes of the path of $t$ (overwriting the path of $s$ below $L$) a
 by level, reads the sibling of $s$ (from the path as it was before the walk), accumulating
 both folds from the top. A fresh descent is the same code after moving an empty cursor to
 $s$, so both give bitwise the same values.
+
+The functions here take the tree as a `TreeSpec` (`spec`, see `_spec`).
 """
 
 from typing import NamedTuple
@@ -30,7 +32,7 @@ import numpy as np
 
 from .._batch import batch_min
 from .._typing import Array
-from . import _bridge, _noise
+from . import _bridge, _hash
 
 
 class BrownianCursor(NamedTuple):
@@ -70,12 +72,12 @@ class BrownianCursor(NamedTuple):
         return tuple(p[:, 1] for p in self.path)
 
 
-def empty_cursor(tree) -> BrownianCursor:
-    depth, n = tree.depth, tree._n
-    stacks = tuple(jnp.zeros((depth + 1, 2, n, *s), d) for s, d in tree._leaves)
-    pieces = tuple(jnp.zeros((n, *s), d) for s, d in tree._leaves)
+def empty_cursor(spec) -> BrownianCursor:
+    depth, n = spec.depth, spec.n
+    stacks = tuple(jnp.zeros((depth + 1, 2, n, *s), d) for s, d in spec.leaves)
+    pieces = tuple(jnp.zeros((n, *s), d) for s, d in spec.leaves)
     return BrownianCursor(
-        position=jnp.zeros((), tree._tdtype),
+        position=jnp.zeros((), spec.time_dtype),
         valid=jnp.zeros((), bool),
         path=stacks,
         leaf_normals=pieces,
@@ -94,7 +96,7 @@ def sqrt_width_table(depth: int, dtype) -> Array:
 
 
 def leaf_index(u: Array, depth: int) -> Array:
-    idt = _noise.index_dtype(depth)
+    idt = _hash.index_dtype(depth)
     k = lax.convert_element_type(lax.floor(u), idt)
     return lax.clamp(np.asarray(0, idt), k, np.asarray((1 << depth) - 1, idt))
 
@@ -127,22 +129,22 @@ def ratio(w1: Array, w2: Array, dtype) -> tuple[Array, Array]:
     return lax.convert_element_type(lax.div(w1, safe), dtype), lax.convert_element_type(lax.div(w2, safe), dtype)
 
 
-def leaf_pieces(tree, leaf_vals, normals, u: Array, k: Array):
+def leaf_pieces(spec, leaf_vals, normals, u: Array, k: Array):
     """Prefix $[c_D, u]$ and suffix $[u, d_D]$ of each shape leaf."""
     a = u - k.astype(u.dtype)
     b = (k + 1).astype(u.dtype) - u
     out = []
-    for j, (_, dt) in enumerate(tree._leaves):
-        sq = sqrt_width_table(tree.depth, dt)[tree.depth]
+    for j, (_, dt) in enumerate(spec.leaves):
+        sq = sqrt_width_table(spec.depth, dt)[spec.depth]
         out.append(_bridge.bridge(leaf_vals[j], normals[j], a.astype(dt), b.astype(dt), sq))
     return tuple(p for p, _ in out), tuple(s for _, s in out)
 
 
-def draw(tree, tag, index) -> tuple:
+def draw(spec, tag, index) -> tuple:
     """Normals of node (tag, index) for each shape leaf."""
     return tuple(
-        _noise.node_normals(key, tag, index, tree._n, s, d, tree.depth)
-        for key, (s, d) in zip(tree._seeds, tree._leaves)
+        _hash.node_normals(key, tag, index, spec.n, s, d, spec.depth)
+        for key, (s, d) in zip(spec.seeds, spec.leaves)
     )
 
 
@@ -157,27 +159,27 @@ def _set(stack, value, level):
 # ----------------------------------------------------------------------------- descent
 
 
-def _path_uniforms(tree, k, lvl):
+def _path_uniforms(spec, k, lvl):
     """Uniforms behind the normals that split the level-`lvl` node on the path to leaf k; at
     `lvl = depth` (or deeper, clamped) those of the leaf's bridge (same tag and index)."""
-    lvl = jnp.minimum(lvl, tree.depth)
-    index = k >> (tree.depth - lvl).astype(k.dtype)
+    lvl = jnp.minimum(lvl, spec.depth)
+    index = k >> (spec.depth - lvl).astype(k.dtype)
     return tuple(
-        _noise.node_uniforms(key, lvl + 1, index, tree._n, s, d, tree.depth)
-        for key, (s, d) in zip(tree._seeds, tree._leaves)
+        _hash.node_uniforms(key, lvl + 1, index, spec.n, s, d, spec.depth)
+        for key, (s, d) in zip(spec.seeds, spec.leaves)
     )
 
 
-def _to_normals(tree, uniforms):
-    return tuple(_noise.uniform_to_normal(x, d) for x, (_, d) in zip(uniforms, tree._leaves))
+def _to_normals(spec, uniforms):
+    return tuple(_hash.uniform_to_normal(x, d) for x, (_, d) in zip(uniforms, spec.leaves))
 
 
-def _walk_start(tree, k, lvl):
+def _walk_start(spec, k, lvl):
     """The pipeline a walk down from `lvl` carries: normals for `lvl`, uniforms for `lvl + 1`."""
-    return _to_normals(tree, _path_uniforms(tree, k, lvl)), _path_uniforms(tree, k, lvl + 1)
+    return _to_normals(spec, _path_uniforms(spec, k, lvl)), _path_uniforms(spec, k, lvl + 1)
 
 
-def walk(tree, k: Array, start: Array, path: tuple, fold, acc):
+def walk(spec, k: Array, start: Array, path: tuple, fold, acc):
     """Walk down the path to leaf k from level `start`: split the path's node at each level
     `lvl` in start..depth-1, and store the child on the path and its sibling at `lvl + 1`.
 
@@ -193,7 +195,7 @@ def walk(tree, k: Array, start: Array, path: tuple, fold, acc):
     iteration that uses it, XLA fuses the hash and the normal transform into every consumer
     (both children, each branch of erf_inv): three hashes, and a float64 transform several
     times slower inside the integer kernel than on its own."""
-    depth = tree.depth
+    depth = spec.depth
     first = batch_min(start)
     before = path
 
@@ -202,7 +204,7 @@ def walk(tree, k: Array, start: Array, path: tuple, fold, acc):
         active = lvl >= start
         right = bit_at(k, lvl, depth)
         new_pairs, old_sib, new_sib = [], [], []
-        for j, (_, dt) in enumerate(tree._leaves):
+        for j, (_, dt) in enumerate(spec.leaves):
             parent = _get(pairs[j], lvl)[0]
             # The old path's values come from the stacks as they were before the walk (a
             # loop invariant): read from the ones being written, XLA copies them per level.
@@ -213,10 +215,10 @@ def walk(tree, k: Array, start: Array, path: tuple, fold, acc):
             old_sib.append(old[1])
             new_sib.append(block[1])
         acc = fold(lvl, active, tuple(old_sib), tuple(new_sib), acc)
-        ahead = (_to_normals(tree, next_uniforms), _path_uniforms(tree, k, lvl + 2))
+        ahead = (_to_normals(spec, next_uniforms), _path_uniforms(spec, k, lvl + 2))
         return tuple(new_pairs), acc, ahead
 
-    carry = (path, acc, _walk_start(tree, k, first))
+    carry = (path, acc, _walk_start(spec, k, first))
     path, acc, (normals, _) = lax.fori_loop(first, depth, body, carry)
     return path, acc, normals
 
@@ -233,10 +235,10 @@ def _branch_off(cur: BrownianCursor, level: Array, depth: int) -> tuple:
     return tuple(out)
 
 
-def _arrive(tree, path, normals, u: Array, k: Array) -> BrownianCursor:
+def _arrive(spec, path, normals, u: Array, k: Array) -> BrownianCursor:
     """The cursor at `u` once `path` holds the path to its leaf k (`normals`: the leaf's)."""
-    leaf_vals = tuple(_get(p, tree.depth)[0] for p in path)
-    prefix, suffix = leaf_pieces(tree, leaf_vals, normals, u, k)
+    leaf_vals = tuple(_get(p, spec.depth)[0] for p in path)
+    prefix, suffix = leaf_pieces(spec, leaf_vals, normals, u, k)
     return BrownianCursor(
         position=u,
         valid=jnp.ones((), bool),
@@ -247,9 +249,9 @@ def _arrive(tree, path, normals, u: Array, k: Array) -> BrownianCursor:
     )
 
 
-def _move(tree, cur: BrownianCursor, u: Array) -> BrownianCursor:
+def _move(spec, cur: BrownianCursor, u: Array) -> BrownianCursor:
     """Make the cursor hold the path to position `u` (a different point)."""
-    depth = tree.depth
+    depth = spec.depth
     k = leaf_index(u, depth)
     old_k = leaf_index(cur.position, depth)
     level = jnp.where(cur.valid, common_level(old_k, k, depth), -1)
@@ -258,26 +260,26 @@ def _move(tree, cur: BrownianCursor, u: Array) -> BrownianCursor:
     root = lax.cond(
         cur.valid,
         lambda: tuple(p[0, 0] for p in cur.path),
-        lambda: tuple(_bridge.root(r) for r in draw(tree, 0, 0)),
+        lambda: tuple(_bridge.root(r) for r in draw(spec, 0, 0)),
     )
     cur = cur._replace(path=tuple(p.at[0, 0].set(r) for p, r in zip(cur.path, root)))
     path = _branch_off(cur, level, depth)
 
     start = jnp.clip(level + 1, 0, depth)
-    path, _, normals = walk(tree, k, start, path, lambda lvl, active, old, new, acc: acc, ())
-    return _arrive(tree, path, normals, u, k)
+    path, _, normals = walk(spec, k, start, path, lambda lvl, active, old, new, acc: acc, ())
+    return _arrive(spec, path, normals, u, k)
 
 
-def move(tree, cur: BrownianCursor, u: Array) -> BrownianCursor:
+def move(spec, cur: BrownianCursor, u: Array) -> BrownianCursor:
     """`_move`, skipped when the cursor already holds `u` (the sequential case)."""
     same = cur.valid & (cur.position == u)
-    return lax.cond(same, lambda c: c, lambda c: _move(tree, c, u), cur)
+    return lax.cond(same, lambda c: c, lambda c: _move(spec, c, u), cur)
 
 
-def increment_pieces(tree, cur: BrownianCursor, us: Array, ut: Array):
+def increment_pieces(spec, cur: BrownianCursor, us: Array, ut: Array):
     """Pieces of $[s, t]$ (positions `us <= ut` in leaf units) and the cursor, moved to t."""
-    depth = tree.depth
-    cur = move(tree, cur, us)
+    depth = spec.depth
+    cur = move(spec, cur, us)
     ks, kt = leaf_index(us, depth), leaf_index(ut, depth)
     level = common_level(ks, kt, depth)
     dtype = us.dtype
@@ -296,7 +298,7 @@ def increment_pieces(tree, cur: BrownianCursor, us: Array, ut: Array):
         a_s, b_s = ratio(width, widths[0], dtype)
         a_t, b_t = ratio(widths[1], width, dtype)
         new = []
-        for j, (_, dt) in enumerate(tree._leaves):
+        for j, (_, dt) in enumerate(spec.leaves):
             s_acc, t_acc = accs[j][0], accs[j][1]
             s_new = jnp.where(s_left, _bridge.chen(s_sib[j], s_acc, a_s.astype(dt), b_s.astype(dt)), s_acc)
             t_new = jnp.where(t_right, _bridge.chen(t_acc, t_sib[j], a_t.astype(dt), b_t.astype(dt)), t_acc)
@@ -308,19 +310,19 @@ def increment_pieces(tree, cur: BrownianCursor, us: Array, ut: Array):
     path = _branch_off(cur, level, depth)
     start = jnp.clip(level + 1, 0, depth)
     acc = (tuple(jnp.zeros((2,) + p.shape, p.dtype) for p in cur.leaf_prefix), jnp.zeros((2,), dtype))
-    path, (accs, widths), normals = walk(tree, kt, start, path, fold, acc)
+    path, (accs, widths), normals = walk(spec, kt, start, path, fold, acc)
     s_acc, t_acc = tuple(a[0] for a in accs), tuple(a[1] for a in accs)
     s_width, t_width = widths[0], widths[1]
-    cur = _arrive(tree, path, normals, ut, kt)
+    cur = _arrive(spec, path, normals, ut, kt)
     # Close the folds with the leaf pieces: [s, d_D] + gathered suffix, prefix + [c_D, t].
     a_s, b_s = ratio((ks + 1).astype(dtype) - us, s_width, dtype)
     a_t, b_t = ratio(t_width, ut - kt.astype(dtype), dtype)
     s_piece, t_piece = [], []
-    for j, (_, dt) in enumerate(tree._leaves):
+    for j, (_, dt) in enumerate(spec.leaves):
         s_piece.append(_bridge.chen(s_leaf_suffix[j], s_acc[j], a_s.astype(dt), b_s.astype(dt)))
         t_piece.append(_bridge.chen(t_acc[j], cur.leaf_prefix[j], a_t.astype(dt), b_t.astype(dt)))
     weights = combine_weights(us, ut, ks, kt, level, depth)
-    out = combine(tree, tuple(s_piece), tuple(t_piece), s_leaf_prefix, cur.leaf_prefix, weights)
+    out = combine(spec, tuple(s_piece), tuple(t_piece), s_leaf_prefix, cur.leaf_prefix, weights)
     return out, cur
 
 
@@ -339,13 +341,13 @@ def combine_weights(us, ut, ks, kt, level, depth: int):
     return a, b, a_leaf, b_leaf, lax.ge(level, i32(depth)), empty
 
 
-def combine(tree, s_piece, t_piece, s_prefix, t_prefix, weights):
+def combine(spec, s_piece, t_piece, s_prefix, t_prefix, weights):
     """The piece of $[s, t]$ from $S_{L+1}(s)$ and $P_{L+1}(t)$, or, inside one leaf,
     from the two leaf prefixes (`weights` from `combine_weights`; scalar times, vmapped by
     the grid build)."""
     a, b, a_leaf, b_leaf, same, empty = weights
     out = []
-    for j, (_, dt) in enumerate(tree._leaves):
+    for j, (_, dt) in enumerate(spec.leaves):
         general = _bridge.chen(s_piece[j], t_piece[j], a.astype(dt), b.astype(dt))
         inner = _bridge.unchen(t_prefix[j], s_prefix[j], a_leaf.astype(dt), b_leaf.astype(dt))
         piece = jnp.where(same, inner, general)

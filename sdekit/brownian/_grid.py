@@ -22,6 +22,8 @@ from `ROLLED_FROM` deep levels on, and the all-leaves build of the space-space a
 component axis first, `(n, count, *shape)`, so that the rules of `_bridge` apply to them as they
 are: no `vmap`, whose batching of every `jax.numpy` helper was most of the build's trace time.
 Per-node scalars (width fractions, masks) are broadcast along axis 1 (`_col`, `_pick`).
+
+The functions here take the tree as a `TreeSpec` (`spec`, see `_spec`).
 """
 
 import math
@@ -35,7 +37,7 @@ from .._typing import Array
 from .._batch import batch_min
 from .._once import computed_once
 from .._xla_cpu import ROLLED_FROM
-from . import _bridge, _cursor, _noise
+from . import _bridge, _cursor, _hash
 
 
 def _col(x: Array, like: Array, dtype=None) -> Array:
@@ -57,21 +59,16 @@ def _repeat_nodes(x: Array) -> Array:
     return jnp.reshape(both, (x.shape[0], 2 * x.shape[1], *x.shape[2:]))
 
 
-def _draw_many(tree, tag: int, indices: Array) -> tuple:
-    tags = jnp.full(indices.shape, tag, jnp.int32)
-    return _draw_nodes(tree, _node_ids(tree.depth, tags, indices))
-
-
-def _node_ids(depth: int, tags: Array, indices: Array):
-    """Identifiers of many nodes for `_draw_nodes`: packed words (one array, see
-    `_noise.node_ident`) for trees of depth <= `_noise.PACKED_DEPTH`, else `(tags, indices)`."""
-    if depth <= _noise.PACKED_DEPTH:
-        return _noise.node_ident(tags, indices)
+def node_ids(depth: int, tags: Array, indices: Array):
+    """Identifiers of many nodes for `draw_nodes`: packed words (one array, see
+    `_hash.node_ident`) for trees of depth <= `_hash.PACKED_DEPTH`, else `(tags, indices)`."""
+    if depth <= _hash.PACKED_DEPTH:
+        return _hash.node_ident(tags, indices)
     return tags, indices
 
 
-def _draw_nodes(tree, ids, groups=None) -> tuple:
-    """Normals of many nodes (`ids` from `_node_ids`), `(n, len, *shape)` per shape leaf.
+def draw_nodes(spec, ids, groups=None) -> tuple:
+    """Normals of many nodes (`ids` from `node_ids`), `(n, len, *shape)` per shape leaf.
 
     The build draws through as few calls as it can: each call site inlines the whole hash
     and normal transform, and one per level made compile time grow with the depth. Each call
@@ -81,28 +78,28 @@ def _draw_nodes(tree, ids, groups=None) -> tuple:
     `(length, n, element_shape)` with `element_shape(shape)` the element shape of a shape
     leaf; then the result is a list with one such tuple per group, `(n, length,
     *element_shape(shape))` per shape leaf. All groups share one hash with the most counters
-    any needs, each node's normals bitwise those of `_noise.node_normals` with its own."""
+    any needs, each node's normals bitwise those of `_hash.node_normals` with its own."""
     # (The node identifiers' few integer ops are left to XLA, which fuses them into the draw: a
     # buffer of their own cost three kernels more to compile, and no measurable run time.)
     packed = not isinstance(ids, tuple)
     # The loop's unknown word from a seed, the one input always traced (the times may be
     # constants, which XLA would fold through the loop); the same in all trees under vmap.
-    word = batch_min(jnp.ravel(tree._seeds[0])[0])
-    seeds = tree._seeds
+    word = batch_min(jnp.ravel(spec.seeds[0])[0])
+    seeds = spec.seeds
 
-    many = isinstance(tree, PathsAxis)
-    leaves = tree._base_shapes if many else tree._leaves  # each tree's own (shape, dtype)
+    many = spec.paths is not None
+    leaves = spec.tree_leaves  # each tree's own (shape, dtype)
 
     total = (ids if packed else ids[0]).shape[0]
     grouped = groups is not None
-    groups = groups if grouped else ((total, tree._n, lambda shape: shape),)
-    counts = [max(_noise.word_count(n, f(s), d) for _, n, f in groups) for s, d in leaves]
+    groups = groups if grouped else ((total, spec.n, lambda shape: shape),)
+    counts = [max(_hash.word_count(n, f(s), d) for _, n, f in groups) for s, d in leaves]
 
     def words(seed, count):
         # The hash words of every node (and path: one seed per path, path axis last), broadcast
         # written out: the same operations as a vmap over nodes, without batching each of the
         # hash's 130 ops in the trace. Past `PACKED_DEPTH` a node first hashes (tag, high index
-        # word) into a key of its own, as `_noise.node_words` does.
+        # word) into a key of its own, as `_hash.node_words` does.
         m = total
         keys_shape, node_axes = ((m, seed.shape[0]), (0, 2)) if many else ((m,), (0,))
         k0, k1 = (lax.broadcast_in_dim(seed[:, i], keys_shape, (1,)) if many else lax.broadcast(seed[i], keys_shape) for i in (0, 1))
@@ -110,19 +107,19 @@ def _draw_nodes(tree, ids, groups=None) -> tuple:
             ident = ids
         else:
             tags, index = ids
-            hi, ident = _noise.index_words(index)
+            hi, ident = _hash.index_words(index)
             per_node = lambda x: lax.broadcast_in_dim(x.astype(jnp.uint32), keys_shape, (0,))  # noqa: E731
-            k0, k1 = _noise.threefry2x32(k0, k1, per_node(tags), per_node(hi))
+            k0, k1 = _hash.threefry2x32(k0, k1, per_node(tags), per_node(hi))
         full = (m, count, *keys_shape[1:])
         k0, k1 = (lax.broadcast_in_dim(k, full, node_axes) for k in (k0, k1))
         ident = lax.broadcast_in_dim(ident, full, (0,))
         ctr = lax.broadcast_in_dim(lax.iota(jnp.uint32, count), full, (1,))
-        return _noise.threefry2x32(k0, k1, ident, ctr)
+        return _hash.threefry2x32(k0, k1, ident, ctr)
 
     def draw():
-        # Per-word parts, put in element order after the loop (see `_noise.word_uniforms`).
+        # Per-word parts, put in element order after the loop (see `_hash.word_uniforms`).
         return tuple(
-            tuple(_noise.uniform_to_normal(u, d) for u in _noise.word_uniforms(*words(seed, c), d))
+            tuple(_hash.uniform_to_normal(u, d) for u in _hash.word_uniforms(*words(seed, c), d))
             for seed, (_, d), c in zip(seeds, leaves, counts)
         )
 
@@ -140,9 +137,9 @@ def _draw_nodes(tree, ids, groups=None) -> tuple:
 def _in_element_order(parts: tuple, start: int, length: int, n: int, shape, dtype, count: int, many: bool):
     """Nodes `start..start+length` of a draw's per-word normals (`count` counters per node) as
     `(n, length, *shape)` (with `many`, `(n, length, paths, *shape)`): the element order of
-    `_noise.in_element_order` for a node drawn with its own counter count (float32: its w0's
+    `_hash.in_element_order` for a node drawn with its own counter count (float32: its w0's
     first, then its w1's)."""
-    own = _noise.word_count(n, shape, dtype)
+    own = _hash.word_count(n, shape, dtype)
     if (start, length, own) != (0, parts[0].shape[0], count):
         parts = tuple(lax.slice_in_dim(lax.slice_in_dim(p, start, start + length, axis=0), 0, own, axis=1) for p in parts)
     x = jnp.concatenate(parts, axis=1)[:, : n * math.prod(shape)]
@@ -154,32 +151,14 @@ def _in_element_order(parts: tuple, start: int, length: int, n: int, shape, dtyp
     return jnp.moveaxis(x, 1, 0)
 
 
-class PathsAxis:
-    """Many trees that differ only in their key, as one tree for the grid build: each shape
-    leaf gets a leading path axis, `(paths, *shape)`, and a node's normals for path b come
-    from seed b (bitwise the normals of tree b).
-
-    Under `vmap` over keys the build then runs as for one tree of shape `(paths, *shape)`,
-    torchsde's formulation: per-level slices and strided reads of the node arrays act on whole
-    rows of paths instead of striding inside each path's row, and the increments come out
-    step-major, as a scan over the steps reads them (faster on the vmapped GBM benchmark)."""
-
-    def __init__(self, tree, seeds: tuple, paths: int):
-        self._seeds = seeds
-        self._base_shapes = tree._leaves
-        self._leaves = tuple(((paths, *s), d) for s, d in tree._leaves)
-        self._n = tree._n
-        self.depth = tree.depth
-
-
-def _full_level_ids(depth: int, top: int):
-    """Node identifiers (`_node_ids`) of the root's values and the split normals of every node
+def full_level_ids(depth: int, top: int):
+    """Node identifiers (`node_ids`) of the root's values and the split normals of every node
     above `top`, in heap order: entry 0 is the root (tag 0), entry i >= 1 splits node
     (l, i - 2**l) at level l = floor(log2 i), i.e. tag l + 1 (built from an iota: no
     2**top-sized constants). Packed, entry i's identifier is i itself."""
-    if depth <= _noise.PACKED_DEPTH:
+    if depth <= _hash.PACKED_DEPTH:
         return lax.iota(jnp.uint32, 2**top)
-    idt = _noise.index_dtype(depth)
+    idt = _hash.index_dtype(depth)
     heap = lax.iota(idt, 2**top)
     lvl_of = (8 * jnp.dtype(idt).itemsize - 1 - lax.clz(jnp.maximum(heap, 1))).astype(jnp.int32)
     tags = jnp.where(heap == 0, 0, lvl_of + 1)
@@ -194,21 +173,21 @@ def _deep_ids(depth: int, top: int, k: Array) -> tuple:
     levels = jnp.arange(top, depth, dtype=jnp.int32)
     tags = jnp.concatenate([jnp.repeat(levels + 1, m), jnp.full((m,), depth + 1, jnp.int32)])
     index = jnp.concatenate([(k[None, :] >> (depth - levels)[:, None].astype(k.dtype)).ravel(), k])
-    return _node_ids(depth, tags, index)
+    return node_ids(depth, tags, index)
 
 
-def _full_levels(tree, top: int, xi_all: tuple | None = None) -> list:
-    """Node values of every node at levels 0..top (`xi_all`: the normals of `_full_level_ids`,
+def _full_levels(spec, top: int, xi_all: tuple | None = None) -> list:
+    """Node values of every node at levels 0..top (`xi_all`: the normals of `full_level_ids`,
     drawn here if not given): `levels[l][j]` has shape `(n, 2**l, *shape)`."""
-    depth = tree.depth
+    depth = spec.depth
     if xi_all is None:
-        xi_all = _draw_nodes(tree, _full_level_ids(depth, top))
+        xi_all = draw_nodes(spec, full_level_ids(depth, top))
     levels = [tuple(_bridge.root(x[:, 0])[:, None] for x in xi_all)]
     for lvl in range(top):
         # (`lax` ops: a `jax.numpy` operator or index traces a helper anew for each level's shape.)
         right_child = lax.eq(lax.bitwise_and(lax.iota(jnp.int32, 2 ** (lvl + 1)), np.int32(1)), np.int32(1))
         nxt = []
-        for j, (_, dt) in enumerate(tree._leaves):
+        for j, (_, dt) in enumerate(spec.leaves):
             xi = lax.slice_in_dim(xi_all[j], 2**lvl, 2 ** (lvl + 1), axis=1)
             sq = _cursor.sqrt_width_table(depth, dt)[lvl]
             # Each child from its parent repeated (broadcast, no interleaving concatenation:
@@ -219,20 +198,20 @@ def _full_levels(tree, top: int, xi_all: tuple | None = None) -> list:
     return levels
 
 
-def all_leaves(tree, xi_all: tuple | None = None) -> tuple:
+def all_leaves(spec, xi_all: tuple | None = None) -> tuple:
     """Values of all `2**depth` leaves, `(n, 2**depth, *shape)` per shape leaf: the last of
-    `_full_levels(tree, depth)`, in one rolled loop over the levels (`xi_all`: the normals of
-    `_full_level_ids(depth, depth)`, drawn here if not given).
+    `_full_levels(spec, depth)`, in one rolled loop over the levels (`xi_all`: the normals of
+    `full_level_ids(depth, depth)`, drawn here if not given).
 
     Every leaf position holds the value of its ancestor at the current level and splits it with
     that node's normals, so each node's split is the same arithmetic on the same numbers as in
     `_full_levels`; only repeated `2**depth` times per level (cheap: a few flops per element).
     The unrolled build compiled a few kernels per level, a large part of an area grid's compile
     time (XLA:CPU compiles every kernel as its own LLVM module)."""
-    depth = tree.depth
-    idt = _noise.index_dtype(depth)
+    depth = spec.depth
+    idt = _hash.index_dtype(depth)
     if xi_all is None:
-        xi_all = _draw_nodes(tree, _full_level_ids(depth, depth))
+        xi_all = draw_nodes(spec, full_level_ids(depth, depth))
     pos = lax.iota(idt, 2**depth)
 
     def level(lvl, vals):
@@ -241,7 +220,7 @@ def all_leaves(tree, xi_all: tuple | None = None) -> tuple:
         heap = lax.add(lax.shift_left(np.asarray(1, idt), lax.convert_element_type(lvl, idt)), node)
         right = _cursor.bit_at(pos, lvl, depth)
         out = []
-        for v, xi, (_, dt) in zip(vals, xi_all, tree._leaves):
+        for v, xi, (_, dt) in zip(vals, xi_all, spec.leaves):
             sq = _cursor.sqrt_width_table(depth, dt)[lvl]
             lo, hi = _bridge.split(v, jnp.take(xi, heap, axis=1, mode="clip"), sq)
             out.append(_pick(right, hi, lo))
@@ -254,19 +233,19 @@ def all_leaves(tree, xi_all: tuple | None = None) -> tuple:
 
 
 
-def _deep_paths(tree, top_nodes, k: Array, top: int, xi_all: tuple):
+def _deep_paths(spec, top_nodes, k: Array, top: int, xi_all: tuple):
     """Per point: node at level D, siblings at levels top+1..D, and the leaf's bridge
     normals (`xi_all`: the normals of `_deep_ids`). The siblings come as a list over the
     levels (unrolled) or stacked per shape leaf, `(D - top, n, len, *shape)` (rolled, from
     `ROLLED_FROM` levels on), level `top + 1 + i` at `i` in both."""
-    depth = tree.depth
+    depth = spec.depth
     m = k.shape[0]
     node = tuple(x[:, k >> (depth - top)] for x in top_nodes)
 
     def level(node, lvl, xis):  # `lvl`: an int (unrolled) or a traced int32 (rolled)
         right = _cursor.bit_at(k, lvl, depth)
         nn, ss = [], []
-        for v, xi, (_, dt) in zip(node, xis, tree._leaves):
+        for v, xi, (_, dt) in zip(node, xis, spec.leaves):
             lo, hi = _bridge.split(v, xi, _cursor.sqrt_width_table(depth, dt)[lvl])
             nn.append(_pick(right, hi, lo))
             ss.append(_pick(right, lo, hi))
@@ -288,12 +267,12 @@ def _deep_paths(tree, top_nodes, k: Array, top: int, xi_all: tuple):
     return node, siblings, leaf_normals
 
 
-def _deep_folds(tree, siblings, top: int, u: Array, k: Array, level: Array, suffix, prefix):
+def _deep_folds(spec, siblings, top: int, u: Array, k: Array, level: Array, suffix, prefix):
     r"""Per-point folds for levels depth-1..top: the suffix $S_l(u_i)$ and prefix $P_l(u_i)$
     from the leaf pieces up to level `top`, and each interval's captures $S_{L+1}(u_i)$ and
     $P_{L+1}(u_{i+1})$ where its common level $L$ is at or below `top - 1` (else the leaf's or
     the last fold's). Unrolled or rolled as `_deep_paths` was (`siblings` from it)."""
-    depth = tree.depth
+    depth = spec.depth
 
     def fold(carry, lvl, sibs):  # `lvl`: an int (unrolled) or a traced int32 (rolled)
         suf, pre, cap_s, cap_p = carry
@@ -309,7 +288,7 @@ def _deep_folds(tree, siblings, top: int, u: Array, k: Array, level: Array, suff
         a_s, b_s = _cursor.ratio(end - u, w_sib, u.dtype)
         a_p, b_p = _cursor.ratio(w_sib, u - start, u.dtype)
         new_s, new_p = [], []
-        for sf, pr, sib, (_, dt) in zip(suf, pre, sibs, tree._leaves):
+        for sf, pr, sib, (_, dt) in zip(suf, pre, sibs, spec.leaves):
             new_s.append(_pick(right, sf, _chen(sf, sib, a_s, b_s, dt)))
             new_p.append(_pick(right, _chen(sib, pr, a_p, b_p, dt), pr))
         hit = level + 1 == lvl
@@ -328,13 +307,13 @@ def _deep_folds(tree, siblings, top: int, u: Array, k: Array, level: Array, suff
     return carry
 
 
-def _leaf_pieces(tree, node, normals, u: Array, k: Array) -> tuple:
+def _leaf_pieces(spec, node, normals, u: Array, k: Array) -> tuple:
     """Prefix $[c_D, u]$ and suffix $[u, d_D]$ of each point's leaf (as `_cursor.leaf_pieces`)."""
     a = u - k.astype(u.dtype)
     b = (k + 1).astype(u.dtype) - u
     prefix, suffix = [], []
-    for v, xi, (_, dt) in zip(node, normals, tree._leaves):
-        sq = _cursor.sqrt_width_table(tree.depth, dt)[tree.depth]
+    for v, xi, (_, dt) in zip(node, normals, spec.leaves):
+        sq = _cursor.sqrt_width_table(spec.depth, dt)[spec.depth]
         p, s = _bridge.bridge(v, xi, _col(a, v, dt), _col(b, v, dt), sq)
         prefix.append(p)
         suffix.append(s)
@@ -346,38 +325,38 @@ def _chen(first: Array, second: Array, a: Array, b: Array, dt) -> Array:
     return _bridge.chen(first, second, _col(a, first, dt), _col(b, first, dt))
 
 
-def grid_pieces(tree, u: Array) -> tuple:
-    """Pieces (component axis first, shape `(n, N, *shape)`) of all grid intervals; `tree` is a
-    `BrownianTree` or a `PathsAxis`."""
-    depth = tree.depth
+def grid_pieces(spec, u: Array) -> tuple:
+    """Pieces (component axis first, shape `(n, N, *shape)`) of all grid intervals, for one tree
+    or, with `spec.paths`, for many built as one (see `TreeSpec.with_paths`)."""
+    depth = spec.depth
     m = u.shape[0]
     top = min(depth, max(1, math.ceil(math.log2(m))))
     # The per-grid values (leaf indices, common levels, Chen fractions) are left to XLA, which
     # fuses them into the per-element kernels that read them: a few flops per element redone
     # for every path, against the dozen kernels that a loop computing them once compiled.
     k = _cursor.leaf_index(u, depth)
-    full_ids, deep_ids = _full_level_ids(depth, top), _deep_ids(depth, top, k)
+    full_ids, deep_ids = full_level_ids(depth, top), _deep_ids(depth, top, k)
     ks, kt, us, ut = k[:-1], k[1:], u[:-1], u[1:]
     level = _cursor.common_level(ks, kt, depth)
     weights = _cursor.combine_weights(us, ut, ks, kt, level, depth)
     # All normals in one draw: each draw inlines the whole hash and normal transform.
-    xi = _draw_nodes(tree, jax.tree.map(lambda a, b: jnp.concatenate([a, b]), full_ids, deep_ids))
-    levels = _full_levels(tree, top, tuple(x[:, : 2**top] for x in xi))
-    node, siblings, normals = _deep_paths(tree, levels[top], k, top, tuple(x[:, 2**top :] for x in xi))
-    prefix_d, suffix_d = _leaf_pieces(tree, node, normals, u, k)
+    xi = draw_nodes(spec, jax.tree.map(lambda a, b: jnp.concatenate([a, b]), full_ids, deep_ids))
+    levels = _full_levels(spec, top, tuple(x[:, : 2**top] for x in xi))
+    node, siblings, normals = _deep_paths(spec, levels[top], k, top, tuple(x[:, 2**top :] for x in xi))
+    prefix_d, suffix_d = _leaf_pieces(spec, node, normals, u, k)
 
-    suf, pre, cap_s, cap_p = _deep_folds(tree, siblings, top, u, k, level, suffix_d, prefix_d)
+    suf, pre, cap_s, cap_p = _deep_folds(spec, siblings, top, u, k, level, suffix_d, prefix_d)
 
     if top > 1:
-        cap_s, cap_p = _shallow(tree, levels, top, u, k, suf, pre, level, cap_s, cap_p)
-    return _combine(tree, cap_s, cap_p, tuple(x[:, :-1] for x in prefix_d), tuple(x[:, 1:] for x in prefix_d), weights)
+        cap_s, cap_p = _shallow(spec, levels, top, u, k, suf, pre, level, cap_s, cap_p)
+    return _combine(spec, cap_s, cap_p, tuple(x[:, :-1] for x in prefix_d), tuple(x[:, 1:] for x in prefix_d), weights)
 
 
-def _combine(tree, s_piece, t_piece, s_prefix, t_prefix, weights) -> tuple:
+def _combine(spec, s_piece, t_piece, s_prefix, t_prefix, weights) -> tuple:
     """`_cursor.combine` for all intervals at once."""
     a, b, a_leaf, b_leaf, same, empty = weights
     out = []
-    for sp, tp, spre, tpre, (_, dt) in zip(s_piece, t_piece, s_prefix, t_prefix, tree._leaves):
+    for sp, tp, spre, tpre, (_, dt) in zip(s_piece, t_piece, s_prefix, t_prefix, spec.leaves):
         general = _chen(sp, tp, a, b, dt)
         inner = _bridge.unchen(tpre, spre, _col(a_leaf, tpre, dt), _col(b_leaf, tpre, dt))
         piece = _pick(same, inner, general)
@@ -385,7 +364,7 @@ def _combine(tree, s_piece, t_piece, s_prefix, t_prefix, weights) -> tuple:
     return tuple(out)
 
 
-def _shallow(tree, levels, top, u, k, suf, pre, level, cap_s, cap_p):
+def _shallow(spec, levels, top, u, k, suf, pre, level, cap_s, cap_p):
     r"""$S_{L+1}(u_i)$ and $P_{L+1}(u_{i+1})$ of intervals whose common ancestor is above
     `top - 1`: the per-point folds continued above `top` (`suf`, `pre` are $S_{top}$,
     $P_{top}$), with each whole sibling read from the levels built above.
@@ -395,7 +374,7 @@ def _shallow(tree, levels, top, u, k, suf, pre, level, cap_s, cap_p):
     nothing: the loop runs over the $\lfloor\log_2 R\rfloor + 1$ levels that can (one for a
     uniform grid, at most `top`). One rolled loop compiles a few kernels where a segment tree
     compiled two per level; its trip count is a run-time value, so the shapes stay static."""
-    depth = tree.depth
+    depth = spec.depth
     idt = k.dtype
     n = u.shape[0] - 1
     ks, kt = lax.slice_in_dim(k, 0, n), lax.slice_in_dim(k, 1, n + 1)
@@ -405,7 +384,7 @@ def _shallow(tree, levels, top, u, k, suf, pre, level, cap_s, cap_p):
     run = lax.reduce_max(lax.max(gaps, np.asarray(0, idt)), (0,))
     bits = 8 * np.dtype(idt).itemsize
     trips = lax.select(lax.gt(run, np.asarray(0, idt)), lax.sub(np.int32(bits), lax.convert_element_type(lax.clz(run), jnp.int32)), np.int32(0))
-    heap = tuple(lax.concatenate([lv[j] for lv in levels], 1) for j in range(len(tree._leaves)))
+    heap = tuple(lax.concatenate([lv[j] for lv in levels], 1) for j in range(len(spec.leaves)))
     last = np.asarray(heap[0].shape[1] - 1, idt)
     one = np.asarray(1, idt)
     zero = np.asarray(0, idt)
@@ -429,7 +408,7 @@ def _shallow(tree, levels, top, u, k, suf, pre, level, cap_s, cap_p):
         sib_s = lax.clamp(zero, lax.add(lax.add(first_of_child_level, node_s), one), last)
         sib_p = lax.clamp(zero, lax.sub(lax.add(first_of_child_level, node_p), one), last)
         new_s, new_p = [], []
-        for s, p, h, (_, dt) in zip(s_acc, p_acc, heap, tree._leaves):
+        for s, p, h, (_, dt) in zip(s_acc, p_acc, heap, spec.leaves):
             new_s.append(_pick(act_s, _chen(s, h[:, sib_s], a_s, b_s, dt), s))
             new_p.append(_pick(act_p, _chen(h[:, sib_p], p, a_p, b_p, dt), p))
         return tuple(new_s), tuple(new_p)

@@ -1,22 +1,18 @@
 r"""`BrownianTree`: one PRNG key fixes a whole Brownian path and its Lévy areas."""
 
 import copy
-from functools import partial
 from typing import Literal
 
 import equinox as eqx
 import jax
-import jax.extend
-import jax.interpreters.ad
-import jax.interpreters.batching
-import jax.interpreters.mlir
 import jax.lax as lax
 import jax.numpy as jnp
 
 from .._typing import Array, Key, PyTree, RealScalarLike, is_traced
-from . import _area, _cursor, _grid, _noise, _validate
+from . import _cursor, _hash, _path_area, _pieces, _primitive, _validate
 from ._cursor import BrownianCursor
 from ._increment import Increment
+from ._spec import TreeSpec
 
 Levy = Literal["increment", "space-time", "space-time-time"]
 
@@ -47,7 +43,7 @@ class BrownianTree(eqx.Module):
     query orders, as strong order 1 on non-commutative noise needs. This costs
     O((t - s)/tol) leaf evaluations per query, and the area differs from the true Lévy
     area by $O(\sqrt{(t-s)\,\mathrm{tol}})$: take `tol` about the square of the step
-    for strong order 1 against the true SDE (see `sdekit.brownian._area`). W, H and K
+    for strong order 1 against the true SDE (see `sdekit.brownian._path_area`). W, H and K
     are the same as without `area`.
 
     Increments are computed relative to the deepest common ancestor of $s$ and $t$, from
@@ -165,13 +161,26 @@ class BrownianTree(eqx.Module):
         self._treedef = treedef
         self._tuple_shape = tuple_shape
         keys = [key] if len(leaves) == 1 else [jax.random.fold_in(key, j) for j in range(len(leaves))]
-        self._seeds = tuple(_noise.seed_words(k) for k in keys)
+        self._seeds = tuple(_hash.seed_words(k) for k in keys)
 
     # ------------------------------------------------------------------ static facts
 
     @property
-    def _n(self) -> int:
-        return _validate.LEVY_COMPONENTS[self.levy]
+    def spec(self) -> TreeSpec:
+        """What the Brownian engine reads of this tree: its interval, seeds, depth, components,
+        shape leaves and error policy (see `TreeSpec`)."""
+        return TreeSpec(
+            t0=self.t0,
+            t1=self.t1,
+            seeds=self._seeds,
+            depth=self.depth,
+            n=_validate.LEVY_COMPONENTS[self.levy],
+            leaves=self._leaves,
+            time_dtype=self._tdtype,
+            on_error=self.on_error,
+            treedef=self._treedef,
+            tuple_shape=self._tuple_shape,
+        )
 
     @property
     def shape(self):
@@ -215,7 +224,7 @@ class BrownianTree(eqx.Module):
         Returns:
             A `BrownianCursor` (a pytree of fixed-shape arrays).
         """
-        return _cursor.empty_cursor(self)
+        return _cursor.empty_cursor(self.spec)
 
     def increment(self, s: RealScalarLike, t: RealScalarLike, *, cursor: BrownianCursor | None = None):
         r"""The increment over $[s, t]$, $t_0 \le s \le t \le t_1$.
@@ -240,9 +249,9 @@ class BrownianTree(eqx.Module):
         # times, interval and cursor out of differentiation.
         tree, fs, ft, cur = lax.stop_gradient((self, s, t, cursor))
         fs, ft = tree._query_times(fs, ft)
-        inc, cur = _increment_core(tree, fs, ft, cur)
+        inc, cur = _increment_core(tree.spec, fs, ft, cur)
         if self.area:
-            inc = inc._replace(A=_area.increment_area(tree, fs, ft))
+            inc = inc._replace(A=_path_area.increment_area(tree.spec, fs, ft))
         # `dt` is deterministic: differentiable as the plain difference it is.
         inc = inc._replace(dt=t - s)
         return inc if cursor is None else (inc, cur)
@@ -290,14 +299,14 @@ class BrownianTree(eqx.Module):
             A pytree like `shape` with leaves of shape `(*shape, shape[-1])`.
         """
         s = lax.stop_gradient(jnp.asarray(s, self._tdtype))
-        k = _cursor.leaf_index(lax.stop_gradient(self)._position(s), self.depth)
+        k = _cursor.leaf_index(lax.stop_gradient(self).spec.position(s), self.depth)
+        spec = self.spec
         out = []
-        for seed, (shape, d) in zip(self._seeds, self._leaves):
+        for j, (shape, _) in enumerate(spec.leaves):
             if len(shape) == 0:
                 raise ValueError("area_normals needs a Brownian dimension axis (last axis).")
-            full = (*shape, shape[-1])
-            out.append(_noise.node_normals(seed, self.depth + 2, k, 1, full, d, self.depth)[0])
-        return self._unflatten(out)
+            out.append(_path_area.leaf_area_normals(spec, j, k))
+        return spec.unflatten(out)
 
     def grid_increments(self, ts: Array) -> Increment:
         """All increments over a grid, built level by level with vectorised operations.
@@ -333,19 +342,13 @@ class BrownianTree(eqx.Module):
         if not is_traced((fts, tree.t0, tree.t1)):
             tree._check_concrete(fts[:-1], fts[1:])
         else:
-            fts = tree._checked(fts, tree._bad(fts[:-1], fts[1:]))
-        inc = _grid_core(tree, fts)
+            fts = tree._checked(fts, tree.spec.bad(fts[:-1], fts[1:]))
+        inc = _primitive.grid_increments(tree.spec, fts)
         if self.area:
-            inc = inc._replace(A=_area.grid_increment_area(tree, fts))
+            inc = inc._replace(A=_path_area.grid_increment_area(tree.spec, fts))
         return inc._replace(dt=ts[1:] - ts[:-1])
 
     # ------------------------------------------------------------------ internals
-
-    def _position(self, t: Array) -> Array:
-        """Times to leaf units, $2^D (t - t_0)/(t_1 - t_0)$, clipped to $[0, 2^D]$."""
-        tau = (t - self.t0) / (self.t1 - self.t0)
-        u = tau * float(2.0**self.depth)
-        return jnp.clip(u, 0.0, float(2.0**self.depth))
 
     def _check_concrete(self, s, t):
         import numpy as np
@@ -377,40 +380,7 @@ class BrownianTree(eqx.Module):
         if not is_traced((s, t, self.t0, self.t1)):
             self._check_concrete(s, t)
             return s, t
-        return self._checked((s, t), self._bad(s, t))
-
-    def _finish(self, dt, pieces, bad) -> Increment:
-        """Scale pieces (component axis first) from [0, 1] to the tree's interval and
-        apply the error policy; `bad` has the shape of the query batch."""
-        return self._assemble(dt, self._components(self._scaled(pieces, bad)), bad)
-
-    def _scaled(self, pieces, bad) -> list:
-        """Pieces scaled to the tree's interval, NaN where `bad` under the "nan" policy (no
-        side effects: the grid primitive applies it inside)."""
-        root_t = jnp.sqrt(self.t1 - self.t0)
-        out = []
-        for (_, d), p in zip(self._leaves, pieces):
-            p = p * root_t.astype(d)
-            if self.on_error == "nan":
-                p = self._guard(p, jnp.reshape(bad, (1, *bad.shape) + (1,) * (p.ndim - 1 - bad.ndim)))
-            out.append(p)
-        return out
-
-    def _assemble(self, dt, flat: list, bad) -> Increment:
-        """The `Increment` of scaled components (the shape leaves' W, H, K one after another)."""
-        comps = [flat[i :: self._n] for i in range(self._n)]
-        W = self._unflatten(comps[0])
-        H = self._unflatten(comps[1]) if self._n >= 2 else None
-        K = self._unflatten(comps[2]) if self._n >= 3 else None
-        return Increment(dt, W, H, K)
-
-    def _components(self, pieces) -> list:
-        """Pieces (component axis first, per shape leaf) as the flat list `_assemble` takes."""
-        return [p[i] for p in pieces for i in range(self._n)]
-
-    def _bad(self, s, t):
-        """Which queries $[s, t]$ are invalid: $s > t$, outside $[t_0, t_1]$, or a NaN time."""
-        return ~((s <= t) & (s >= self.t0) & (t <= self.t1))
+        return self._checked((s, t), self.spec.bad(s, t))
 
     def _checked(self, times, bad):
         """`times` (a pytree), under the "raise" policy with the run-time check attached.
@@ -423,116 +393,18 @@ class BrownianTree(eqx.Module):
             return times
         return eqx.error_if(times, jnp.any(bad), _QUERY_ERROR)
 
-    def _guard(self, x, bad):
-        """The "nan" policy on an output: NaN where `bad` (broadcast against `x`). (Under "raise"
-        the times were checked on the way in: see `_checked`.)"""
-        if self.on_error == "nan":
-            return jnp.where(bad, jnp.asarray(jnp.nan, x.dtype), x)
-        return x
 
-    def _unflatten(self, xs):
-        if self._tuple_shape:
-            return xs[0]
-        return jax.tree.unflatten(self._treedef, xs)
-
-
-# Jitted cores: eager calls compile once per tree structure instead of dispatching every
-# small op and loop; under an outer jit they are inlined.
+# Jitted core: eager calls compile once per tree structure instead of dispatching every small op
+# and loop; under an outer jit it is inlined.
 
 
 @eqx.filter_jit
-def _increment_core(tree: BrownianTree, s, t, cursor):
+def _increment_core(spec: TreeSpec, s, t, cursor):
     if cursor is None:
         # The barrier stops XLA specialising the descent on the empty cursor's constants,
         # so fresh and cursor descents compile alike (FMA contraction is per fusion).
-        cursor = lax.optimization_barrier(_cursor.empty_cursor(tree))
-    us, ut = tree._position(s), tree._position(t)
+        cursor = lax.optimization_barrier(_cursor.empty_cursor(spec))
+    us, ut = spec.position(s), spec.position(t)
     us = jnp.minimum(us, ut)
-    pieces, cursor = _cursor.increment_pieces(tree, cursor, us, ut)
-    return tree._finish(t - s, pieces, tree._bad(s, t)), cursor
-
-
-@eqx.filter_jit
-def _grid_core(tree: BrownianTree, ts):
-    """`grid_increments` without the area: the pieces come from `_grid_pieces_p`, whose batching
-    rule builds trees vmapped over their keys as one."""
-    dynamic, static = eqx.partition(tree, eqx.is_array)
-    leaves, treedef = jax.tree.flatten(dynamic)
-    *comps, dt, bad = _grid_pieces_p.bind(*leaves, ts, static=static, treedef=treedef)
-    return tree._assemble(dt, comps, bad)
-
-
-# The grid pieces are a primitive of their own so that the build is traced once, in the form
-# used. Under `vmap` over trees that differ only in their key (`sample_paths`, or a user's vmap
-# over keys), its batching rule builds the trees as one with the path axis inside
-# (`_grid.PathsAxis`): the same numbers, faster, and step-major, as a scan over the steps reads
-# them. With `custom_vmap` both the unbatched and the batched build were traced: half the grid's
-# trace time.
-_grid_pieces_p = jax.extend.core.Primitive("sdekit_grid_pieces")
-_grid_pieces_p.multiple_results = True
-
-
-def _grid_pieces_impl(*args, static, treedef, paths=None):
-    """Scaled pieces (component axis first), `dt` and `bad` of a grid; `paths`: the number of
-    trees built as one (their seeds batched on axis 0, the times shared)."""
-    *leaves, ts = args
-    dt = ts[1:] - ts[:-1]
-    # Zero derivatives for the pieces, also where the batching rule calls this directly.
-    leaves, ts = lax.stop_gradient((leaves, ts))
-    tree = eqx.combine(jax.tree.unflatten(treedef, leaves), static)
-    build = tree if paths is None else _grid.PathsAxis(tree, tree._seeds, paths)
-    bad = tree._bad(ts[:-1], ts[1:])
-    pieces = _grid.grid_pieces(build, tree._position(ts))
-    # Scaled (and NaN-masked) here: elementwise work between the batched rule's transpose and a
-    # scan's would keep XLA from cancelling them.
-    return (*tree._components(tree._scaled(pieces, bad)), dt, bad)
-
-
-def _grid_pieces_abstract(*avals, static, treedef):
-    steps = avals[-1].shape[0] - 1
-    n = _validate.LEVY_COMPONENTS[static.levy]
-    comps = [jax.core.ShapedArray((steps, *s), d) for s, d in static._leaves for _ in range(n)]
-    return (*comps, jax.core.ShapedArray((steps,), avals[-1].dtype), jax.core.ShapedArray((steps,), jnp.bool_))
-
-
-def _grid_pieces_batched(args, dims, *, static, treedef):
-    *leaves, ts = args
-    *leaf_dims, ts_dim = dims
-    dyn_dims = jax.tree.unflatten(treedef, leaf_dims)
-    n_comps = len(static._leaves) * _validate.LEVY_COMPONENTS[static.levy]
-    if ts_dim is not None or dyn_dims.t0 is not None or dyn_dims.t1 is not None:
-        out = jax.vmap(partial(_grid_pieces_impl, static=static, treedef=treedef), in_axes=tuple(dims))(*args)
-        return out, [0] * len(out)
-    # Only seeds are batched: one per path, on axis 0 (a leaf's seed that is not batched is
-    # shared by all paths).
-    size = next(x.shape[d] for x, d in zip(leaves, leaf_dims) if d is not None)
-    dynamic = jax.tree.unflatten(treedef, leaves)
-    seeds = tuple(
-        jnp.broadcast_to(x, (size, *x.shape)) if d is None else jnp.moveaxis(x, d, 0)
-        for x, d in zip(dynamic._seeds, dyn_dims._seeds)
-    )
-    leaves = jax.tree.leaves(eqx.tree_at(lambda t: t._seeds, dynamic, seeds))
-    *comps, dt, bad = _grid_pieces_impl(*leaves, ts, static=static, treedef=treedef, paths=size)
-    # Components come `(N, paths, *shape)`, step-major. They are declared batch-first by a
-    # transpose that XLA cancels against the one a vmapped scan over the steps makes (declaring
-    # the batch axis where it lies made the scan's indexing transpose the increments, and any
-    # elementwise work between the two transposes keeps them apart).
-    return (*(jnp.moveaxis(c, 1, 0) for c in comps), dt, bad), [0] * n_comps + [None, None]
-
-
-def _grid_pieces_jvp(primals, tangents, *, static, treedef):
-    """Zero derivatives for the pieces (and the bad-step mask), as for every query (see
-    `BrownianTree`); `dt`'s is the difference of the times'. (`grid_increments` stops the
-    gradients before binding, so this is for completeness: a jvp of the build itself gave NaN
-    at dyadic times and, through its loops, no reverse mode.)"""
-    out = _grid_pieces_p.bind(*primals, static=static, treedef=treedef)
-    ts_dot = jax.interpreters.ad.instantiate_zeros(tangents[-1])
-    zeros = [jax.interpreters.ad.Zero(jax.typeof(x).to_tangent_aval()) for x in out]
-    return out, [*zeros[:-2], ts_dot[1:] - ts_dot[:-1], zeros[-1]]
-
-
-_grid_pieces_p.def_impl(_grid_pieces_impl)
-_grid_pieces_p.def_abstract_eval(_grid_pieces_abstract)
-jax.interpreters.mlir.register_lowering(_grid_pieces_p, jax.interpreters.mlir.lower_fun(_grid_pieces_impl, multiple_results=True))
-jax.interpreters.batching.primitive_batchers[_grid_pieces_p] = _grid_pieces_batched
-jax.interpreters.ad.primitive_jvps[_grid_pieces_p] = _grid_pieces_jvp
+    pieces, cursor = _cursor.increment_pieces(spec, cursor, us, ut)
+    return _pieces.finish(spec, t - s, pieces, spec.bad(s, t)), cursor

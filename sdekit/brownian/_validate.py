@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._typing import is_traced
-from . import _noise
+from . import _hash
 
 #: The `levy` options of a `BrownianTree`, poorest first: each provides what those before it do
 #: (W; then also the space-time area H; then also the space-time-time area K).
@@ -172,7 +172,7 @@ def check_tol_depth(tol, t0, t1, depth):
     depth = int(depth)
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}.")
-    limit = _noise.MAX_DEPTH if jax.config.jax_enable_x64 else 30
+    limit = _hash.MAX_DEPTH if jax.config.jax_enable_x64 else 30
     if depth > limit:
         raise ValueError(
             f"tol={tol} needs a tree of depth {depth} (> {limit}, the limit"

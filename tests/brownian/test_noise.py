@@ -61,9 +61,9 @@ def test_grid_batched_draw_matches_single_node_draws(dtype, levy, shape):
 
     def both(key):
         tree = BrownianTree(key, 0.0, 1.0, shape=shape, tol=2.0**-10, levy=levy, dtype=dtype)
-        ids = _grid._node_ids(tree.depth, tags, indices)
-        batched = jnp.moveaxis(_grid._draw_nodes(tree, ids)[0], 0, 1)  # (n, len) -> (len, n)
-        single = jax.vmap(lambda g, i: _hash.node_normals(tree._seeds[0], g, i, tree._n, shape, dtype, tree.depth))(
+        ids = _grid.node_ids(tree.depth, tags, indices)
+        batched = jnp.moveaxis(_grid.draw_nodes(tree.spec, ids)[0], 0, 1)  # (n, len) -> (len, n)
+        single = jax.vmap(lambda g, i: _hash.node_normals(tree.spec.seeds[0], g, i, tree.spec.n, shape, dtype, tree.depth))(
             tags, indices
         )
         return batched, single

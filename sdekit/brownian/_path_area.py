@@ -45,8 +45,8 @@ import jax.lax as lax
 import jax.numpy as jnp
 
 from .._typing import Array
-from . import _cursor, _grid, _noise
-from ._levy_area import residual, wedge
+from . import _cursor, _grid, _hash
+from ._space_space_area import residual, wedge
 
 # ----------------------------------------------------------------------------- the group
 
@@ -69,11 +69,18 @@ def _where(c: Array, x: tuple, y: tuple) -> tuple:
 # ----------------------------------------------------------------------------- leaves
 
 
-def _leaf_residual(tree, j: int, vals: Array, k: Array) -> Array:
+def leaf_area_normals(spec, j: int, k: Array) -> Array:
+    """The area normals of leaf `k` for shape leaf `j`, `(*shape, m)` (node tag `depth + 2`:
+    a stream of their own, apart from the path's)."""
+    shape, d = spec.leaves[j]
+    return _hash.node_normals(spec.seeds[j], spec.depth + 2, k, 1, (*shape, shape[-1]), d, spec.depth)[0]
+
+
+def _leaf_residual(spec, j: int, vals: Array, k: Array) -> Array:
     """Foster's $\\lambda_k$ of leaf `k` for shape leaf `j` (scalar `k`; vmap for many)."""
-    shape, d = tree._leaves[j]
-    xi = _noise.node_normals(tree._seeds[j], tree.depth + 2, k, 1, (*shape, shape[-1]), d, tree.depth)[0]
-    width = jnp.asarray(2.0 ** -tree.depth, d)
+    d = spec.leaves[j][1]
+    xi = leaf_area_normals(spec, j, k)
+    width = jnp.asarray(2.0 ** -spec.depth, d)
     return residual(vals[0], vals[1], xi, width, "foster")
 
 
@@ -90,37 +97,37 @@ def _prefix(piece: Array, lam: Array, a: Array) -> tuple:
 # ----------------------------------------------------------------------------- one interval
 
 
-def interval_area(tree, us: Array, ut: Array) -> list:
+def interval_area(spec, us: Array, ut: Array) -> list:
     """Areas (rescaled time, one per shape leaf) of $[u_s, u_t]$ in leaf units, `us <= ut`.
 
     $X_{s,t} = X_{c_s,s}^{-1}\\,(X_{k_s} \\cdots X_{k_t - 1})\\,X_{c_t,t}$: one loop over the
     leaves $k_s..k_t$ with a private cursor (one descent, then amortised O(1) levels per
     leaf), keeping the first and last leaf for the partial pieces.
     """
-    depth = tree.depth
+    depth = spec.depth
     ks, kt = _cursor.leaf_index(us, depth), _cursor.leaf_index(ut, depth)
-    nj = len(tree._leaves)
-    zeros = lambda: [jnp.zeros((tree._n, *s), d) for s, d in tree._leaves]  # noqa: E731
-    ident = [(jnp.zeros(s, d), jnp.zeros((*s, s[-1]), d)) for s, d in tree._leaves]
+    nj = len(spec.leaves)
+    zeros = lambda: [jnp.zeros((spec.n, *s), d) for s, d in spec.leaves]  # noqa: E731
+    ident = [(jnp.zeros(s, d), jnp.zeros((*s, s[-1]), d)) for s, d in spec.leaves]
 
     def body(k, carry):
         cur, acc, first, last = carry
-        cur = _cursor.move(tree, cur, k.astype(us.dtype))
+        cur = _cursor.move(spec, cur, k.astype(us.dtype))
         vals = [cur.path[j][depth, 0] for j in range(nj)]
         inner = k < kt
-        acc = [_where(inner, mul(acc[j], _leaf(vals[j], _leaf_residual(tree, j, vals[j], k))), acc[j])
+        acc = [_where(inner, mul(acc[j], _leaf(vals[j], _leaf_residual(spec, j, vals[j], k))), acc[j])
                for j in range(nj)]
         first = [jnp.where(k == ks, v, f) for v, f in zip(vals, first)]
         last = [jnp.where(k == kt, v, f) for v, f in zip(vals, last)]
         return cur, acc, first, last
 
-    init = (tree.cursor(), ident, zeros(), zeros())
+    init = (_cursor.empty_cursor(spec), ident, zeros(), zeros())
     _, acc, first, last = lax.fori_loop(ks, kt + 1, body, init)
 
     def partial(vals, u, k):
-        pre, _ = _cursor.leaf_pieces(tree, vals, _cursor.draw(tree, depth + 1, k), u, k)
+        pre, _ = _cursor.leaf_pieces(spec, vals, _cursor.draw(spec, depth + 1, k), u, k)
         a = u - k.astype(u.dtype)
-        return [_prefix(pre[j], _leaf_residual(tree, j, vals[j], k), a.astype(pre[j].dtype)) for j in range(nj)]
+        return [_prefix(pre[j], _leaf_residual(spec, j, vals[j], k), a.astype(pre[j].dtype)) for j in range(nj)]
 
     p_s, p_t = partial(first, us, ks), partial(last, ut, kt)
     return [mul(mul(inv(p_s[j]), acc[j]), p_t[j])[1] for j in range(nj)]
@@ -152,41 +159,41 @@ def _fold_leaves(sig: tuple, ks: Array, count: Array) -> tuple:
     return lax.fori_loop(1, runs, body, acc)
 
 
-def _grid_normals(tree, k: Array) -> tuple:
+def _grid_normals(spec, k: Array) -> tuple:
     """All the normals an area grid needs, in one draw (each draw inlines the whole hash): the
     split normals of every node in heap order, the leaf bridges' of the grid points' leaves
     `k`, and every leaf's area normals (`(2**D, *shape, m)` per shape leaf)."""
-    depth = tree.depth
+    depth = spec.depth
     n_leaves = 2**depth
-    all_k = jnp.arange(n_leaves, dtype=_noise.index_dtype(depth))
+    all_k = jnp.arange(n_leaves, dtype=_hash.index_dtype(depth))
     ids = [
-        _grid._full_level_ids(depth, depth),
-        _grid._node_ids(depth, jnp.full(k.shape, depth + 1, jnp.int32), k),
-        _grid._node_ids(depth, jnp.full(all_k.shape, depth + 2, jnp.int32), all_k),
+        _grid.full_level_ids(depth, depth),
+        _grid.node_ids(depth, jnp.full(k.shape, depth + 1, jnp.int32), k),
+        _grid.node_ids(depth, jnp.full(all_k.shape, depth + 2, jnp.int32), all_k),
     ]
     ids = jax.tree.map(lambda *x: jnp.concatenate(x), *ids)
     same = lambda shape: shape  # noqa: E731
-    groups = ((n_leaves, tree._n, same), (k.shape[0], tree._n, same), (n_leaves, 1, lambda s: (*s, s[-1])))
-    heap, bridge, area = _grid._draw_nodes(tree, ids, groups)
+    groups = ((n_leaves, spec.n, same), (k.shape[0], spec.n, same), (n_leaves, 1, lambda s: (*s, s[-1])))
+    heap, bridge, area = _grid.draw_nodes(spec, ids, groups)
     return heap, bridge, tuple(x[0] for x in area)
 
 
-def grid_area(tree, u: Array) -> list:
+def grid_area(spec, u: Array) -> list:
     """Areas (rescaled time, one per shape leaf, leading axis N) of all intervals of a sorted
     grid `u` (N + 1 positions in leaf units)."""
-    depth = tree.depth
+    depth = spec.depth
     k = _cursor.leaf_index(u, depth)
-    heap_xi, bridge_xi, area_xi = _grid_normals(tree, k)
-    leaves = tuple(jnp.moveaxis(x, 0, 1) for x in _grid.all_leaves(tree, heap_xi))  # (2**D, n, *shape)
+    heap_xi, bridge_xi, area_xi = _grid_normals(spec, k)
+    leaves = tuple(jnp.moveaxis(x, 0, 1) for x in _grid.all_leaves(spec, heap_xi))  # (2**D, n, *shape)
     bridge_xi = tuple(jnp.moveaxis(x, 0, 1) for x in bridge_xi)
-    prefix, _ = jax.vmap(lambda v, x, uu, kk: _cursor.leaf_pieces(tree, v, x, uu, kk))(
+    prefix, _ = jax.vmap(lambda v, x, uu, kk: _cursor.leaf_pieces(spec, v, x, uu, kk))(
         tuple(x[k] for x in leaves), bridge_xi, u, k
     )
     a = u - k.astype(u.dtype)
     ks, kt = k[:-1], k[1:]
     width = lambda d: jnp.asarray(2.0**-depth, d)  # noqa: E731
     out = []
-    for j, (_, d) in enumerate(tree._leaves):
+    for j, (_, d) in enumerate(spec.leaves):
         v = leaves[j]
         lam = residual(v[:, 0], v[:, 1], area_xi[j], width(d), "foster")
         sig = _leaf(jnp.moveaxis(v, 1, 0), lam)
@@ -204,31 +211,31 @@ def grid_area(tree, u: Array) -> list:
 # W, H and K when called eagerly.
 
 
-def _finish(tree, areas: list, bad: Array):
-    scale = tree.t1 - tree.t0
+def _finish(spec, areas: list, bad: Array):
+    scale = spec.t1 - spec.t0
     out = []
-    for (_, d), x in zip(tree._leaves, areas):
+    for (_, d), x in zip(spec.leaves, areas):
         # Exactly antisymmetric (FMA contraction can leave last-bit asymmetries).
         x = (0.5 * scale.astype(d)) * (x - jnp.swapaxes(x, -1, -2))
-        out.append(tree._guard(x, jnp.reshape(bad, bad.shape + (1,) * (x.ndim - bad.ndim))))
-    return tree._unflatten(out)
+        out.append(spec.guard(x, jnp.reshape(bad, bad.shape + (1,) * (x.ndim - bad.ndim))))
+    return spec.unflatten(out)
 
 
 @eqx.filter_jit
-def increment_area(tree, s: Array, t: Array):
-    us, ut = tree._position(s), tree._position(t)
+def increment_area(spec, s: Array, t: Array):
+    us, ut = spec.position(s), spec.position(t)
     us = jnp.minimum(us, ut)
-    areas = interval_area(tree, us, ut)
+    areas = interval_area(spec, us, ut)
     areas = [jnp.where(ut == us, jnp.zeros_like(x), x) for x in areas]
-    bad = tree._bad(s, t)
-    return _finish(tree, areas, bad)
+    bad = spec.bad(s, t)
+    return _finish(spec, areas, bad)
 
 
 @eqx.filter_jit
-def grid_increment_area(tree, ts: Array):
-    u = tree._position(ts)
-    areas = grid_area(tree, u)
+def grid_increment_area(spec, ts: Array):
+    u = spec.position(ts)
+    areas = grid_area(spec, u)
     empty = u[1:] == u[:-1]
     areas = [jnp.where(empty[(...,) + (None,) * (x.ndim - 1)], jnp.zeros_like(x), x) for x in areas]
-    bad = tree._bad(ts[:-1], ts[1:])
-    return _finish(tree, areas, bad)
+    bad = spec.bad(ts[:-1], ts[1:])
+    return _finish(spec, areas, bad)

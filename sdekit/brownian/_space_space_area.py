@@ -1,4 +1,5 @@
-r"""Space-space Lévy area approximations for general (non-commutative) noise.
+r"""Per-increment space-space Lévy area approximations for general (non-commutative) noise
+(`space_space_area`; the path-consistent area of `BrownianTree(..., area=True)` is `_path_area`).
 
 For a $d$-dimensional Brownian increment over $[s, t]$, $h = t - s$, the Lévy area
 $A_{ij} = \tfrac12\int_s^t (W_{s,r}^i\,dW_r^j - W_{s,r}^j\,dW_r^i)$ decomposes exactly as
