@@ -3,5 +3,7 @@ or of the reverse-time SDE (stochastic), run by `skd.sample` or `sk.solve`."""
 
 from ._ddim import ddim as ddim, euler as euler, euler_ancestral as euler_ancestral
 from ._heun import heun as heun
+from ._dpm_solver import dpm_solver as dpm_solver, dpm_solver_fast_grid as dpm_solver_fast_grid
+from ._dpm_solver_pp import dpm_solver_pp as dpm_solver_pp
 
-__all__ = ["ddim", "euler", "euler_ancestral", "heun"]
+__all__ = ["ddim", "euler", "euler_ancestral", "heun", "dpm_solver", "dpm_solver_fast_grid", "dpm_solver_pp"]
