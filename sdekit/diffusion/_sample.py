@@ -97,7 +97,9 @@ def check_grid(model: Model, ts) -> None:
     rho = sched.sigma(ts) / sched.alpha(ts)
     if not _concrete(rho):  # traced grid or schedule: nothing to check before the run
         return
-    if not bool(jnp.all(jnp.isfinite(rho) & (rho >= 0))):
+    # rho = sigma/alpha is +inf only where alpha = 0: allowed at the start (a flow's pure noise, for
+    # models whose prediction is defined there), nowhere else.
+    if not bool(jnp.all(jnp.isfinite(rho[1:]) & (rho[1:] >= 0)) & ~jnp.isnan(rho[0])):
         raise ValueError(
             f"the grid leaves {type(sched).__name__}'s domain (alpha = 0 or a NaN at some times): was it built "
             f"for another schedule? Use skd.time_grid(model.schedule, ...); got ts = {ts}.")
