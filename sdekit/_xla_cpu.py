@@ -23,6 +23,10 @@ SELECT_WRITE_MAX = 256
 #: unrolled.
 ROLLED_FROM = 5
 
-#: Updates of a solve's progress meter (one every 2% of the solve): each is a host callback,
-#: which on XLA:CPU costs far more than a step of a small problem.
+#: Updates of a solve's progress meter: each is a host callback, which on XLA:CPU costs as much
+#: as thousands of steps of a small problem (tens of microseconds). So one update per
+#: `PROGRESS_STEPS_PER_UPDATE` steps (of the grid, or of `max_steps` for the while loop), at
+#: least `PROGRESS_MIN_UPDATES` (every 10%) and at most `PROGRESS_UPDATES` (every 2%).
 PROGRESS_UPDATES = 50
+PROGRESS_MIN_UPDATES = 10
+PROGRESS_STEPS_PER_UPDATE = 5000

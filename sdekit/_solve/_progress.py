@@ -1,7 +1,7 @@
 """A tqdm progress meter driven from inside compiled loops by host callbacks.
 
 A host callback costs far more than a step of a small problem, so the loops report only when
-the solved fraction crosses one of `UPDATES` marks, between groups of steps rather than inside
+the solved fraction crosses one of `updates` marks (`updates_for(steps)`), between groups of steps rather than inside
 them (a conditional callback in every step cost a sizeable part of a small problem's run time): the scan
 runs its steps in chunks, the while loop steps in an inner loop until the next mark. Under
 `vmap` the marks of the slowest path decide (one callback for the batch, through a batching
@@ -17,9 +17,7 @@ import numpy as np
 import jax.numpy as jnp
 from jax import lax
 
-from .._xla_cpu import PROGRESS_UPDATES
-
-UPDATES = PROGRESS_UPDATES  # an XLA:CPU policy: see `_xla_cpu`
+from .._xla_cpu import PROGRESS_MIN_UPDATES, PROGRESS_STEPS_PER_UPDATE, PROGRESS_UPDATES
 #: The least time between two redraws of a meter.
 REFRESH_SECONDS = 0.1
 
@@ -70,38 +68,39 @@ def _close(meter_id: int, fraction) -> None:
     _FINISHED.add(meter_id)
 
 
-def mark(fraction):
-    """Which of the `UPDATES` marks the solved `fraction` has reached."""
-    return jnp.floor(jnp.clip(fraction, 0, 1) * UPDATES)
+def updates_for(steps: int) -> int:
+    """How many marks a loop of (at most) `steps` steps reports at (an XLA:CPU policy: `_xla_cpu`)."""
+    return max(PROGRESS_MIN_UPDATES, min(PROGRESS_UPDATES, steps // PROGRESS_STEPS_PER_UPDATE))
 
 
-def _report_unbatched(meter_id, before, after):
-    crossed = mark(after) > mark(before)
+def mark(fraction, updates: int):
+    """Which of the `updates` marks the solved `fraction` has reached."""
+    return jnp.floor(jnp.clip(fraction, 0, 1) * updates)
+
+
+def _report_unbatched(meter_id, updates, before, after):
+    crossed = mark(after, updates) > mark(before, updates)
     lax.cond(crossed, lambda: jax.debug.callback(functools.partial(_update, meter_id), after), lambda: None)
     return jnp.zeros((), bool)
 
 
-def _report_batched(meter_id, axis_size, in_batched, before, after):
+def _report_batched(meter_id, updates, axis_size, in_batched, before, after):
     # The slowest path's progress: a reduction over the batch leaves an unbatched predicate.
     before, after = (jnp.min(x, axis=0) if batched else x for x, batched in zip((before, after), in_batched))
-    return _report(meter_id, before, after), False
+    return _reporter(meter_id, updates)(before, after), False
 
 
 @functools.cache
-def _reporter(meter_id: int):
-    report = jax.custom_batching.custom_vmap(functools.partial(_report_unbatched, meter_id))
-    report.def_vmap(functools.partial(_report_batched, meter_id))
+def _reporter(meter_id: int, updates: int):
+    report = jax.custom_batching.custom_vmap(functools.partial(_report_unbatched, meter_id, updates))
+    report.def_vmap(functools.partial(_report_batched, meter_id, updates))
     return report
 
 
-def _report(meter_id, before, after):
-    return _reporter(meter_id)(before, after)
-
-
-def report(meter_id: int, before, after) -> None:
+def report(meter_id: int, before, after, updates: int) -> None:
     """Called inside the loop body with the solved fraction of [t0, t1] before and after the
-    step; calls back to the host only when a mark is crossed."""
-    _report(meter_id, lax.stop_gradient(before), lax.stop_gradient(after))
+    step; calls back to the host only when one of the `updates` marks is crossed."""
+    _reporter(meter_id, updates)(lax.stop_gradient(before), lax.stop_gradient(after))
 
 
 def _finish_unbatched(meter_id, fraction):

@@ -15,10 +15,11 @@ from ._inputs import LoopInputs, LoopOutput
 
 
 def _scan_reporting(body, carry, xs, num_steps: int, meter: int, fractions):
-    """`lax.scan(body, carry, xs)` in up to `_progress.UPDATES` chunks, reporting progress
-    between chunks: the steps themselves run as in the plain scan, with no conditional (whose
-    cost per step was a sizeable part of a small problem's) and no callback inside them."""
-    chunks = min(_progress.UPDATES, num_steps)
+    """`lax.scan(body, carry, xs)` in `_progress.updates_for(num_steps)` chunks (or fewer), reporting
+    progress between chunks: the steps themselves run as in the plain scan, with no conditional
+    (whose cost per step was a sizeable part of a small problem's) and no callback inside them."""
+    updates = _progress.updates_for(num_steps)
+    chunks = min(updates, num_steps)
     size = num_steps // chunks
     main = chunks * size
     head = jax.tree.map(lambda x: x[:main].reshape((chunks, size) + x.shape[1:]), xs)
@@ -28,7 +29,7 @@ def _scan_reporting(body, carry, xs, num_steps: int, meter: int, fractions):
     def chunk(c, x):
         xs_chunk, before, after = x
         c, out = lax.scan(body, c, xs_chunk)
-        _progress.report(meter, before, after)
+        _progress.report(meter, before, after, updates)
         return c, out
 
     c, out = lax.scan(chunk, carry, (head, starts, ends))

@@ -327,10 +327,12 @@ def _reporting_body(i: LoopInputs, cond, body, loop):
     def fraction(t):
         return (t - i.t0) / (i.t1 - i.t0)
 
+    updates = _progress.updates_for(i.max_steps)
+
     def chunk(s):
-        mark = _progress.mark(fraction(s.t))
-        inner = loop(lambda x: cond(x) & (_progress.mark(fraction(x.t)) <= mark), body, s, None)
-        _progress.report(i.meter, fraction(s.t), fraction(inner.t))
+        mark = _progress.mark(fraction(s.t), updates)
+        inner = loop(lambda x: cond(x) & (_progress.mark(fraction(x.t), updates) <= mark), body, s, None)
+        _progress.report(i.meter, fraction(s.t), fraction(inner.t), updates)
         return inner
 
     return chunk

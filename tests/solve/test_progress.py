@@ -25,10 +25,16 @@ def counted_updates(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("mode", ["while", "grid", "vmap-adaptive"])
+@pytest.mark.parametrize("mode", ["while", "grid", "vmap-adaptive", "grid-1e5"])
 def test_progress_calls_back_a_bounded_number_of_times(counted_updates, mode):
     ode = sk.ODE(lambda t, y, a: -y)
-    if mode == "vmap-adaptive":
+    expected = _progress.updates_for(20000 if mode == "vmap-adaptive" else 10010)
+    if mode == "grid-1e5":
+        # Fewer, costlier steps between updates as solves grow: 20 updates for 1e5 steps.
+        expected = _progress.updates_for(100_000)
+        ys = jax.jit(lambda y0: sk.solve(ode, sk.solvers.euler(), 0.0, 1.0, y0, dt0=1e-5, max_steps=100_010,
+                                         progress=True).ys)(jnp.array(1.0))
+    elif mode == "vmap-adaptive":
         run = jax.vmap(lambda y0: sk.solve(ode, sk.solvers.tsit5(), 0.0, 1.0, y0, progress=True, max_steps=20000,
                                            controller=sk.PID(rtol=1e-10, atol=1e-12)).ys)
         ys = run(jnp.array([1.0, 2.0]))
@@ -37,8 +43,13 @@ def test_progress_calls_back_a_bounded_number_of_times(counted_updates, mode):
         ys = (jax.jit(solve) if mode == "grid" else solve)(jnp.array(1.0))
     jax.effects_barrier()
     assert np.all(np.isfinite(ys))
-    assert _progress.UPDATES // 2 <= len(counted_updates) <= _progress.UPDATES + 1, len(counted_updates)
+    assert expected // 2 <= len(counted_updates) <= expected + 1, (expected, len(counted_updates))
     assert counted_updates[-1] == 1.0
+
+
+def test_update_policy():
+    """One update per 5000 steps, between 10 (every 10%) and 50 (every 2%)."""
+    assert [_progress.updates_for(n) for n in (100, 50_000, 100_000, 250_000, 10**6)] == [10, 10, 20, 50, 50]
 
 
 def test_missing_tqdm_fails_when_the_solve_is_called(monkeypatch):
