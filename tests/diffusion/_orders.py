@@ -31,11 +31,24 @@ def exact_pf(model, x_T, t0, t1, rtol=1e-11):
     return sol.ys[-1]
 
 
+_EXACT = {}
+
+
+def _exact_cached(model, x_T, t0, t1):
+    # Many order tests share one problem (this module's mixture, a schedule, the same starts):
+    # solve its flow once per process.
+    key = (type(model.schedule).__name__, tuple(np.asarray(v).tobytes() for v in jax.tree.leaves(model)),
+           np.asarray(x_T).tobytes(), float(t0), float(t1), str(np.asarray(x_T).dtype))
+    if key not in _EXACT:
+        _EXACT[key] = exact_pf(model, x_T, t0, t1)
+    return _EXACT[key]
+
+
 def errors(model, sampler, x_T, steps_list, spacing="log_snr", **grid):
     """Max error of x_0 against the exact probability-flow solution, for each number of steps."""
     sched = model.schedule
     ts0 = skd.time_grid(sched, 2, spacing, **grid)
-    exact = exact_pf(model, x_T, ts0[0], ts0[-1])
+    exact = _exact_cached(model, x_T, ts0[0], ts0[-1])
     run = jax.jit(lambda ts: skd.sample(model, sampler, x_T, ts))
     return np.array([float(jnp.max(jnp.abs(run(skd.time_grid(sched, n, spacing, **grid)) - exact)))
                      for n in steps_list])

@@ -179,10 +179,11 @@ def test_float32_close_to_float64():
         sched = skd.VP.linear()
         x64_T = _orders.starts(sched, 8)
         ts = skd.time_grid(sched, 20, "log_snr")
-        ref = {k: np.asarray(skd.sample(_orders.mixture().model(sched), f(), x64_T, ts)) for k, f in SAMPLERS.items()}
+        ref = {k: np.asarray(skd.sample(_orders.mixture().model(sched), SAMPLERS[k](), x64_T, ts)) for k in SHORT_CASES}
     sched = skd.VP.linear()
     model = _orders.mixture(jnp.float32).model(sched)
-    for k, f in SAMPLERS.items():
+    for k in SHORT_CASES:
+        f = SAMPLERS[k]
         out = skd.sample(model, f(), jnp.asarray(x64_T, jnp.float32), jnp.asarray(ts, jnp.float32))
         assert out.dtype == jnp.float32
         assert np.max(np.abs(np.asarray(out) - ref[k])) < 2e-4, k

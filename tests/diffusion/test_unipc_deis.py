@@ -30,8 +30,12 @@ ORDER_CASES = {
 }
 
 
-@pytest.mark.parametrize("schedule", ["vp", "edm"])
-@pytest.mark.parametrize("case", list(ORDER_CASES))
+# Every case on VP; two on EDM (alpha = 1), one per sampler family: each case compiles three
+# grid lengths, and the suite's time is bounded. (bh1 is checked against diffusers below.)
+ORDER_RUNS = [("vp", c) for c in ORDER_CASES if c != "unipc3_bh1"] + [("edm", "unipc2"), ("edm", "deis3")]
+
+
+@pytest.mark.parametrize("schedule, case", ORDER_RUNS)
 def test_order(case, schedule, x64):
     make, order, steps = ORDER_CASES[case]
     sched = skd.VP.linear() if schedule == "vp" else skd.EDM()
