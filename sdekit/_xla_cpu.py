@@ -23,10 +23,11 @@ SELECT_WRITE_MAX = 256
 #: unrolled.
 ROLLED_FROM = 5
 
-#: Updates of a solve's progress meter: each is a host callback, which on XLA:CPU costs as much
-#: as thousands of steps of a small problem (0.1-0.4 ms measured, even for a no-op). So one update per
-#: `PROGRESS_STEPS_PER_UPDATE` steps (of the grid, or of `max_steps` for the while loop), at
-#: least `PROGRESS_MIN_UPDATES` (every 10%) and at most `PROGRESS_UPDATES` (every 2%).
+#: Updates of a solve's progress meter: each is a host callback, which on XLA:CPU costs far more
+#: than a step of a small problem (tenths of a millisecond, even for a no-op callback). So one
+#: update per `PROGRESS_STEPS_PER_UPDATE` steps (of the grid, or of `max_steps` for the while
+#: loop), at least `PROGRESS_MIN_UPDATES` (every 20%) and at most `PROGRESS_UPDATES` (every 2%).
+#: Figures: benchmarks/results/design_measurements.md.
 PROGRESS_UPDATES = 50
-PROGRESS_MIN_UPDATES = 10
-PROGRESS_STEPS_PER_UPDATE = 10_000
+PROGRESS_MIN_UPDATES = 5
+PROGRESS_STEPS_PER_UPDATE = 20_000

@@ -30,7 +30,7 @@ def test_progress_calls_back_a_bounded_number_of_times(counted_updates, mode):
     ode = sk.ODE(lambda t, y, a: -y)
     expected = _progress.updates_for(20000 if mode == "vmap-adaptive" else 10010)
     if mode == "grid-1e5":
-        # Few updates for 1e5 steps (10): each costs as much as thousands of small steps.
+        # Few updates for 1e5 steps (5): each costs as much as hundreds of small steps.
         expected = _progress.updates_for(100_000)
         ys = jax.jit(lambda y0: sk.solve(ode, sk.solvers.euler(), 0.0, 1.0, y0, dt0=1e-5, max_steps=100_010,
                                          progress=True).ys)(jnp.array(1.0))
@@ -48,8 +48,8 @@ def test_progress_calls_back_a_bounded_number_of_times(counted_updates, mode):
 
 
 def test_update_policy():
-    """One update per 10,000 steps, between 10 (every 10%) and 50 (every 2%)."""
-    assert [_progress.updates_for(n) for n in (100, 100_000, 250_000, 500_000, 10**6)] == [10, 10, 25, 50, 50]
+    """One update per 20,000 steps, between 5 (every 20%) and 50 (every 2%)."""
+    assert [_progress.updates_for(n) for n in (100, 100_000, 500_000, 10**6, 10**7)] == [5, 5, 25, 50, 50]
 
 
 def test_missing_tqdm_fails_when_the_solve_is_called(monkeypatch):
