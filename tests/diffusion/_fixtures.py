@@ -8,11 +8,13 @@ benchmarks/diffusion_references/README.md gives every file's schema.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 
 import numpy as np
 
-FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
+# SDEKIT_DIFFUSION_FIXTURES points the same tests at freshly generated references (the live test).
+FIXTURES = pathlib.Path(os.environ.get("SDEKIT_DIFFUSION_FIXTURES") or pathlib.Path(__file__).resolve().parent / "fixtures")
 _JSON_KEYS = ("config", "versions")
 
 
