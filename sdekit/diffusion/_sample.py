@@ -52,7 +52,7 @@ def sample(
         >>> model = skd.Model(lambda x, t, a: jnp.full_like(x, 2.0), sched, prediction="x0")
         >>> x_T = sched.prior(jax.random.key(0), (8, 2))
         >>> x0 = skd.sample(model, skd.samplers.dpm_solver_pp(order=2), x_T, skd.time_grid(sched, 10))
-        >>> bool(jnp.allclose(x0, 2.0, atol=1e-2))
+        >>> bool(jnp.allclose(x0, 2.0, atol=0.1))   # x0 is at t = 1e-3: sigma = 0.014 of noise left
         True
     """
     if not isinstance(model, Model):

@@ -37,7 +37,7 @@ def test_multistep_samplers_beat_ddim_and_converge_to_the_law(x64):
     ed = {}
     for name, sampler in samplers.items():
         run = jax.jit(lambda ts, s=sampler: skd.sample(model, s, x_T, ts))
-        for nfe in (5, 10, 20, 40):
+        for nfe in (5, 10, 20):
             ed[name, nfe] = energy_distance(run(skd.time_grid(sched, nfe, "log_snr")), reference) - floor
     table = {k: round(v, 4) for k, v in ed.items()}
     for nfe in (10, 20):
@@ -45,5 +45,5 @@ def test_multistep_samplers_beat_ddim_and_converge_to_the_law(x64):
         assert ed["unipc", nfe] < 0.5 * ed["ddim", nfe], table
     for name in samplers:
         assert ed[name, 5] > ed[name, 10] > ed[name, 20], table
-        assert ed[name, 40] < 0.25 * ed[name, 10], table
-    assert ed["dpm++2m", 40] < 2e-3 and ed["unipc", 40] < 2e-3, table
+        assert ed[name, 20] < 0.3 * ed[name, 5], table
+    assert ed["dpm++2m", 20] < 2e-3 and ed["unipc", 20] < 2e-3, table
