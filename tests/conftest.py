@@ -1,3 +1,5 @@
+import gc
+
 import jax
 import jax.numpy as jnp
 import pytest
@@ -18,3 +20,13 @@ def x64():
     """Run a test with jax_enable_x64 switched on."""
     with jax.enable_x64(True):
         yield
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Free each module's compiled programs when it ends. XLA:CPU maps memory for every kernel of
+    every executable (hundreds of maps for one sampler's solve), and a long-lived test worker
+    that keeps them all reaches the kernel's limit of 65,530 maps and crashes inside a compile."""
+    yield
+    jax.clear_caches()
+    gc.collect()
