@@ -11,6 +11,7 @@ Examples:
 """
 
 from . import samplers as samplers
+from ._likelihood import Likelihood as Likelihood, log_likelihood as log_likelihood
 from ._grid import SPACINGS as SPACINGS, time_grid as time_grid
 from ._mixture import GaussianMixture as GaussianMixture
 from ._model import PREDICTIONS as PREDICTIONS, Model as Model, Threshold as Threshold, edm_denoiser as edm_denoiser
@@ -21,5 +22,5 @@ from ._schedules import EDM as EDM, VE as VE, VP as VP, Flow as Flow, Schedule a
 
 __all__ = [
     "EDM", "Flow", "GaussianMixture", "Model", "PREDICTIONS", "SPACINGS", "Schedule", "Threshold", "VE", "VP",
-    "edm_denoiser", "guided", "probability_flow", "reverse_sde", "sample", "samplers", "time_grid",
+    "Likelihood", "edm_denoiser", "guided", "log_likelihood", "probability_flow", "reverse_sde", "sample", "samplers", "time_grid",
 ]
