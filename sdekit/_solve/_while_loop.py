@@ -77,6 +77,22 @@ class _Verdict(NamedTuple):
     result: Int[Array, ""]
 
 
+def _tied_to_controller(setup: _Setup, solver_state):
+    """A solver state with `with_tolerances` (implicit methods, whose Newton iteration stops at a
+    fraction of the error the controller accepts) takes the adaptive controller's rtol and atol."""
+    tie = getattr(solver_state, "with_tolerances", None)
+    if not setup.adaptive or tie is None:
+        return solver_state
+    return tie(setup.inputs.controller.rtol, setup.inputs.controller.atol)
+
+
+def _reported(solver_state1):
+    """What a solver's new state reports about the step just taken: `(result, num_fevals)`, each
+    None when it reports nothing. Implicit methods report a Newton iteration that failed even
+    with a fresh Jacobian (an `sk.RESULTS` code) and their evaluations, which vary per step."""
+    return getattr(solver_state1, "result", None), getattr(solver_state1, "num_fevals", None)
+
+
 def _sliver_before(end, t, tnext, gap):
     """Whether a step from `t` to `tnext` would stop less than `gap` short of `end` (leaving a
     sliver step there), and whether there is room to stop `gap` short instead."""
@@ -128,7 +144,7 @@ def _initial_state(setup: _Setup) -> WhileState:
     int32 = jnp.int32
     zero = jnp.zeros((), int32)
     t_start = _start_past_jump(setup.jump_ts, i.t0, i.t1)
-    solver_state = i.solver.init(i.problem, t_start, i.y0, i.args)
+    solver_state = _tied_to_controller(setup, i.solver.init(i.problem, t_start, i.y0, i.args))
     uses_dense = i.saveat_ts is not None or i.saveat.dense
     dense_template = _dense_template(i, solver_state) if uses_dense else None
     return WhileState(
@@ -204,13 +220,19 @@ def propose_end(setup: _Setup, s: WhileState) -> _Proposal:
     return _Proposal(tnext, forced, hit_jump, next_jump, rejected_ends)
 
 
-def judge(setup: _Setup, s: WhileState, p: _Proposal, y1, y_error) -> _Verdict:
-    """Accept or reject the step; the next step size and the result code."""
+def judge(setup: _Setup, s: WhileState, p: _Proposal, y1, y_error, solver_state1=None) -> _Verdict:
+    """Accept or reject the step; the next step size and the result code (a failure the solver
+    reports for the step, when the solve cannot go on, is that code)."""
     int32 = jnp.int32
     controller = setup.inputs.controller
+    step_result, _ = _reported(solver_state1)
     if not setup.adaptive:
         accept = all_finite(y1)
-        result = jnp.where(accept, s.result, int(RESULTS.nonfinite)).astype(int32)
+        failure = jnp.asarray(int(RESULTS.nonfinite), int32)
+        if step_result is not None:
+            accept = accept & (step_result == int(RESULTS.successful))
+            failure = jnp.where(step_result != int(RESULTS.successful), step_result, failure)
+        result = jnp.where(accept, s.result, failure).astype(int32)
         return _Verdict(accept, s.dt, s.controller_state, ~accept, result)
     h = p.tnext - s.t
     r = controller.scaled_error(*lax.stop_gradient((s.y, y1, y_error)))
@@ -221,6 +243,8 @@ def judge(setup: _Setup, s: WhileState, p: _Proposal, y1, y_error) -> _Verdict:
     stuck = controller.below_dtmin(h, accept) | (p.tnext <= s.t) | (~accept & (s.t + dt_next >= p.tnext))
     nonfinite_rejection = jnp.where(accept, s.nonfinite_rejection, ~jnp.isfinite(r))
     failure = jnp.where(nonfinite_rejection, int(RESULTS.nonfinite), int(RESULTS.dt_min_reached))
+    if step_result is not None:
+        failure = jnp.where(step_result != int(RESULTS.successful), step_result, failure)
     result = jnp.where(stuck, failure, s.result).astype(int32)
     return _Verdict(accept, dt_next, controller_state, nonfinite_rejection, result)
 
@@ -249,7 +273,9 @@ def restart_after_jump(setup: _Setup, p: _Proposal, accept, t_new, y1, solver_st
     made_jump = accept & p.hit_jump
     t_new = jnp.where(made_jump, _after(p.next_jump), t_new)
     if i.solver.init_fevals:
-        solver_state1 = lax.cond(made_jump, lambda: i.solver.init(i.problem, t_new, y1, i.args), lambda: solver_state1)
+        solver_state1 = lax.cond(
+            made_jump, lambda: _tied_to_controller(setup, i.solver.init(i.problem, t_new, y1, i.args)), lambda: solver_state1
+        )
         fevals = fevals + jnp.where(made_jump, i.solver.init_fevals, 0)
     return t_new, solver_state1, fevals
 
@@ -285,8 +311,12 @@ def _body(setup: _Setup, s: WhileState) -> WhileState:
         lambda a: a[0].step(*a[1:]), (i.solver, i.problem, t, p.tnext, s.y, i.args, inc, s.solver_state),
         opaque_word(t),
     )
-    fevals = s.num_fevals + setup.fevals_per_step
-    v = judge(setup, s, p, y1, y_error)
+    _, step_fevals = _reported(solver_state1)
+    if step_fevals is None:
+        fevals = s.num_fevals + setup.fevals_per_step
+    else:  # evaluations the step made, plus any dense-output evaluation
+        fevals = s.num_fevals + step_fevals + (setup.fevals_per_step - i.solver.fevals_per_step)
+    v = judge(setup, s, p, y1, y_error, solver_state1)
     t_new = jnp.where(v.accept, p.tnext, t)
     rejected_ends = p.rejected_ends
     if i.revisit:
