@@ -12,6 +12,7 @@ class RESULTS(enum.IntEnum):
     max_steps_reached = 1
     dt_min_reached = 2
     nonfinite = 3
+    implicit_solve_failed = 4
 
 
 MESSAGES = (
@@ -22,6 +23,10 @@ MESSAGES = (
     "The problem may be stiff or singular; lower `dtmin` or loosen the tolerances.",
     "A non-finite value (NaN or inf) appeared in the state or the vector field. Check the vector "
     "field and the initial condition.",
+    "The Newton iteration of an implicit solver did not converge, or its matrix I - h*gamma*J was "
+    "singular, even at the smallest step it could take. The problem may have a singular Jacobian or a "
+    "solution that blows up; check the vector field (and a user-supplied Jacobian), loosen the "
+    "tolerances, or lower `dtmin`.",
 )
 
 

@@ -13,6 +13,13 @@ from ._dopri8 import dopri8 as dopri8
 from ._euler import euler as euler
 from ._euler_maruyama import euler_maruyama as euler_maruyama
 from ._general_shark import general_shark as general_shark
+from ._implicit_euler import implicit_euler as implicit_euler
+from ._kencarp3 import kencarp3 as kencarp3
+from ._kencarp4 import kencarp4 as kencarp4
+from ._kencarp5 import kencarp5 as kencarp5
+from ._kvaerno3 import kvaerno3 as kvaerno3
+from ._kvaerno4 import kvaerno4 as kvaerno4
+from ._kvaerno5 import kvaerno5 as kvaerno5
 from ._heun_sde import euler_heun as euler_heun, heun_sde as heun_sde, midpoint_sde as midpoint_sde
 from ._explicit_rk import explicit_rk_solver as explicit_rk_solver
 from ._milstein import milstein as milstein
@@ -53,6 +60,13 @@ __all__ = [
     "general_shark",
     "heun",
     "heun_sde",
+    "implicit_euler",
+    "kencarp3",
+    "kencarp4",
+    "kencarp5",
+    "kvaerno3",
+    "kvaerno4",
+    "kvaerno5",
     "linear_interpolate",
     "make_srk_solver",
     "midpoint",

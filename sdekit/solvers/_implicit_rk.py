@@ -1,0 +1,198 @@
+r"""Shared engine for ESDIRK and IMEX (additive) Runge--Kutta methods given by an `ImplicitTableau`.
+
+The state is flattened to one vector (`ravel_pytree`); the stages run in a `lax.scan` over the
+tableau's rows (one traced copy of the vector field and of the Newton loop, whatever the number
+of stages: small programs, fast compiles); each implicit stage is a chord iteration
+(`_newton.chord`) sharing one factorisation of $I - h\gamma J$ per step. A step whose Newton
+iteration fails even with a fresh Jacobian returns NaN and an infinite error (the loop rejects
+it and keeps its state) and reports `RESULTS.implicit_solve_failed` in its state.
+"""
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.flatten_util import ravel_pytree
+
+from ..terms import split_parts
+from . import _newton
+from ._base import Solver
+from ._explicit_rk import HermiteDense, hermite_interpolate
+from ._implicit_tableau import ImplicitTableau
+
+
+class _Stages(NamedTuple):
+    k_implicit: jax.Array  # (s, n)
+    k_explicit: jax.Array  # (s, n), zeros without an explicit part
+    z_last: jax.Array  # the last stage's value
+
+
+def _init(tableau: ImplicitTableau, options: _newton.NewtonOptions, problem, t0, y0, args):
+    f0 = ()
+    if tableau.stiffly_accurate:
+        f0 = problem.vector_field(t0, y0, args)
+    return _newton.initial_state(options, y0, f0)
+
+
+class _Context(NamedTuple):
+    """What every try at a step reads."""
+
+    flat_implicit: _newton.Flat
+    flat_explicit: _newton.Flat | None
+    t0: jax.Array
+    h: jax.Array
+    v0: jax.Array
+    k0_implicit: jax.Array
+    k0_explicit: jax.Array
+    scale: jax.Array
+    eta: jax.Array
+
+
+def _attempt(tableau: ImplicitTableau, options, ctx: _Context, jacobian) -> _newton.Attempt:
+    """All stages with one Jacobian: the stages' derivatives, whether every Newton iteration
+    converged, the last eta, the largest rate and the evaluations made."""
+    arrays = tableau.arrays()
+    s, v0 = tableau.num_stages, ctx.v0
+    dtype = v0.dtype
+    h = ctx.h.astype(dtype)
+    h_gamma = h * jnp.asarray(arrays["gamma"], dtype)
+    solve = _newton.linear_solver(options, ctx.flat_implicit, jacobian, h_gamma, ctx.t0, v0)
+    explicit = ctx.flat_explicit is not None
+    k_implicit = jnp.zeros((s,) + v0.shape, dtype).at[0].set(ctx.k0_implicit)
+    k_explicit = jnp.zeros((s,) + v0.shape, dtype).at[0].set(ctx.k0_explicit)
+    a_explicit = arrays["a_explicit"] if explicit else np.zeros((s, s))
+
+    class _Carry(NamedTuple):
+        k_implicit: jax.Array
+        k_explicit: jax.Array
+        k_prev: jax.Array
+        z: jax.Array
+        eta: jax.Array
+        ok: jax.Array
+        rate: jax.Array
+        fevals: jax.Array
+
+    def stage(c: _Carry, xs):
+        index, a_row, ae_row, node = xs
+        base = v0 + h * (a_row @ c.k_implicit + ae_row @ c.k_explicit)
+        t_stage = ctx.t0 + node * ctx.h
+        result = _newton.chord(
+            lambda z: z - base - h_gamma * ctx.flat_implicit.f(t_stage, z), solve, base + h_gamma * c.k_prev,
+            ctx.scale, c.eta, c.ok,
+        )
+        # The stage's derivative from the stage equation itself, not f(z): for stiff problems
+        # f amplifies the iteration's error by the stiffness (Shampine).
+        k = (result.z - base) / h_gamma
+        fevals = c.fevals + result.iterations
+        k_implicit = c.k_implicit.at[index].set(k)
+        k_explicit = c.k_explicit
+        if explicit:
+            k_explicit = k_explicit.at[index].set(ctx.flat_explicit.f(t_stage, result.z))
+            fevals = fevals + 1
+        return _Carry(k_implicit, k_explicit, k, result.z, result.eta, c.ok & result.converged,
+                      jnp.maximum(c.rate, result.rate), fevals), None
+
+    start = _Carry(k_implicit, k_explicit, ctx.k0_implicit, v0, ctx.eta, jnp.ones((), bool),
+                   jnp.zeros((), dtype), jnp.zeros((), jnp.int32))
+    xs = (
+        jnp.arange(1, s),
+        jnp.asarray(arrays["a"][1:], dtype),
+        jnp.asarray(a_explicit[1:], dtype),
+        jnp.asarray(arrays["c"][1:], ctx.h.dtype),
+    )
+    c, _ = lax.scan(stage, start, xs)
+    return _newton.Attempt(_Stages(c.k_implicit, c.k_explicit, c.z), c.ok, c.eta, c.rate, c.fevals)
+
+
+def _template(tableau: ImplicitTableau, v0) -> _newton.Attempt:
+    s, dtype = tableau.num_stages, v0.dtype
+    zero = jnp.zeros((), dtype)
+    stages = _Stages(jnp.zeros((s,) + v0.shape, dtype), jnp.zeros((s,) + v0.shape, dtype), jnp.zeros_like(v0))
+    return _newton.Attempt(stages, jnp.zeros((), bool), zero, zero, jnp.zeros((), jnp.int32))
+
+
+def _step(tableau: ImplicitTableau, options: _newton.NewtonOptions, problem, t0, t1, y0, args, inc, state):
+    del inc
+    t0, t1 = jnp.asarray(t0), jnp.asarray(t1)
+    h = t1 - t0
+    explicit_field, implicit_field, direction = split_parts(problem)
+    if tableau.a_explicit is None and explicit_field is not None:
+        # A fully implicit method on a split field: the whole field is implicit.
+        explicit_field, implicit_field = None, problem.vector_field
+    v0, flat_implicit = _newton.flat_field(implicit_field, y0, args)
+    flat_explicit = None if explicit_field is None else _newton.flat_field(explicit_field, y0, args)[1]
+    arrays = tableau.arrays()
+    fevals = 0
+    if tableau.stiffly_accurate:
+        k0_implicit = ravel_pytree(state.f0)[0].astype(v0.dtype)
+    else:
+        k0_implicit = flat_implicit.f(t0, v0)
+        fevals += 1
+    k0_explicit = jnp.zeros_like(v0)
+    if flat_explicit is not None:
+        k0_explicit = flat_explicit.f(t0, v0)
+        fevals += 1
+    ctx = _Context(flat_implicit, flat_explicit, t0, h, v0, k0_implicit, k0_explicit, _newton.tolerances(state, v0),
+                   state.eta)
+    tried, jacobian, _, newton_fevals = _newton.with_fresh_retry(
+        functools.partial(_attempt, tableau, options, ctx),
+        lambda: _newton.jacobian_at(options, flat_implicit, t0, v0, args, direction),
+        state,
+        _template(tableau, v0),
+    )
+    stages: _Stages = tried.outcome
+    dtype = v0.dtype
+    hy = h.astype(dtype)
+    k_total = stages.k_implicit + stages.k_explicit
+    if tableau.stiffly_accurate:
+        v1 = stages.z_last
+    else:
+        v1 = v0 + hy * (jnp.asarray(arrays["b"], dtype) @ k_total)
+    failed = ~tried.converged
+    unravel = flat_implicit.unravel
+    y1 = _newton.failed_to_nan(failed, unravel(v1))
+    y_error = None
+    if arrays["e"] is not None:
+        y_error = _newton.failed_to_inf(failed, unravel(hy * (jnp.asarray(arrays["e"], dtype) @ k_total)))
+    f0 = unravel(k0_implicit + k0_explicit)
+    if tableau.stiffly_accurate:
+        f1 = unravel(stages.k_implicit[-1])
+        new_f0 = _newton.failed_to_nan(failed, f1)
+    else:
+        # Only computed when dense output is used; XLA removes it otherwise.
+        f1 = problem.vector_field(t1, y1, args)
+        new_f0 = ()
+    new_state = _newton.next_state(state, tried, jacobian, new_f0, fevals + newton_fevals)
+    return y1, y_error, HermiteDense(y0, y1, f0, f1), new_state
+
+
+def implicit_rk_solver(
+    name: str,
+    tableau: ImplicitTableau,
+    order: int,
+    embedded_order: int | None,
+    jacobian=None,
+    linear_solver: str = "lu",
+) -> Solver:
+    """Build a `Solver` from an implicit tableau, with cubic Hermite dense output.
+
+    `fevals_per_step` counts the places a step evaluates the vector field (a Jacobian, one
+    Newton iteration, the first stage when it is not reused): the evaluations of one step vary
+    with its Newton iterations, which the adaptive loop counts from the state."""
+    options = _newton.check_options(name, jacobian, linear_solver)
+    fsal = tableau.stiffly_accurate
+    return Solver(
+        name=name,
+        init=functools.partial(_init, tableau, options),
+        step=functools.partial(_step, tableau, options),
+        interpolate=hermite_interpolate,
+        order=order,
+        embedded_order=embedded_order,
+        interpolation_order=min(order, 3),
+        fevals_per_step=2 if fsal else 3,
+        init_fevals=1 if fsal else 0,
+        dense_fevals=0 if fsal else 1,
+    )

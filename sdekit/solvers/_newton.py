@@ -1,0 +1,286 @@
+r"""Simplified Newton (chord) iteration for the stages of implicit methods.
+
+Each implicit stage solves $z = \beta + h\gamma f(t, z)$. The chord iteration
+
+$$z_{k+1} = z_k - M^{-1}\big(z_k - \beta - h\gamma f(t, z_k)\big), \qquad M = I - h\gamma J,$$
+
+uses one Jacobian $J$ (carried between steps in the solver's state and refreshed when the
+iteration converged slowly) and one LU factorisation of $M$ per step for every stage and
+iteration. It stops (Hairer & Wanner, Solving ODEs II, Sec. IV.8) when
+$\eta_k \|\Delta z_k\| \le \kappa$, with the rate $\theta_k = \|\Delta z_k\| / \|\Delta z_{k-1}\|$,
+$\eta_k = \theta_k / (1 - \theta_k)$ and the norm scaled by $\text{atol} + \text{rtol}|y_0|$: the
+step-size controller's tolerances, so the iteration error stays a small fraction of the error
+the controller accepts. It fails (and the step is rejected) when $\theta_k \ge 1$, when the rate
+predicts no convergence within the remaining iterations, or on a non-finite value (a singular
+$M$). Linear solves: LU through lineax, or matrix-free GMRES on $v \mapsto v - h\gamma J v$ by
+Jacobian-vector products.
+"""
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import lineax as lx
+from jax import lax
+from jax.flatten_util import ravel_pytree
+
+from .._results import RESULTS
+
+#: Newton's stopping constant: the iteration error is at most kappa times the tolerance.
+KAPPA = 1e-2
+#: Iterations per stage before giving up (Hairer's RADAU5 uses 7; diffrax 10).
+MAX_ITERS = 10
+#: Contraction rate above which the next step starts with a fresh Jacobian.
+REFRESH_RATE = 0.2
+#: The relative tolerance is at least this many machine epsilons: below it increments stall
+#: at rounding and the test could never pass.
+RTOL_FLOOR_EPS = 1000
+#: Default Newton tolerances for fixed steps (no controller to tie them to).
+FIXED_STEP_RTOL = 1e-10
+FIXED_STEP_ATOL = 1e-10
+
+
+class ImplicitState(NamedTuple):
+    r"""State of an implicit method, carried between steps.
+
+    Attributes:
+        f0: $f(t_0, y_0)$ for methods whose last stage is the solution (reused as the next
+            step's first stage); `()` otherwise.
+        jacobian: the Jacobian of the (implicit part of the) vector field, `(n, n)` for the
+            flattened state; shape `(0, 0)` for matrix-free GMRES.
+        refresh: whether the next step starts by computing a fresh Jacobian.
+        eta: the last contraction estimate $\eta = \theta / (1 - \theta)$ (starts the next stage's
+            convergence test).
+        rtol, atol: Newton's tolerances: the adaptive controller's (`sk.solve` ties them), else
+            the fixed-step defaults.
+        result: the last step's `sk.RESULTS` code (`implicit_solve_failed` when its Newton
+            iteration failed even with a fresh Jacobian); the solve loop reads it.
+        num_fevals: vector-field evaluations the last step made (the loop counts them).
+    """
+
+    f0: Any
+    jacobian: jax.Array
+    refresh: jax.Array
+    eta: jax.Array
+    rtol: jax.Array
+    atol: jax.Array
+    result: jax.Array
+    num_fevals: jax.Array
+
+    def with_tolerances(self, rtol, atol) -> "ImplicitState":
+        """The same state with Newton's tolerances set to a step-size controller's."""
+        dtype = self.rtol.dtype
+        return self._replace(rtol=jnp.asarray(rtol, dtype), atol=jnp.asarray(atol, dtype))
+
+
+class NewtonOptions(NamedTuple):
+    """Static choices of an implicit method: how the Jacobian is formed and systems are solved.
+
+    Attributes:
+        jacobian: `None` (forward-mode `jax.jacfwd` of the vector field) or a function
+            `jacobian(t, y, args) -> (n, n)` array for the state flattened in `ravel_pytree`
+            order (for an IMEX method: of the implicit part).
+        linear_solver: `"lu"` (dense LU of $I - h\\gamma J$, factorised once per step) or
+            `"gmres"` (matrix-free: Jacobian-vector products, no matrix formed; for large states).
+    """
+
+    jacobian: Any = None
+    linear_solver: str = "lu"
+
+
+def check_options(name: str, jacobian, linear_solver) -> NewtonOptions:
+    if linear_solver not in ("lu", "gmres"):
+        raise ValueError(f"{name}: linear_solver must be 'lu' or 'gmres', got {linear_solver!r}.")
+    if jacobian is not None and not callable(jacobian):
+        raise TypeError(f"{name}: jacobian must be None or a function jacobian(t, y, args) -> (n, n) array.")
+    if jacobian is not None and linear_solver == "gmres":
+        raise ValueError(f"{name}: linear_solver='gmres' is matrix-free; it takes no jacobian.")
+    return NewtonOptions(jacobian, linear_solver)
+
+
+def initial_state(options: NewtonOptions, y0, f0=()) -> ImplicitState:
+    """A state that computes a Jacobian at the first step, with the fixed-step tolerances."""
+    v0, _ = ravel_pytree(y0)
+    n = 0 if options.linear_solver == "gmres" else v0.shape[0]
+    dtype = v0.dtype
+    return ImplicitState(
+        f0=f0,
+        jacobian=jnp.zeros((n, n), dtype),
+        refresh=jnp.ones((), bool),
+        eta=jnp.ones((), dtype),
+        rtol=jnp.asarray(FIXED_STEP_RTOL, dtype),
+        atol=jnp.asarray(FIXED_STEP_ATOL, dtype),
+        result=jnp.zeros((), jnp.int32),
+        num_fevals=jnp.zeros((), jnp.int32),
+    )
+
+
+class Flat(NamedTuple):
+    """A vector field on the flattened state: `f(t, v)`, with `unravel` back to the pytree."""
+
+    f: Any
+    unravel: Any
+
+
+def flat_field(field, y0, args) -> tuple[jax.Array, Flat]:
+    v0, unravel = ravel_pytree(y0)
+
+    def f(t, v):
+        return ravel_pytree(field(t, unravel(v), args))[0].astype(v.dtype)
+
+    return v0, Flat(f, unravel)
+
+
+def jacobian_at(options: NewtonOptions, flat: Flat, t, v, args, direction=None):
+    """The Jacobian at `(t, v)`: the user's (in the solve's time variable) or `jax.jacfwd`."""
+    if options.linear_solver == "gmres":
+        return jnp.zeros((0, 0), v.dtype)
+    if options.jacobian is None:
+        return jax.jacfwd(lambda z: flat.f(t, z))(v)
+    if direction is None:
+        return jnp.asarray(options.jacobian(t, flat.unravel(v), args), v.dtype)
+    # The solve integrates in tau = direction * t, where the field is direction * f(direction * tau).
+    d = direction.astype(v.dtype)
+    return d * jnp.asarray(options.jacobian(direction * t, flat.unravel(v), args), v.dtype)
+
+
+def linear_solver(options: NewtonOptions, flat: Flat, jacobian, h_gamma, t, v0):
+    r"""`solve(r)` $= M^{-1} r$ with $M = I - h\gamma J$: LU factorised once (lineax), or GMRES
+    on Jacobian-vector products linearised once at `(t, v0)`."""
+    if options.linear_solver == "lu":
+        matrix = jnp.eye(v0.shape[0], dtype=v0.dtype) - h_gamma * jacobian
+        lu = lx.LU()
+        state = lu.init(lx.MatrixLinearOperator(matrix), {})
+        return lambda r: lu.compute(state, r, {})[0]
+    _, jvp = jax.linearize(lambda z: flat.f(t, z), v0)
+    operator = lx.FunctionLinearOperator(lambda x: x - h_gamma * jvp(x), jax.eval_shape(lambda: v0))
+    eps = jnp.finfo(v0.dtype).eps
+    gmres = lx.GMRES(rtol=max(1e-6, float(100 * eps)), atol=float(100 * eps), restart=20, max_steps=200)
+    return lambda r: lx.linear_solve(operator, r, gmres, throw=False).value
+
+
+def tolerances(state: ImplicitState, v0):
+    r"""Newton's scale as a function of the iterate $z$: $\text{atol} + \text{rtol}\max(|y_0|, |z|)$
+    per component, with rtol floored above rounding (a component starting at 0 is measured
+    against its iterate, whose rounding the increments cannot go below)."""
+    floor = RTOL_FLOOR_EPS * jnp.finfo(v0.dtype).eps
+    rtol = jnp.maximum(state.rtol, floor)
+    magnitude = jnp.abs(v0)
+    return lambda z: state.atol + rtol * jnp.maximum(magnitude, jnp.abs(z))
+
+
+def _rms(x):
+    return jnp.sqrt(jnp.mean(jnp.square(x))) if x.size else jnp.zeros((), x.dtype)
+
+
+class NewtonResult(NamedTuple):
+    z: jax.Array
+    converged: jax.Array
+    eta: jax.Array
+    rate: jax.Array  # largest contraction rate seen
+    iterations: jax.Array
+
+
+class _Iterate(NamedTuple):
+    z: jax.Array
+    last_norm: jax.Array
+    eta: jax.Array
+    rate: jax.Array
+    k: jax.Array
+    status: jax.Array  # 0 running, 1 converged, 2 failed
+
+
+def chord(residual, solve, z0, scale, eta, active) -> NewtonResult:
+    r"""Chord iteration on `residual(z) = 0` from `z0`, with `solve(r)` $= M^{-1} r$.
+
+    `eta` starts the convergence test of the first iteration ($\max(\eta, \epsilon)^{0.8}$,
+    Hairer's choice); `active=False` skips the iteration (an earlier stage already failed)."""
+    dtype = z0.dtype
+    eps = jnp.finfo(dtype).eps
+    one = jnp.ones((), dtype)
+
+    def body(it: _Iterate) -> _Iterate:
+        dz = -solve(residual(it.z))
+        z = it.z + dz
+        norm = _rms(dz / scale(z))
+        first = it.k == 0
+        rate = jnp.where(first, 0 * one, norm / jnp.maximum(it.last_norm, jnp.finfo(dtype).tiny))
+        eta_k = jnp.where(first, it.eta, rate / jnp.maximum(1 - rate, eps))
+        finite = jnp.isfinite(norm)
+        converged = finite & (first | (rate < 1)) & ((eta_k * norm <= KAPPA) | (norm <= 4 * eps))
+        remaining = MAX_ITERS - 1 - it.k
+        hopeless = ~first & ((rate >= 1) | (rate ** remaining.astype(dtype) / jnp.maximum(1 - rate, eps) * norm > KAPPA))
+        failed = ~finite | (~converged & (hopeless | (remaining <= 0)))
+        status = jnp.where(converged, 1, jnp.where(failed, 2, 0)).astype(jnp.int32)
+        return _Iterate(z, norm, jnp.where(first, it.eta, eta_k), jnp.maximum(it.rate, rate), it.k + 1, status)
+
+    start = _Iterate(
+        z=z0,
+        last_norm=one,
+        eta=jnp.maximum(eta, eps) ** 0.8,
+        rate=0 * one,
+        k=jnp.zeros((), jnp.int32),
+        status=jnp.where(active, 0, 2).astype(jnp.int32),
+    )
+    out = lax.while_loop(lambda it: it.status == 0, body, start)
+    return NewtonResult(out.z, out.status == 1, out.eta, out.rate, out.k)
+
+
+class Attempt(NamedTuple):
+    """What one try at a step returns to `with_fresh_retry`."""
+
+    outcome: Any  # the method's stage results
+    converged: jax.Array
+    eta: jax.Array
+    rate: jax.Array
+    num_fevals: jax.Array
+
+
+def with_fresh_retry(attempt, fresh_jacobian, state: ImplicitState, template: Attempt):
+    """Run `attempt(jacobian)`; when its Newton iteration fails with a Jacobian reused from
+    earlier steps, retry once with a fresh one (a bounded loop: under `vmap` only lanes that need
+    the retry pay for it). `template` has the shapes of an attempt (zeros; no extra trace).
+    Returns the last attempt, the Jacobian used, whether it is fresh and the evaluations made."""
+
+    class _Try(NamedTuple):
+        tries: jax.Array
+        jacobian: jax.Array
+        fresh: jax.Array
+        last: Attempt
+        fevals: jax.Array
+
+    def body(c: _Try) -> _Try:
+        need = (c.tries > 0) | state.refresh
+        jacobian = lax.cond(need, fresh_jacobian, lambda: c.jacobian)
+        out = attempt(jacobian)
+        return _Try(c.tries + 1, jacobian, need, out, c.fevals + out.num_fevals)
+
+    def cond(c: _Try):
+        return (c.tries == 0) | (~c.last.converged & ~c.fresh & (c.tries < 2))
+
+    start = _Try(jnp.zeros((), jnp.int32), state.jacobian, jnp.zeros((), bool), template, jnp.zeros((), jnp.int32))
+    out = lax.while_loop(cond, body, start)
+    return out.last, out.jacobian, out.fresh, out.fevals
+
+
+def next_state(state: ImplicitState, tried: Attempt, jacobian, f0, fevals) -> ImplicitState:
+    """The state after a step: the Jacobian kept (refreshed next time if convergence was slow),
+    the step's result code and evaluation count."""
+    failed = ~tried.converged
+    return state._replace(
+        f0=f0,
+        jacobian=jacobian,
+        refresh=failed | (tried.rate > REFRESH_RATE),
+        eta=jnp.where(failed, state.eta, tried.eta).astype(state.eta.dtype),
+        result=jnp.where(failed, int(RESULTS.implicit_solve_failed), int(RESULTS.successful)).astype(jnp.int32),
+        num_fevals=jnp.asarray(fevals, jnp.int32),
+    )
+
+
+def failed_to_nan(failed, tree):
+    """NaN where the step failed (the loop then rejects it and keeps the previous state)."""
+    return jax.tree.map(lambda x: jnp.where(failed, jnp.full_like(x, jnp.nan), x), tree)
+
+
+def failed_to_inf(failed, tree):
+    return jax.tree.map(lambda x: jnp.where(failed, jnp.full_like(x, jnp.inf), x), tree)
