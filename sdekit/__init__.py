@@ -14,7 +14,7 @@ from ._results import RESULTS as RESULTS, SolveError as SolveError
 from ._solve import SaveAt as SaveAt, Solution as Solution, sample_paths as sample_paths, solve as solve
 from .controllers import PID as PID, ConstantStep as ConstantStep, StepTo as StepTo
 from .brownian import BrownianTree as BrownianTree, Increment as Increment
-from .terms import ODE as ODE, SDE as SDE
+from .terms import ODE as ODE, SDE as SDE, Split as Split
 
 __version__ = "0.1.0"
 
@@ -29,6 +29,7 @@ __all__ = [
     "SaveAt",
     "Solution",
     "SolveError",
+    "Split",
     "StepTo",
     "adjoint",
     "brownian",
