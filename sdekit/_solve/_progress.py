@@ -1,11 +1,16 @@
 """A tqdm progress meter driven from inside compiled loops by host callbacks.
 
-A host callback costs far more than a step of a small problem, so the loops report only when
-the solved fraction crosses one of `updates` marks (`updates_for(steps)`), between groups of steps rather than inside
-them (a conditional callback in every step cost a sizeable part of a small problem's run time): the scan
-runs its steps in chunks, the while loop steps in an inner loop until the next mark. Under
-`vmap` the marks of the slowest path decide (one callback for the batch, through a batching
-rule), so a batched predicate never turns the conditional callback into one per step.
+A host callback interrupts the running loop (on XLA:CPU, from tens of microseconds to a few
+milliseconds on a loaded machine), so the loops call back only at marks that the host sets by
+wall time: a callback before the loop starts the clock and returns the first mark; each later
+callback measures the rate so far and returns the fraction expected `UPDATE_SECONDS` later. A
+solve of a tenth of a second thus calls back once or twice; a long one about four times a
+second. The loops report between groups of steps, never inside them (a conditional callback in
+every step cost a sizeable part of a small problem's run time): the scan runs its steps in
+`updates_for(steps)` chunks and reports at a chunk's end once the mark is passed; the while loop
+steps in an inner loop until the mark. Under `vmap` the slowest path decides (one callback for
+the batch, through a batching rule), so a batched predicate never turns the conditional callback
+into one per step.
 """
 
 import functools
@@ -16,14 +21,22 @@ import jax
 import numpy as np
 import jax.numpy as jnp
 from jax import lax
+from jax.experimental import io_callback
 
 from .._xla_cpu import PROGRESS_MIN_UPDATES, PROGRESS_STEPS_PER_UPDATE, PROGRESS_UPDATES
 #: The least time between two redraws of a meter.
 REFRESH_SECONDS = 0.1
+#: The wall time the host aims for between two callbacks from the running loop.
+UPDATE_SECONDS = 0.25
+#: The first mark (solved fraction) of a run, before its rate is known.
+FIRST_MARK = 0.02
+#: The least advance of the mark: at most a thousand callbacks, however long the run.
+MIN_MARK_STEP = 1e-3
 
 _BARS: dict = {}
 _LAST_DRAWN: dict = {}
 _FINISHED: set = set()  # meters whose run has closed (late updates at 100% are ignored)
+_STARTED: dict = {}  # meter id -> wall time of the run's start (the callback before the loop)
 _IDS = itertools.count()
 
 
@@ -59,48 +72,79 @@ def _update(meter_id: int, fraction, final: bool = False) -> None:
         _LAST_DRAWN[meter_id] = now
 
 
+def _begin(meter_id: int, dtype):
+    _STARTED[meter_id] = time.monotonic()
+    return np.asarray(FIRST_MARK, dtype)
+
+
+def next_mark(started: float, now: float, done: float) -> float:
+    """The solved fraction expected `UPDATE_SECONDS` after `now`, at the rate since `started`
+    (past 1 when the run should end sooner: no more callbacks until the end), and at least
+    `MIN_MARK_STEP` ahead of `done` (so that the loop always steps before the next report)."""
+    rate = done / max(now - started, 1e-9)
+    return done + max(rate * UPDATE_SECONDS, MIN_MARK_STEP)
+
+
+def _update_and_mark(meter_id: int, fraction, dtype):
+    _update(meter_id, fraction)
+    done = float(np.min(np.asarray(fraction)))
+    now = time.monotonic()
+    return np.asarray(next_mark(_STARTED.get(meter_id, now), now, done), dtype)
+
+
 def _close(meter_id: int, fraction) -> None:
     _update(meter_id, fraction, final=True)
     _LAST_DRAWN.pop(meter_id, None)
     bar = _BARS.pop(meter_id, None)
     if bar is not None:
         bar.close()
+    _STARTED.pop(meter_id, None)
     _FINISHED.add(meter_id)
 
 
 def updates_for(steps: int) -> int:
-    """How many marks a loop of (at most) `steps` steps reports at (an XLA:CPU policy: `_xla_cpu`)."""
+    """How many chunks a fixed grid of `steps` steps runs in: the points at which it can report
+    (an XLA:CPU policy: `_xla_cpu`)."""
     return max(PROGRESS_MIN_UPDATES, min(PROGRESS_UPDATES, steps // PROGRESS_STEPS_PER_UPDATE))
 
 
-def mark(fraction, updates: int):
-    """Which of the `updates` marks the solved `fraction` has reached."""
-    return jnp.floor(jnp.clip(fraction, 0, 1) * updates)
+def _callback(host_fn, meter_id: int, dtype, *values):
+    """`host_fn(meter_id, *values, dtype)` on the host, returning a scalar of `dtype`. An effect
+    (`io_callback`), not a pure callback: the marks are seen by nothing but the loop's control,
+    and a pure callback whose only consumer is such a loop-carried value is removed as dead code."""
+    return io_callback(lambda *v: host_fn(meter_id, *v, dtype), jax.ShapeDtypeStruct((), dtype), *values, ordered=False)
 
 
-def _report_unbatched(meter_id, updates, before, after):
-    crossed = mark(after, updates) > mark(before, updates)
-    lax.cond(crossed, lambda: jax.debug.callback(functools.partial(_update, meter_id), after), lambda: None)
-    return jnp.zeros((), bool)
+def begin(meter_id: int, dtype):
+    """Called once before the loop: starts the run's clock; returns the first mark."""
+    return _callback(_begin, meter_id, jnp.dtype(dtype))
 
 
-def _report_batched(meter_id, updates, axis_size, in_batched, before, after):
+def _report_unbatched(meter_id, after, mark):
+    # The mark is a value the host returned: the callback's result orders it inside the loop.
+    dtype = mark.dtype
+    return lax.cond(after >= mark, lambda: _callback(_update_and_mark, meter_id, dtype, after), lambda: mark)
+
+
+def _report_batched(meter_id, axis_size, in_batched, after, mark):
     # The slowest path's progress: a reduction over the batch leaves an unbatched predicate.
-    before, after = (jnp.min(x, axis=0) if batched else x for x, batched in zip((before, after), in_batched))
-    return _reporter(meter_id, updates)(before, after), False
+    after, mark = (jnp.min(x, axis=0) if batched else x for x, batched in zip((after, mark), in_batched))
+    return _reporter(meter_id)(after, mark), False
 
 
 @functools.cache
-def _reporter(meter_id: int, updates: int):
-    report = jax.custom_batching.custom_vmap(functools.partial(_report_unbatched, meter_id, updates))
-    report.def_vmap(functools.partial(_report_batched, meter_id, updates))
+def _reporter(meter_id: int):
+    report = jax.custom_batching.custom_vmap(functools.partial(_report_unbatched, meter_id))
+    report.def_vmap(functools.partial(_report_batched, meter_id))
     return report
 
 
-def report(meter_id: int, before, after, updates: int) -> None:
-    """Called inside the loop body with the solved fraction of [t0, t1] before and after the
-    step; calls back to the host only when one of the `updates` marks is crossed."""
-    _reporter(meter_id, updates)(lax.stop_gradient(before), lax.stop_gradient(after))
+def report(meter_id: int, after, mark):
+    """Called inside the loop between groups of steps with the solved fraction of [t0, t1]
+    `after` them and the current `mark`; calls back to the host only when the mark is passed,
+    and returns the next mark."""
+    after = lax.stop_gradient(after).astype(mark.dtype)
+    return _reporter(meter_id)(after, lax.stop_gradient(mark))
 
 
 def _finish_unbatched(meter_id, fraction):

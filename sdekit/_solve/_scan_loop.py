@@ -16,23 +16,23 @@ from ._inputs import LoopInputs, LoopOutput
 
 def _scan_reporting(body, carry, xs, num_steps: int, meter: int, fractions):
     """`lax.scan(body, carry, xs)` in `_progress.updates_for(num_steps)` chunks (or fewer), reporting
-    progress between chunks: the steps themselves run as in the plain scan, with no conditional
-    (whose cost per step was a sizeable part of a small problem's) and no callback inside them."""
+    progress between chunks once the host's mark is passed: the steps themselves run as in the
+    plain scan, with no conditional (whose cost per step was a sizeable part of a small
+    problem's) and no callback inside them."""
     updates = _progress.updates_for(num_steps)
     chunks = min(updates, num_steps)
     size = num_steps // chunks
     main = chunks * size
     head = jax.tree.map(lambda x: x[:main].reshape((chunks, size) + x.shape[1:]), xs)
     ends = fractions[size:main + 1:size]
-    starts = fractions[0:main:size]
 
-    def chunk(c, x):
-        xs_chunk, before, after = x
+    def chunk(c_mark, x):
+        c, mark = c_mark
+        xs_chunk, after = x
         c, out = lax.scan(body, c, xs_chunk)
-        _progress.report(meter, before, after, updates)
-        return c, out
+        return (c, _progress.report(meter, after, mark)), out
 
-    c, out = lax.scan(chunk, carry, (head, starts, ends))
+    (c, _), out = lax.scan(chunk, (carry, _progress.begin(meter, fractions.dtype)), (head, ends))
     out = jax.tree.map(lambda x: x.reshape((main,) + x.shape[2:]), out)
     if main < num_steps:
         c, rest = lax.scan(body, c, jax.tree.map(lambda x: x[main:], xs))

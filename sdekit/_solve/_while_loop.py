@@ -349,23 +349,22 @@ def _body(setup: _Setup, s: WhileState) -> WhileState:
     )
 
 
-def _reporting_body(i: LoopInputs, cond, body, loop):
+def _reporting_loop(i: LoopInputs, cond, body, loop, state, checkpoints):
     """With a progress meter: each iteration of the outer loop steps (an inner loop) until the
-    solved fraction crosses its next mark, then reports once. No conditional callback inside
-    the steps (its cost per step was a sizeable part of a small problem's)."""
+    solved fraction passes the host's mark, then reports once and takes the next mark. No
+    conditional callback inside the steps (its cost per step was a sizeable part of a small
+    problem's)."""
 
     def fraction(t):
         return (t - i.t0) / (i.t1 - i.t0)
 
-    updates = _progress.updates_for(i.max_steps)
+    def chunk(s_mark):
+        s, mark = s_mark
+        inner = loop(lambda x: cond(x) & (fraction(x.t) < mark), body, s, None)
+        return inner, _progress.report(i.meter, fraction(inner.t), mark)
 
-    def chunk(s):
-        mark = _progress.mark(fraction(s.t), updates)
-        inner = loop(lambda x: cond(x) & (_progress.mark(fraction(x.t), updates) <= mark), body, s, None)
-        _progress.report(i.meter, fraction(s.t), fraction(inner.t), updates)
-        return inner
-
-    return chunk
+    mark = _progress.begin(i.meter, jnp.result_type(fraction(state.t)))
+    return loop(lambda s_mark: cond(s_mark[0]), chunk, (state, mark), checkpoints)[0]
 
 
 def while_loop(inputs: LoopInputs, *, checkpointed: bool = True, checkpoints: int | None = None) -> LoopOutput:
@@ -401,7 +400,7 @@ def while_loop(inputs: LoopInputs, *, checkpointed: bool = True, checkpoints: in
     if i.meter is None:
         s = loop(cond, body, state, checkpoints)
     else:
-        s = loop(cond, _reporting_body(i, cond, body, loop), state, checkpoints)
+        s = _reporting_loop(i, cond, body, loop, state, checkpoints)
     result = jnp.where((s.t < i.t1) & (s.result == int(RESULTS.successful)), int(RESULTS.max_steps_reached), s.result)
     return LoopOutput(
         t=s.t,
