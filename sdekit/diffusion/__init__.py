@@ -11,6 +11,8 @@ Examples:
 """
 
 from . import samplers as samplers
+from ._density import LogDensitySample as LogDensitySample, ito_density_sde as ito_density_sde
+from ._density import sample_with_log_density as sample_with_log_density
 from ._likelihood import Likelihood as Likelihood, log_likelihood as log_likelihood
 from ._grid import SPACINGS as SPACINGS, time_grid as time_grid
 from ._mixture import GaussianMixture as GaussianMixture
@@ -18,9 +20,13 @@ from ._model import PREDICTIONS as PREDICTIONS, Model as Model, Threshold as Thr
 from ._model import guided as guided
 from ._problems import probability_flow as probability_flow, reverse_sde as reverse_sde
 from ._sample import sample as sample
+from ._superpose import SuperposedSample as SuperposedSample, Superposition as Superposition
+from ._superpose import sample_superposed as sample_superposed, superpose as superpose
 from ._schedules import EDM as EDM, VE as VE, VP as VP, Flow as Flow, Schedule as Schedule
 
 __all__ = [
     "EDM", "Flow", "GaussianMixture", "Model", "PREDICTIONS", "SPACINGS", "Schedule", "Threshold", "VE", "VP",
-    "Likelihood", "edm_denoiser", "guided", "log_likelihood", "probability_flow", "reverse_sde", "sample", "samplers", "time_grid",
+    "Likelihood", "LogDensitySample", "edm_denoiser", "guided", "ito_density_sde", "log_likelihood", "probability_flow", "reverse_sde", "sample",
+    "sample_superposed", "sample_with_log_density", "samplers", "superpose", "SuperposedSample", "Superposition",
+    "time_grid",
 ]

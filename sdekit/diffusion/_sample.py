@@ -55,8 +55,12 @@ def sample(
         >>> bool(jnp.allclose(x0, 2.0, atol=0.1))   # x0 is at t = 1e-3: sigma = 0.014 of noise left
         True
     """
+    from ._superpose import Superposition, sample_superposed  # (it imports this module's grid check)
+
+    if isinstance(model, Superposition):
+        return sample_superposed(model, sampler, x_T, ts, key=key, args=args).x
     if not isinstance(model, Model):
-        raise TypeError(f"sample needs an skd.Model; got {type(model).__name__}.")
+        raise TypeError(f"sample needs an skd.Model or an skd.superpose(...) result; got {type(model).__name__}.")
     if not isinstance(sampler, sk.solvers.Solver):
         raise TypeError(f"sampler must be one of skd.samplers; got {type(sampler).__name__}.")
     x_T = jnp.asarray(x_T)
