@@ -29,6 +29,7 @@ from jaxtyping import Array, ArrayLike, Float
 import sdekit as sk
 
 from ._divergence import FlowWithLogDensity, check_trace, draw_probes, event_size, gaussian_prior_log_prob
+from . import samplers
 from ._model import Model
 from ._sample import TREE_DEPTH, check_grid
 
@@ -163,19 +164,21 @@ def sample_with_log_density(
     check_grid(model, ts)
     prior = gaussian_prior_log_prob(model, ts[0], x_T) if prior_log_prob is None else prior_log_prob(x_T)
     y0 = {"x": x_T, "log_q": jnp.asarray(prior, x_T.dtype)}
-    try:
-        if solver.sde is None:
-            check_trace(trace, key, n_probes, probe, "sample_with_log_density")
-            x, log_q = _ode(model, solver, y0, ts, key, trace, n_probes, probe, args)
-        else:
-            x, log_q = _sde(model, solver, y0, ts, key, args)
-    except TypeError as err:
-        if "skd.probability_flow" in str(err) or "skd.reverse_sde" in str(err):
-            raise TypeError(f"sample_with_log_density carries the log-density as an extra state, which the diffusion "
-                            f"sampler {solver.name} does not step: use an sk.solvers solver (euler_maruyama, "
-                            "milstein, heun, tsit5, ...).") from err
-        raise
+    if _is_diffusion_sampler(solver):
+        raise TypeError(f"sample_with_log_density carries the log-density as an extra state, which the diffusion "
+                        f"sampler {solver.name} does not step: use an sk.solvers solver (euler_maruyama, milstein, "
+                        "heun, tsit5, ...).")
+    if solver.sde is None:
+        check_trace(trace, key, n_probes, probe, "sample_with_log_density")
+        x, log_q = _ode(model, solver, y0, ts, key, trace, n_probes, probe, args)
+    else:
+        x, log_q = _sde(model, solver, y0, ts, key, args)
     return LogDensitySample(x, log_q)
+
+
+def _is_diffusion_sampler(solver) -> bool:
+    step = getattr(solver.step, "func", solver.step)  # (samplers are partials of module functions)
+    return getattr(step, "__module__", "").startswith(samplers.__name__)
 
 
 @eqx.filter_jit
