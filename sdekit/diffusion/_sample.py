@@ -77,7 +77,7 @@ def sample(
         raise ValueError(f"the stochastic sampler {sampler.name} needs finite times; this grid ends at t = -inf "
                          "(VE's sigma = 0): end at a small t instead, or use a deterministic sampler.")
     tree = sk.BrownianTree(key, s[0], s[-1], shape=x_T.shape, dtype=x_T.dtype,
-                           tol=_tree_tol(s), depth=TREE_DEPTH, levy="increment")
+                           tol=_tree_tol(s), depth=TREE_DEPTH, levy=sampler.sde.levy_area)
     kwargs["controller"] = sk.StepTo(s)
     return sk.solve(reverse_sde(model), sampler, s[0], s[-1], x_T, brownian=tree, **kwargs).ys[-1]
 
