@@ -585,6 +585,9 @@ def main():
          "note": "exact-ish probability-flow ODE end points from the same x_T as the edm_* (sigma 80 -> 0.002) and vp_* "
                  "(t 1 -> 1e-3, VP-scaled) fixtures; not a library output"},
     )
+    import sde_fixtures  # beside this script
+
+    sizes.update(sde_fixtures.run(out, sys.modules[__name__]))
     total = sum(sizes.values())
     print("precision (float64_inside, first-step rel err):")
     for k, (f, e) in precision.items():

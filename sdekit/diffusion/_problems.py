@@ -4,9 +4,11 @@ r"""The two differential equations a diffusion model defines, as sdekit problems
   whose solution from $t_{max}$ back to $t_{min}$ carries the prior to the data law; any sdekit
   ODE solver integrates it (`sk.solve(..., t0=t_max, t1=t_min)`), and the deterministic
   samplers are solvers of it.
-- `reverse_sde(model)`: the reverse-time SDE $dx = [f x - g^2\nabla\log p_t]dt + g\,d\bar W$, written
-  in the forward time $s = -t$ (sdekit's SDE solves run forwards): solve it from $s = -t_{max}$
-  to $-t_{min}$ with a Brownian tree on that interval; the stochastic samplers are solvers of it.
+- `reverse_sde(model, eta)`: the reverse-time SDEs $dx = [f x - \tfrac{1 + \eta^2}{2}g^2\nabla\log p_t]dt + \eta g\,d\bar W$
+  (all with the model's marginals; $\eta = 1$ is Anderson's reverse SDE, $\eta = 0$ the
+  probability-flow ODE), written in the forward time $s = -t$ (sdekit's SDE solves run
+  forwards): solve it from $s = -t_{max}$ to $-t_{min}$ with a Brownian tree on that interval;
+  the stochastic samplers are solvers of it.
 """
 
 import equinox as eqx
@@ -27,23 +29,28 @@ class ProbabilityFlow(eqx.Module):
 
 
 class ReverseDrift(eqx.Module):
-    r"""Drift of the reverse-time SDE in $s = -t$: $g^2(t)\nabla\log p_t(x) - f(t)x$."""
+    r"""Drift of the reverse-time SDE in $s = -t$: $\tfrac{1 + \eta^2}{2}g^2(t)\nabla\log p_t(x) - f(t)x$."""
 
     model: Model
+    eta: float = 1.0
 
     def __call__(self, s, x, args):
         t = -jnp.asarray(s, x.dtype)
         sched = self.model.schedule
         f, g2 = sched.drift_coefficient(t).astype(x.dtype), sched.diffusion_squared(t).astype(x.dtype)
-        return g2 * self.model.score(x, t, args) - f * x
+        weight = (1 + jnp.square(jnp.asarray(self.eta, x.dtype))) / 2
+        return (weight * g2) * self.model.score(x, t, args) - f * x
 
 
 class ReverseDiffusion(eqx.Module):
+    r"""Diffusion of the reverse-time SDE: $\eta\,g(t)$ on every coordinate (additive noise)."""
+
     model: Model
+    eta: float = 1.0
 
     def __call__(self, s, x, args):
         g2 = self.model.schedule.diffusion_squared(-jnp.asarray(s, x.dtype))
-        return jnp.sqrt(g2).astype(x.dtype) * jnp.ones_like(x)
+        return (jnp.asarray(self.eta, x.dtype) * jnp.sqrt(g2).astype(x.dtype)) * jnp.ones_like(x)
 
 
 def probability_flow(model: Model) -> sk.ODE:
@@ -63,8 +70,21 @@ def probability_flow(model: Model) -> sk.ODE:
     return sk.ODE(ProbabilityFlow(model))
 
 
-def reverse_sde(model: Model) -> sk.SDE:
-    r"""The reverse-time SDE of `model` in $s = -t$ (Itô, additive noise), for `sk.solve` forwards in $s$.
+def reverse_sde(model: Model, eta: float = 1.0) -> sk.SDE:
+    r"""The reverse-time SDE of `model` in $s = -t$ (Itô, additive noise), for `sk.solve` forwards in $s$:
+
+    $$dx = \bigl[\tfrac{1 + \eta^2}{2}g^2(t)\nabla\log p_t(x) - f(t)x\bigr]ds + \eta\,g(t)\,dW_s,$$
+
+    $f = d\log\alpha/dt$, $g^2 = d\sigma^2/dt - 2f\sigma^2$. For every $\eta \ge 0$ its marginals are the
+    model's ($\eta = 1$: Anderson's reverse SDE; $\eta = 0$: the probability-flow ODE), so any sdekit
+    SDE solver samples it: Euler–Maruyama and Heun (strong order 1 on this additive noise),
+    the SRK methods (`shark`, `sra1`: strong order 1.5, with a `levy="space-time"` tree), adaptively
+    with `sk.PID` on those with an error estimate. The diffusion samplers (`skd.samplers`) read
+    only the model from it and inject noise with their own `eta`.
+
+    Args:
+        model: an `skd.Model`.
+        eta: the noise scale $\eta \ge 0$ (a number; traced values are fine).
 
     Examples:
         >>> import jax, jax.numpy as jnp, sdekit as sk, sdekit.diffusion as skd
@@ -77,4 +97,6 @@ def reverse_sde(model: Model) -> sk.SDE:
     """
     if not isinstance(model, Model):
         raise TypeError(f"reverse_sde needs an skd.Model; got {type(model).__name__}.")
-    return sk.SDE(ReverseDrift(model), ReverseDiffusion(model), noise="additive", calculus="ito")
+    if isinstance(eta, (int, float)) and not eta >= 0:
+        raise ValueError(f"reverse_sde needs eta >= 0; got {eta}.")
+    return sk.SDE(ReverseDrift(model, eta), ReverseDiffusion(model, eta), noise="additive", calculus="ito")
