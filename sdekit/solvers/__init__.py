@@ -13,6 +13,8 @@ from ._dopri8 import dopri8 as dopri8
 from ._euler import euler as euler
 from ._euler_maruyama import euler_maruyama as euler_maruyama
 from ._general_shark import general_shark as general_shark
+from ._drift_implicit_euler import implicit_euler_maruyama as implicit_euler_maruyama
+from ._drift_implicit_milstein import implicit_milstein as implicit_milstein
 from ._implicit_euler import implicit_euler as implicit_euler
 from ._kencarp3 import kencarp3 as kencarp3
 from ._kencarp4 import kencarp4 as kencarp4
@@ -82,4 +84,7 @@ __all__ = [
     "spark",
     "sra1",
     "tsit5",
+    # After the explicit methods, so that hints listing solvers for a noise type name those first.
+    "implicit_euler_maruyama",
+    "implicit_milstein",
 ]

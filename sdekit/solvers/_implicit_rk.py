@@ -49,6 +49,7 @@ class _Context(NamedTuple):
     k0_explicit: jax.Array
     scale: jax.Array
     eta: jax.Array
+    tied: jax.Array
 
 
 def _attempt(tableau: ImplicitTableau, options, ctx: _Context, jacobian) -> _newton.Attempt:
@@ -81,7 +82,7 @@ def _attempt(tableau: ImplicitTableau, options, ctx: _Context, jacobian) -> _new
         t_stage = ctx.t0 + node * ctx.h
         result = _newton.chord(
             lambda z: z - base - h_gamma * ctx.flat_implicit.f(t_stage, z), solve, base + h_gamma * c.k_prev,
-            ctx.scale, c.eta, c.ok,
+            ctx.scale, c.eta, c.ok, _newton.tangent_solver(options), ctx.tied,
         )
         # The stage's derivative from the stage equation itself, not f(z): for stiff problems
         # f amplifies the iteration's error by the stiffness (Shampine).
@@ -136,7 +137,7 @@ def _step(tableau: ImplicitTableau, options: _newton.NewtonOptions, problem, t0,
         k0_explicit = flat_explicit.f(t0, v0)
         fevals += 1
     ctx = _Context(flat_implicit, flat_explicit, t0, h, v0, k0_implicit, k0_explicit, _newton.tolerances(state, v0),
-                   state.eta)
+                   state.eta, state.tied)
     tried, jacobian, _, newton_fevals = _newton.with_fresh_retry(
         functools.partial(_attempt, tableau, options, ctx),
         lambda: _newton.jacobian_at(options, flat_implicit, t0, v0, args, direction),

@@ -57,9 +57,9 @@ def kencarp3(jacobian=None, linear_solver: str = "lu") -> Solver:
         >>> field = sk.Split(lambda t, y, a: jnp.sin(t) * jnp.ones_like(y),  # slow forcing
         ...                  lambda t, y, a: -1e4 * y)                       # fast decay
         >>> sol = sk.solve(sk.ODE(field), sk.solvers.kencarp3(), 0.0, 2.0, jnp.ones(3),
-        ...                controller=sk.PID(rtol=1e-6, atol=1e-9))
-        >>> round(float(sol.ys[-1, 0]) * 1e4, 4)  # y -> sin(t) / 1e4
-        0.9093
+        ...                controller=sk.PID(rtol=1e-4, atol=1e-8))
+        >>> round(float(sol.ys[-1, 0]) * 1e4, 3)  # y ~ sin(t) / 1e4
+        0.909
 
     References:
         C. A. Kennedy, M. H. Carpenter, "Additive Runge--Kutta schemes for convection--diffusion--

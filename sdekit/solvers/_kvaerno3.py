@@ -9,7 +9,7 @@ from ._implicit_tableau import stiffly_accurate_esdirk
 
 #: The root of 6 g^3 - 18 g^2 + 9 g - 1 = 0 in (0, 1) that makes the method L-stable, to 35
 #: digits (the coefficients below are exact functions of it, so the order conditions hold exactly).
-GAMMA = Fraction("0.43586652150845899941601945118928173")
+GAMMA = Fraction("0.43586652150845899941601945119355684")
 
 
 def _tableau(g: Fraction):

@@ -9,7 +9,7 @@ from ._implicit_tableau import stiffly_accurate_esdirk
 
 #: The root of 24 g^4 - 96 g^3 + 72 g^2 - 16 g + 1 = 0 near 0.5728 that makes the method
 #: L-stable, to 35 digits (the coefficients are exact functions of it).
-GAMMA = Fraction("0.57281606248213485540800138497235339")
+GAMMA = Fraction("0.57281606248213485540800138497676834")
 
 
 def _poly(g, *coefficients):

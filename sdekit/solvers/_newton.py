@@ -18,6 +18,7 @@ Jacobian-vector products.
 
 from typing import Any, NamedTuple
 
+import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
 import lineax as lx
@@ -28,8 +29,11 @@ from .._results import RESULTS
 
 #: Newton's stopping constant: the iteration error is at most kappa times the tolerance.
 KAPPA = 1e-2
-#: Iterations per stage before giving up (Hairer's RADAU5 uses 7; diffrax 10).
+#: Iterations per stage before giving up (Hairer's RADAU5 uses 7; diffrax 10), with adaptive
+#: steps (a slow iteration is better answered by a smaller step); with fixed steps, where a
+#: failure ends the solve, a slow but contracting iteration may run to FIXED_STEP_MAX_ITERS.
 MAX_ITERS = 10
+FIXED_STEP_MAX_ITERS = 30
 #: Contraction rate above which the next step starts with a fresh Jacobian.
 REFRESH_RATE = 0.2
 #: The relative tolerance is at least this many machine epsilons: below it increments stall
@@ -53,6 +57,8 @@ class ImplicitState(NamedTuple):
             convergence test).
         rtol, atol: Newton's tolerances: the adaptive controller's (`sk.solve` ties them), else
             the fixed-step defaults.
+        tied: whether they are the controller's (adaptive steps): then a slowly converging
+            iteration fails early, predicted from its rate, so that the step shrinks.
         result: the last step's `sk.RESULTS` code (`implicit_solve_failed` when its Newton
             iteration failed even with a fresh Jacobian); the solve loop reads it.
         num_fevals: vector-field evaluations the last step made (the loop counts them).
@@ -64,13 +70,14 @@ class ImplicitState(NamedTuple):
     eta: jax.Array
     rtol: jax.Array
     atol: jax.Array
+    tied: jax.Array
     result: jax.Array
     num_fevals: jax.Array
 
     def with_tolerances(self, rtol, atol) -> "ImplicitState":
         """The same state with Newton's tolerances set to a step-size controller's."""
         dtype = self.rtol.dtype
-        return self._replace(rtol=jnp.asarray(rtol, dtype), atol=jnp.asarray(atol, dtype))
+        return self._replace(rtol=jnp.asarray(rtol, dtype), atol=jnp.asarray(atol, dtype), tied=jnp.ones((), bool))
 
 
 class NewtonOptions(NamedTuple):
@@ -110,6 +117,7 @@ def initial_state(options: NewtonOptions, y0, f0=()) -> ImplicitState:
         eta=jnp.ones((), dtype),
         rtol=jnp.asarray(FIXED_STEP_RTOL, dtype),
         atol=jnp.asarray(FIXED_STEP_ATOL, dtype),
+        tied=jnp.zeros((), bool),
         result=jnp.zeros((), jnp.int32),
         num_fevals=jnp.zeros((), jnp.int32),
     )
@@ -190,11 +198,29 @@ class _Iterate(NamedTuple):
     status: jax.Array  # 0 running, 1 converged, 2 failed
 
 
-def chord(residual, solve, z0, scale, eta, active) -> NewtonResult:
-    r"""Chord iteration on `residual(z) = 0` from `z0`, with `solve(r)` $= M^{-1} r$.
+def tangent_solver(options: NewtonOptions):
+    """Solves the linearised stage equation for derivatives (implicit function theorem): with
+    the exact Jacobian, by LU of the materialised operator or by GMRES."""
+
+    def tangent_solve(g, y):
+        operator = lx.FunctionLinearOperator(g, jax.eval_shape(lambda: y))
+        if options.linear_solver == "lu":
+            return lx.linear_solve(operator, y, lx.LU(), throw=False).value
+        eps = float(100 * jnp.finfo(y.dtype).eps)
+        return lx.linear_solve(operator, y, lx.GMRES(rtol=eps, atol=eps, restart=20, max_steps=400), throw=False).value
+
+    return tangent_solve
+
+
+def chord(residual, solve, z0, scale, eta, active, tangent_solve, tied) -> NewtonResult:
+    r"""Chord iteration on `residual(z) = 0` from `z0`, with `solve(r)` $= M^{-1} r$ and the
+    increments measured by `scale(z)` (`tolerances`).
 
     `eta` starts the convergence test of the first iteration ($\max(\eta, \epsilon)^{0.8}$,
-    Hairer's choice); `active=False` skips the iteration (an earlier stage already failed)."""
+    Hairer's choice); `active=False` skips the iteration (an earlier stage already failed);
+    `tied` (adaptive steps) gives up early on a slow iteration and allows fewer iterations.
+    Differentiated by the implicit function theorem (`lax.custom_root`, solving with the exact
+    Jacobian through `tangent_solve`), not through the iterations."""
     dtype = z0.dtype
     eps = jnp.finfo(dtype).eps
     one = jnp.ones((), dtype)
@@ -208,22 +234,29 @@ def chord(residual, solve, z0, scale, eta, active) -> NewtonResult:
         eta_k = jnp.where(first, it.eta, rate / jnp.maximum(1 - rate, eps))
         finite = jnp.isfinite(norm)
         converged = finite & (first | (rate < 1)) & ((eta_k * norm <= KAPPA) | (norm <= 4 * eps))
-        remaining = MAX_ITERS - 1 - it.k
-        hopeless = ~first & ((rate >= 1) | (rate ** remaining.astype(dtype) / jnp.maximum(1 - rate, eps) * norm > KAPPA))
+        remaining = jnp.where(tied, MAX_ITERS, FIXED_STEP_MAX_ITERS) - 1 - it.k
+        slow = tied & (rate ** remaining.astype(dtype) / jnp.maximum(1 - rate, eps) * norm > KAPPA)
+        hopeless = ~first & ((rate >= 1) | slow)
         failed = ~finite | (~converged & (hopeless | (remaining <= 0)))
         status = jnp.where(converged, 1, jnp.where(failed, 2, 0)).astype(jnp.int32)
         return _Iterate(z, norm, jnp.where(first, it.eta, eta_k), jnp.maximum(it.rate, rate), it.k + 1, status)
 
-    start = _Iterate(
-        z=z0,
-        last_norm=one,
-        eta=jnp.maximum(eta, eps) ** 0.8,
-        rate=0 * one,
-        k=jnp.zeros((), jnp.int32),
-        status=jnp.where(active, 0, 2).astype(jnp.int32),
-    )
-    out = lax.while_loop(lambda it: it.status == 0, body, start)
-    return NewtonResult(out.z, out.status == 1, out.eta, out.rate, out.k)
+    def iterate(_, z_init):
+        start = _Iterate(
+            z=z_init,
+            last_norm=one,
+            eta=jnp.maximum(eta, eps) ** 0.8,
+            rate=0 * one,
+            k=jnp.zeros((), jnp.int32),
+            status=jnp.where(active, 0, 2).astype(jnp.int32),
+        )
+        out = lax.while_loop(lambda it: it.status == 0, body, start)
+        # Auxiliary outputs as floats: custom_root's derivative rule mishandles integer ones.
+        return out.z, (jnp.where(out.status == 1, 1, 0).astype(dtype), out.eta, out.rate, out.k.astype(dtype))
+
+    z, aux = lax.custom_root(residual, z0, iterate, tangent_solve, has_aux=True)
+    converged, eta_out, rate, k = lax.stop_gradient(aux)
+    return NewtonResult(z, converged > 0.5, eta_out, rate, k.astype(jnp.int32))
 
 
 class Attempt(NamedTuple):
@@ -251,7 +284,8 @@ def with_fresh_retry(attempt, fresh_jacobian, state: ImplicitState, template: At
 
     def body(c: _Try) -> _Try:
         need = (c.tries > 0) | state.refresh
-        jacobian = lax.cond(need, fresh_jacobian, lambda: c.jacobian)
+        # The Jacobian only steers the iteration: derivatives come from the converged stages.
+        jacobian = lax.stop_gradient(lax.cond(need, fresh_jacobian, lambda: c.jacobian))
         out = attempt(jacobian)
         return _Try(c.tries + 1, jacobian, need, out, c.fevals + out.num_fevals)
 
@@ -259,7 +293,8 @@ def with_fresh_retry(attempt, fresh_jacobian, state: ImplicitState, template: At
         return (c.tries == 0) | (~c.last.converged & ~c.fresh & (c.tries < 2))
 
     start = _Try(jnp.zeros((), jnp.int32), state.jacobian, jnp.zeros((), bool), template, jnp.zeros((), jnp.int32))
-    out = lax.while_loop(cond, body, start)
+    # A bounded loop that reverse mode can go through (the same lax.while_loop otherwise).
+    out = eqxi.while_loop(cond, body, start, max_steps=2, kind="checkpointed")
     return out.last, out.jacobian, out.fresh, out.fevals
 
 

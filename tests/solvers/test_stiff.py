@@ -1,0 +1,145 @@
+"""Implicit solvers on stiff problems: against diffrax, Jacobian reuse, user Jacobians and GMRES,
+failures as result codes (never NaN states), float32, vmap, backwards in time and gradients."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import sdekit as sk
+
+
+def robertson(t, y, args):
+    a, b, c = y
+    return jnp.stack([-0.04 * a + 1e4 * b * c, 0.04 * a - 1e4 * b * c - 3e7 * b**2, 3e7 * b**2])
+
+
+Y0 = jnp.array([1.0, 0.0, 0.0])
+# scipy solve_ivp(Radau, rtol=1e-12, atol=1e-16) at t = 100 (the benchmark's tight reference).
+ROBERTSON_100 = np.array([6.172348397e-01, 6.153591e-06, 3.827590067e-01])
+
+
+@pytest.mark.slow
+def test_kvaerno5_matches_diffrax_on_robertson(x64):
+    diffrax = pytest.importorskip("diffrax")
+    ours = sk.solve(sk.ODE(robertson), sk.solvers.kvaerno5(), 0.0, 100.0, Y0, controller=sk.PID(rtol=1e-8, atol=1e-12),
+                    max_steps=20000)
+    theirs = diffrax.diffeqsolve(diffrax.ODETerm(robertson), diffrax.Kvaerno5(), 0.0, 100.0, None, Y0,
+                                 stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-12), max_steps=20000)
+    np.testing.assert_allclose(ours.ys[-1], theirs.ys[-1], rtol=2e-6, atol=1e-12)
+    np.testing.assert_allclose(ours.ys[-1], ROBERTSON_100, rtol=2e-6, atol=1e-12)
+
+
+def test_jacobian_reused_across_steps_and_user_jacobian(x64):
+    calls = []
+
+    def jacobian(t, y, args):
+        jax.debug.callback(lambda: calls.append(1))
+        return jax.jacfwd(lambda z: robertson(t, z, args))(y)
+
+    controller = sk.PID(rtol=1e-6, atol=1e-10)
+    user = sk.solve(sk.ODE(robertson), sk.solvers.kvaerno3(jacobian=jacobian), 0.0, 100.0, Y0, controller=controller)
+    auto = sk.solve(sk.ODE(robertson), sk.solvers.kvaerno3(), 0.0, 100.0, Y0, controller=controller)
+    np.testing.assert_allclose(user.ys[-1], auto.ys[-1], rtol=1e-12)
+    np.testing.assert_allclose(user.ys[-1], ROBERTSON_100, rtol=1e-4, atol=1e-10)
+    steps = int(user.stats["num_steps"])
+    assert 1 <= len(calls) < steps / 2, (len(calls), steps)
+    # The adaptive loop counts every Newton iteration: more evaluations than steps times stages.
+    assert int(user.stats["num_fevals"]) >= 3 * steps
+
+
+def _heat(t, y, args):
+    """Reaction (explicit) and diffusion (implicit) on 48 points, Dirichlet ends."""
+    n = y.shape[0]
+    lap = (jnp.concatenate([y[1:], jnp.zeros(1)]) - 2 * y + jnp.concatenate([jnp.zeros(1), y[:-1]])) * (n + 1) ** 2
+    return 0.1 * lap
+
+
+def _reaction(t, y, args):
+    return y * (1 - y)
+
+
+@pytest.mark.slow
+def test_gmres_matches_lu_on_a_split_problem(x64):
+    x = jnp.linspace(0, 1, 50)[1:-1]
+    y0 = jnp.sin(jnp.pi * x) * 0.5
+    problem = sk.ODE(sk.Split(_reaction, _heat))
+    controller = sk.PID(rtol=1e-7, atol=1e-9)
+    lu = sk.solve(problem, sk.solvers.kencarp4(), 0.0, 0.5, y0, controller=controller)
+    gmres = sk.solve(problem, sk.solvers.kencarp4(linear_solver="gmres"), 0.0, 0.5, y0, controller=controller)
+    np.testing.assert_allclose(gmres.ys[-1], lu.ys[-1], rtol=1e-6, atol=1e-9)
+    # The IMEX split needs far fewer steps than an explicit method on the stiff diffusion.
+    explicit = sk.solve(sk.ODE(sk.Split(_reaction, _heat)), sk.solvers.tsit5(), 0.0, 0.5, y0, controller=controller,
+                        max_steps=100_000)
+    np.testing.assert_allclose(explicit.ys[-1], lu.ys[-1], rtol=1e-5)
+    assert int(lu.stats["num_steps"]) * 5 < int(explicit.stats["num_steps"])
+
+
+def test_singular_jacobian_gives_a_result_code_not_nan(x64):
+    bad = sk.solvers.kvaerno3(jacobian=lambda t, y, a: jnp.full((2, 2), jnp.nan))
+    problem = sk.ODE(lambda t, y, a: -y)
+    sol = sk.solve(problem, bad, 0.0, 1.0, jnp.ones(2), controller=sk.PID(rtol=1e-6, atol=1e-8), throw=False)
+    assert int(sol.result) == int(sk.RESULTS.implicit_solve_failed)
+    assert np.all(np.isfinite(np.asarray(sol.ys)))
+    # Fixed steps: the first step fails; the error names the cause.
+    with pytest.raises(sk.SolveError, match="Newton iteration"):
+        sk.solve(problem, bad, 0.0, 1.0, jnp.ones(2), dt0=0.1)
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(ValueError, match="linear_solver"):
+        sk.solvers.kvaerno5(linear_solver="qr")
+    with pytest.raises(ValueError, match="matrix-free"):
+        sk.solvers.kencarp4(jacobian=lambda t, y, a: y, linear_solver="gmres")
+    with pytest.raises(TypeError, match="jacobian"):
+        sk.solvers.kvaerno3(jacobian=3.0)
+
+
+def test_float32_and_vmap():
+    # float32 Robertson under vmap over the fast rate; each lane as its own solve.
+    def field(t, y, k):
+        a, b, c = y
+        return jnp.stack([-0.04 * a + 1e4 * b * c, 0.04 * a - 1e4 * b * c - k * b**2, k * b**2])
+
+    def solve(k):
+        return sk.solve(sk.ODE(field), sk.solvers.kvaerno5(), 0.0, 100.0, Y0.astype(jnp.float32), args=k,
+                        controller=sk.PID(rtol=1e-4, atol=1e-7)).ys[-1]
+
+    rates = jnp.array([3e7, 1e7], jnp.float32)
+    batched = jax.vmap(solve)(rates)
+    assert batched.dtype == jnp.float32
+    np.testing.assert_allclose(batched[0], ROBERTSON_100, rtol=2e-3, atol=1e-7)
+    np.testing.assert_allclose(batched[1], solve(rates[1]), rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_backwards_in_time(x64):
+    """t1 < t0: the loop integrates in tau = -t (the field and a split are time-reversed)."""
+    field = lambda t, y, a: 50.0 * (y - jnp.cos(t))  # noqa: E731  (stable backwards in time)
+    reference = sk.solve(sk.ODE(field), sk.solvers.tsit5(), 1.0, 0.0, jnp.array(1.0),
+                         controller=sk.PID(rtol=1e-11, atol=1e-12), max_steps=10_000)
+    for problem in (sk.ODE(field), sk.ODE(sk.Split(lambda t, y, a: -50.0 * jnp.cos(t), lambda t, y, a: 50.0 * y))):
+        back = sk.solve(problem, sk.solvers.kencarp3(), 1.0, 0.0, jnp.array(1.0), controller=sk.PID(rtol=1e-8, atol=1e-10))
+        np.testing.assert_allclose(back.ys[-1], reference.ys[-1], rtol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["kvaerno3", "kencarp4"])
+def test_gradient_matches_finite_differences(name, x64):
+    """Reverse mode through the solve: stages are differentiated by the implicit function theorem."""
+
+    def field(t, y, k):
+        return jnp.stack([-k * y[0] + y[1] ** 2, -0.5 * y[1] + jnp.sin(t)])
+
+    problem = sk.ODE(field)
+    if name == "kencarp4":
+        problem = sk.ODE(sk.Split(lambda t, y, k: jnp.stack([y[1] ** 2, jnp.sin(t)]),
+                                  lambda t, y, k: jnp.stack([-k * y[0], -0.5 * y[1]])))
+
+    def loss(k):
+        sol = sk.solve(problem, getattr(sk.solvers, name)(), 0.0, 1.0, jnp.array([1.0, 0.5]), args=k, dt0=0.05)
+        return jnp.sum(sol.ys[-1] ** 2)
+
+    k, e = jnp.asarray(50.0), 1e-4
+    fd = (loss(k + e) - loss(k - e)) / (2 * e)
+    np.testing.assert_allclose(jax.grad(loss)(k), fd, rtol=1e-5)
