@@ -14,6 +14,7 @@ from . import samplers as samplers
 from ._density import LogDensitySample as LogDensitySample, ito_density_sde as ito_density_sde
 from ._density import sample_with_log_density as sample_with_log_density
 from ._likelihood import Likelihood as Likelihood, log_likelihood as log_likelihood
+from ._gap import Gap as Gap, ode_sde_gap as ode_sde_gap, sliced_wasserstein as sliced_wasserstein
 from ._grid import SPACINGS as SPACINGS, time_grid as time_grid
 from ._mixture import GaussianMixture as GaussianMixture
 from ._model import PREDICTIONS as PREDICTIONS, Model as Model, Threshold as Threshold, edm_denoiser as edm_denoiser
@@ -26,7 +27,7 @@ from ._schedules import EDM as EDM, VE as VE, VP as VP, Flow as Flow, Schedule a
 
 __all__ = [
     "EDM", "Flow", "GaussianMixture", "Model", "PREDICTIONS", "SPACINGS", "Schedule", "Threshold", "VE", "VP",
-    "Likelihood", "LogDensitySample", "edm_denoiser", "guided", "ito_density_sde", "log_likelihood", "probability_flow", "reverse_sde", "sample",
-    "sample_superposed", "sample_with_log_density", "samplers", "superpose", "SuperposedSample", "Superposition",
+    "Gap", "Likelihood", "LogDensitySample", "edm_denoiser", "guided", "ito_density_sde", "log_likelihood", "ode_sde_gap", "probability_flow", "reverse_sde", "sample",
+    "sample_superposed", "sample_with_log_density", "samplers", "sliced_wasserstein", "superpose", "SuperposedSample", "Superposition",
     "time_grid",
 ]
