@@ -41,7 +41,7 @@ def sliced_wasserstein(
         >>> import jax, jax.numpy as jnp, sdekit.diffusion as skd
         >>> a = jax.random.normal(jax.random.key(0), (1000, 2))
         >>> shift = jnp.array([3.0, 4.0])        # a pure shift m: SW_2 = |m| / sqrt(d)
-        >>> round(float(skd.sliced_wasserstein(a, a + shift, jax.random.key(1), 4096)), 1)
+        >>> round(float(skd.sliced_wasserstein(a, a + shift[None], jax.random.key(1), 4096)), 1)
         3.5
     """
     a, b = jnp.asarray(a), jnp.asarray(b)
