@@ -31,7 +31,7 @@ import sdekit as sk
 from ._divergence import FlowWithLogDensity, check_trace, draw_probes, event_size, gaussian_prior_log_prob
 from . import samplers
 from ._model import Model
-from ._sample import TREE_DEPTH, check_grid
+from ._sampling_grid import TREE_DEPTH, check_grid
 
 
 class LogDensitySample(NamedTuple):

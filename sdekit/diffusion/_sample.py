@@ -11,9 +11,8 @@ import sdekit as sk
 from ._model import Model
 from ._problems import probability_flow, reverse_sde
 
-# Brownian-tree resolution for stochastic samplers, relative to the grid's span: fixed (not
-# taken from the grid) so that one key gives the same path whatever the number of steps.
-TREE_DEPTH = 18
+from ._sampling_grid import TREE_DEPTH as TREE_DEPTH, check_grid, concrete as _concrete, tree_tol as _tree_tol
+from ._superpose import Superposition, sample_superposed
 
 
 def sample(
@@ -55,8 +54,6 @@ def sample(
         >>> bool(jnp.allclose(x0, 2.0, atol=0.1))   # x0 is at t = 1e-3: sigma = 0.014 of noise left
         True
     """
-    from ._superpose import Superposition, sample_superposed  # (it imports this module's grid check)
-
     if isinstance(model, Superposition):
         return sample_superposed(model, sampler, x_T, ts, key=key, args=args).x
     if not isinstance(model, Model):
@@ -80,33 +77,3 @@ def sample(
                            tol=_tree_tol(s), depth=TREE_DEPTH, levy=sampler.sde.levy_area)
     kwargs["controller"] = sk.StepTo(s)
     return sk.solve(reverse_sde(model), sampler, s[0], s[-1], x_T, brownian=tree, **kwargs).ys[-1]
-
-
-def _tree_tol(s):
-    # With a traced grid the depth alone fixes the resolution (the tree checks tol only against
-    # a concrete interval).
-    span = abs(float(s[-1] - s[0])) if _concrete(s) else 1.0
-    return span * 2.0**-TREE_DEPTH
-
-
-def _concrete(x):
-    return not isinstance(x, jax.core.Tracer)
-
-
-def check_grid(model: Model, ts) -> None:
-    """A grid must be 1-D with at least two times, strictly decreasing in noise level."""
-    if ts.ndim != 1 or ts.shape[0] < 2:
-        raise ValueError(f"a sampling grid is 1-D with at least two times; got shape {ts.shape}.")
-    sched = model.schedule
-    rho = sched.sigma(ts) / sched.alpha(ts)
-    if not _concrete(rho):  # traced grid or schedule: nothing to check before the run
-        return
-    # rho = sigma/alpha is +inf only where alpha = 0: allowed at the start (a flow's pure noise, for
-    # models whose prediction is defined there), nowhere else.
-    if not bool(jnp.all(jnp.isfinite(rho[1:]) & (rho[1:] >= 0)) & ~jnp.isnan(rho[0])):
-        raise ValueError(
-            f"the grid leaves {type(sched).__name__}'s domain (alpha = 0 or a NaN at some times): was it built "
-            f"for another schedule? Use skd.time_grid(model.schedule, ...); got ts = {ts}.")
-    if not bool(jnp.all(rho[1:] < rho[:-1])):
-        raise ValueError("the sampling grid must go from noise to data: sigma/alpha strictly decreasing along ts "
-                         f"(use skd.time_grid); got ts = {ts}.")

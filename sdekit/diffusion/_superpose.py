@@ -37,7 +37,7 @@ import sdekit as sk
 from ._divergence import gaussian_prior_log_prob, value_and_divergence
 from ._model import Model
 from ._problems import probability_flow, reverse_sde
-from ._sample import TREE_DEPTH, check_grid
+from ._sampling_grid import TREE_DEPTH, check_grid
 
 MODES = ("or", "and")
 
@@ -175,7 +175,7 @@ def sample_superposed(
             raise ValueError("superposition with a stochastic sampler needs finite times; end the grid at a small t.")
         span = abs(float(taus[-1] - taus[0])) if not isinstance(taus, jax.core.Tracer) else 1.0
         tree = sk.BrownianTree(key, taus[0], taus[-1], shape=x_T.shape, dtype=x_T.dtype, tol=span * 2.0**-TREE_DEPTH,
-                               depth=TREE_DEPTH, levy="increment")
+                               depth=TREE_DEPTH, levy=sampler.sde.levy_area)
         incs = tree.grid_increments(taus)
     else:
         taus, incs = ts, None
