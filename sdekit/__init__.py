@@ -11,10 +11,12 @@ Examples:
 from . import brownian as brownian, controllers as controllers, solvers as solvers, terms as terms
 from . import adjoint as adjoint
 from ._results import RESULTS as RESULTS, SolveError as SolveError
-from ._solve import SaveAt as SaveAt, Solution as Solution, sample_paths as sample_paths, solve as solve
+from ._solve import SaveAt as SaveAt, Solution as Solution, solve as solve
 from .controllers import PID as PID, ConstantStep as ConstantStep, StepTo as StepTo
 from .brownian import BrownianTree as BrownianTree, Increment as Increment
 from .terms import ODE as ODE, SDE as SDE, Split as Split
+from . import ensemble as ensemble
+from .ensemble import PerPath as PerPath, sample_paths as sample_paths
 
 __version__ = "0.1.0"
 
@@ -24,6 +26,7 @@ __all__ = [
     "ODE",
     "SDE",
     "PID",
+    "PerPath",
     "RESULTS",
     "ConstantStep",
     "SaveAt",
@@ -34,6 +37,7 @@ __all__ = [
     "adjoint",
     "brownian",
     "controllers",
+    "ensemble",
     "sample_paths",
     "solve",
     "solvers",

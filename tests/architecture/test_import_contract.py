@@ -18,6 +18,7 @@ LAYERS = [
     {"controllers"},
     {"_solve"},
     {"adjoint"},
+    {"ensemble"},
     {"convergence", "neural", "diffusion", "data"},  # applications
     {"__init__", "__main__"},
 ]

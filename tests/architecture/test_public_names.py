@@ -8,7 +8,7 @@ import pytest
 import sdekit as sk
 
 
-@pytest.mark.parametrize("module", [sk.terms, sk.controllers])
+@pytest.mark.parametrize("module", [sk.terms, sk.controllers, sk.ensemble])
 def test_dir_shows_only_public_names(module):
     assert sorted(dir(module)) == sorted(module.__all__)
     assert not {"jax", "jnp", "eqx", "Callable", "NamedTuple"} & set(dir(module))
