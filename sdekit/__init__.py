@@ -15,6 +15,7 @@ from ._solve import SaveAt as SaveAt, Solution as Solution, solve as solve
 from .controllers import PID as PID, ConstantStep as ConstantStep, StepTo as StepTo
 from .brownian import BrownianTree as BrownianTree, Increment as Increment
 from .terms import ODE as ODE, SDE as SDE, Split as Split
+from ._solve import Event as Event
 from . import ensemble as ensemble
 from .ensemble import PerPath as PerPath, sample_paths as sample_paths
 
@@ -29,6 +30,7 @@ __all__ = [
     "PerPath",
     "RESULTS",
     "ConstantStep",
+    "Event",
     "SaveAt",
     "Solution",
     "SolveError",

@@ -11,9 +11,10 @@ from ._checkpointed import Checkpointed as Checkpointed
 from ._checks import brownian_zeros as brownian_zeros, levy_shortfall as levy_shortfall, sde_controller as sde_controller
 from ._common import all_finite as all_finite, constant_step_count as constant_step_count
 from ._common import constant_step_end as constant_step_end
+from ._events import Event as Event
 from ._inputs import LoopInputs as LoopInputs, LoopOutput as LoopOutput, SolveInputs as SolveInputs
 from ._saveat import SaveAt as SaveAt
 from ._solution import Solution as Solution
 from ._solve import float_to_array as float_to_array, solve as solve
 
-__all__ = ["Checkpointed", "SaveAt", "Solution", "solve"]
+__all__ = ["Checkpointed", "Event", "SaveAt", "Solution", "solve"]

@@ -15,6 +15,8 @@ class Adjoint(Protocol):
       with a clear `ValueError`, what the adjoint cannot differentiate.
     - `allows_grid`: whether constant steps known at trace time may run as a fixed grid (a
       scan that stores every step for the reverse pass).
+    - `allows_events`: whether it can differentiate a solve with an `sk.Event` (a solve whose
+      end depends on the solution); read with `False` as default.
     - `run(solve, inputs)`: produce the `Solution`, calling `solve(inputs, adjoint)` (the
       compiled forward solve) as often as it needs, with itself or another adjoint, under a
       `custom_vjp` of its own if it defines the gradient itself.

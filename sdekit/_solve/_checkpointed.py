@@ -74,6 +74,11 @@ class Checkpointed(eqx.Module):
         memory was not bounded by hand."""
         return self.checkpoints is None
 
+    @property
+    def allows_events(self) -> bool:
+        """Event times are differentiated through the loops (implicit function theorem)."""
+        return True
+
     def run(self, solve, inputs):
         return solve(inputs, self)
 

@@ -62,3 +62,12 @@ def closure_converted(problem: ODE | SDE, t0, y0, args) -> ODE | SDE:
     return dataclasses.replace(
         problem, drift=_converted(problem.drift, t0, y0, args), diffusion=_converted(problem.diffusion, t0, y0, args)
     )
+
+
+def closure_converted_event(event, t0, y0, args):
+    """`event` with each condition that closes over a tracer closure-converted (as the vector
+    fields), so that an event time can be differentiated with respect to a closed-over value."""
+    converted = [_converted(c, t0, y0, args) for c in event.conditions]
+    if all(a is b for a, b in zip(converted, event.conditions)):
+        return event
+    return eqx.tree_at(lambda e: e.condition, event, event.unflatten(converted))

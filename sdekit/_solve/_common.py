@@ -30,9 +30,11 @@ def nan_buffer(y0, n: int):
 INLINE_SAVES = 1
 
 
-def save_ts_in_step(solver, saveat_ts, save_index, ys_buffer, dense, t, tnext, y1, active, differentiable=False):
+def save_ts_in_step(solver, saveat_ts, save_index, ys_buffer, dense, t, tnext, y1, active, differentiable=False,
+                    until=None):
     """Fill every requested save time in (t, tnext] -- and t itself for the first step -- from the
     step's dense output. `active` gates the whole thing (a rejected or frozen step saves nothing).
+    With `until` (a terminating event's time in the step), only save times up to it are filled.
 
     Most steps hold at most a couple of save times: those are done inline; an inner while loop (whose
     iterations cost more than an interpolation, especially under vmap) handles the rest. With
@@ -47,8 +49,10 @@ def save_ts_in_step(solver, saveat_ts, save_index, ys_buffer, dense, t, tnext, y
         buffer = write_at(buffer, index, y_at, due)
         return index + due.astype(index.dtype), buffer
 
+    last = tnext if until is None else until
+
     def is_due(index):
-        return active & (index < num) & (read_at(saveat_ts, index) <= tnext)
+        return active & (index < num) & (read_at(saveat_ts, index) <= last)
 
     for _ in range(INLINE_SAVES):
         save_index, ys_buffer = save_one(save_index, ys_buffer, is_due(save_index))
@@ -71,10 +75,11 @@ def exact_end_value(y_end, y_interpolated):
     return jax.tree.map(lambda a, b: lax.stop_gradient(a) + (b - lax.stop_gradient(b)), y_end, y_interpolated)
 
 
-def saves_from_grid_steps(solver, grid, saveat_ts, dense, step_ends, step_active):
+def saves_from_grid_steps(solver, grid, saveat_ts, dense, step_ends, step_active, until=None):
     """Saves of a fixed-grid solve from its per-step dense outputs (leading axis: steps): each
     save time is interpolated in the grid step holding it, all at once after the scan. No loop
-    over saves inside the scan, so forward and reverse mode both go through."""
+    over saves inside the scan, so forward and reverse mode both go through. With `until` (where
+    a terminating event stopped the solve), save times after it are NaN."""
     num_steps = grid.shape[0] - 1
     index = jnp.clip(jnp.searchsorted(grid, saveat_ts, side="left") - 1, 0, num_steps - 1)
     start, end = grid[index], grid[index + 1]
@@ -86,6 +91,8 @@ def saves_from_grid_steps(solver, grid, saveat_ts, dense, step_ends, step_active
                       exact_end_value(y_end, y_interpolated), y_interpolated)
     # Steps after a failure froze the state: their saves are NaN (as in the while loop).
     valid = step_active[index]
+    if until is not None:
+        valid = valid & (saveat_ts <= until)
     return jax.tree.map(lambda y: jnp.where(_expand(valid, y), y, jnp.asarray(jnp.nan, y.dtype)), ys)
 
 

@@ -23,6 +23,7 @@ class SolveInputs(NamedTuple):
         grid: the fixed grid of step ends (a `StepTo`, or constant steps known at trace
             time), or None.
         checked: whether the numbers were checked eagerly (else checked at run time).
+        event: the `sk.Event`, or None.
     """
 
     problem: ODE | SDE
@@ -41,6 +42,7 @@ class SolveInputs(NamedTuple):
     progress: bool
     checked: bool
     brownian: BrownianTree | None
+    event: Any = None
 
 
 class LoopInputs(NamedTuple):
@@ -57,6 +59,7 @@ class LoopInputs(NamedTuple):
         noise: where increments come from (`NoNoise` or `TreeNoise`).
         error_order: the order of the solver's error estimate for this problem.
         revisit: how many rejected step ends to remember (SDEs with general noise).
+        event: the event with the time direction (`_events.EventInLoop`), or None.
     """
 
     problem: Any
@@ -75,6 +78,7 @@ class LoopInputs(NamedTuple):
     noise: Any
     error_order: float | None
     revisit: int
+    event: Any = None
 
 
 class LoopOutput(NamedTuple):
@@ -87,6 +91,7 @@ class LoopOutput(NamedTuple):
         ts_ys: values at `SaveAt(ts)`; steps_ts, steps_ys: `SaveAt(steps)`; dense_ts,
             dense_infos, num_dense: step boundaries and per-step dense output (None where not
             asked for).
+        events: the events' `_events.EventState` at the end (None without an event).
     """
 
     t: Float[Array, ""]
@@ -101,6 +106,7 @@ class LoopOutput(NamedTuple):
     dense_ts: Float[Array, " d"] | None
     dense_infos: PyTree[Array] | None
     num_dense: Array | None
+    events: Any = None
 
 
 __all__ = ["LoopInputs", "LoopOutput", "SolveInputs"]

@@ -11,6 +11,7 @@ from jaxtyping import Array, Int, PyTree
 from .._results import RESULTS
 from . import _progress
 from ._common import all_finite, saves_from_grid_steps, tree_where
+from ._events import EventState, init_events, step_events, stop_time
 from ._inputs import LoopInputs, LoopOutput
 
 
@@ -44,6 +45,7 @@ class _ScanCarry(NamedTuple):
     y: PyTree[Array]
     solver_state: PyTree
     num_accepted: Int[Array, ""]
+    events: EventState | None = None  # None without an event
 
 
 def scan_loop(inputs: LoopInputs, *, checkpointed: bool = True) -> LoopOutput:
@@ -55,9 +57,11 @@ def scan_loop(inputs: LoopInputs, *, checkpointed: bool = True) -> LoopOutput:
     int32 = jnp.int32
     t0, t1 = grid[0], grid[-1]
     solver_state = solver.init(problem, t0, y0, args)
-    uses_dense = saveat_ts is not None or saveat.dense
+    event = inputs.event
+    uses_dense = saveat_ts is not None or saveat.dense or event is not None
     num_grid_steps = grid.shape[0] - 1
-    carry = _ScanCarry(y=y0, solver_state=solver_state, num_accepted=jnp.zeros((), int32))
+    carry = _ScanCarry(y=y0, solver_state=solver_state, num_accepted=jnp.zeros((), int32),
+                       events=None if event is None else init_events(event, t0, y0, args))
 
     def body(c, xs):
         i, t, tnext, inc = xs
@@ -66,12 +70,19 @@ def scan_loop(inputs: LoopInputs, *, checkpointed: bool = True) -> LoopOutput:
         # all steps so far succeeded is `num_accepted == i`, so no result code is carried (a
         # carried value costs a kernel and a copy per step).
         active = all_finite(y1) & (c.num_accepted == i)
+        y_new, events = y1, None
+        if event is not None:
+            # After a terminating event the state freezes as after a failure.
+            active = active & ~c.events.stopped
+            events, stop, _, y_stop = step_events(event, c.events, solver, dense, t, tnext, y1, args, active)
+            y_new = tree_where(stop, y_stop, y1)
         new = _ScanCarry(
-            y=tree_where(active, y1, c.y),
+            y=tree_where(active, y_new, c.y),
             solver_state=tree_where(active, solver_state1, c.solver_state),
             num_accepted=c.num_accepted + active.astype(int32),
+            events=events,
         )
-        out_y = tree_where(active, y1, jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), y1)) if saveat.steps else None
+        out_y = tree_where(active, y_new, jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), y1)) if saveat.steps else None
         out_dense = dense if uses_dense else None
         out_end = (y1, active) if saveat_ts is not None else None
         return new, (out_y, out_dense, out_end)
@@ -84,16 +95,25 @@ def scan_loop(inputs: LoopInputs, *, checkpointed: bool = True) -> LoopOutput:
         c, (steps_ys, dense_all, ends) = lax.scan(body, carry, xs)
     else:
         c, (steps_ys, dense_all, ends) = _scan_reporting(body, carry, xs, num_grid_steps, meter, (grid - t0) / (t1 - t0))
-    result = jnp.where(c.num_accepted == num_grid_steps, int(RESULTS.successful), int(RESULTS.nonfinite)).astype(int32)
+    finished = c.num_accepted == num_grid_steps
+    t_stop = None
+    if event is not None:
+        finished = finished | c.events.stopped
+        t_stop = stop_time(event.event, c.events)
+    result = jnp.where(finished, int(RESULTS.successful), int(RESULTS.nonfinite)).astype(int32)
     # Saves at `ts` are interpolated after the scan, from the per-step dense outputs.
-    ts_ys = None if saveat_ts is None else saves_from_grid_steps(solver, grid, saveat_ts, dense_all, *ends)
+    ts_ys = None if saveat_ts is None else saves_from_grid_steps(solver, grid, saveat_ts, dense_all, *ends, until=t_stop)
     dense_infos = dense_all if saveat.dense else None
     fevals = solver.init_fevals + num_grid_steps * (solver.fevals_per_step + (solver.dense_fevals if uses_dense else 0))
     steps_ts = None
     if saveat.steps:
-        steps_ts = jnp.where(jnp.arange(num_grid_steps, dtype=int32) < c.num_accepted, grid[1:], jnp.inf)
+        ends_ts = grid[1:] if t_stop is None else jnp.minimum(grid[1:], t_stop)
+        steps_ts = jnp.where(jnp.arange(num_grid_steps, dtype=int32) < c.num_accepted, ends_ts, jnp.inf)
+    t_out = jnp.where(result == int(RESULTS.successful), t1, grid[c.num_accepted])
+    if t_stop is not None:
+        t_out = jnp.where(c.events.stopped, t_stop, t_out)
     return LoopOutput(
-        t=jnp.where(result == int(RESULTS.successful), t1, grid[c.num_accepted]),
+        t=t_out,
         y=c.y,
         result=result,
         num_steps=jnp.asarray(num_grid_steps, int32),
@@ -105,4 +125,5 @@ def scan_loop(inputs: LoopInputs, *, checkpointed: bool = True) -> LoopOutput:
         dense_ts=grid if saveat.dense else None,
         dense_infos=dense_infos,
         num_dense=c.num_accepted,
+        events=c.events,
     )

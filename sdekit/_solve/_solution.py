@@ -20,6 +20,11 @@ class Solution(eqx.Module):
         stats: `num_steps`, `num_accepted_steps`, `num_rejected_steps`, `num_fevals`
             (vector-field evaluations) and `max_steps`.
         result: an `sk.RESULTS` code (int32 array; batched under vmap).
+        event_mask: with `sk.solve(..., event=sk.Event(...))`, which events fired: bools with the
+            structure of the event's conditions (for terminating events, the one that stopped
+            the solve); `None` without an event.
+        t_event: when each event fired (its first crossing time; NaN for events that did not
+            fire), with the same structure; `None` without an event.
     """
 
     t0: Array
@@ -35,6 +40,9 @@ class Solution(eqx.Module):
     interpolator: Callable | None = eqx.field(static=True, default=None)
     dense_y0: object = None
     throw: bool = eqx.field(static=True, default=True)
+    event_mask: object = None
+    t_event: object = None
+    dense_end: Array | None = None  # where the solve ended (tau), bounding `evaluate` after an event
 
     def evaluate(self, t: RealScalarLike):
         """The dense-output solution at time `t` in [t0, t1] (needs `SaveAt(dense=True)`).
@@ -43,8 +51,8 @@ class Solution(eqx.Module):
         solver's `interpolation_order`. Vectorise over many `t` with `jax.vmap`. Over an empty
         interval (`t0 == t1`) it is `y0`.
 
-        A time outside the solved interval (outside [t0, t1], or past where a failed solve
-        stopped) is never extrapolated: with the solve's `throw=True` it raises (at run time
+        A time outside the solved interval (outside [t0, t1], or past where a failed solve or a
+        terminating event stopped) is never extrapolated: with the solve's `throw=True` it raises (at run time
         under `jit`, an `equinox.EquinoxRuntimeError`), with `throw=False` it gives NaN.
         """
         if self.dense_infos is None:
@@ -57,7 +65,8 @@ class Solution(eqx.Module):
         y = self.interpolator(info, self.dense_ts[index], self.dense_ts[index + 1], tau)
         empty = self.num_dense == 0
         y = jax.tree.map(lambda a, b: jnp.where(empty, b, a), y, self.dense_y0)
-        outside = (tau < self.dense_ts[0]) | (tau > self.dense_ts[self.num_dense]) | jnp.isnan(tau)
+        end = self.dense_ts[self.num_dense] if self.dense_end is None else self.dense_end
+        outside = (tau < self.dense_ts[0]) | (tau > end) | jnp.isnan(tau)
         if self.throw:
             return eqx.error_if(y, outside, "sol.evaluate(t): t lies outside the solved interval (dense output "
                                 "does not extrapolate).")

@@ -16,10 +16,11 @@ from ..solvers import Solver
 from ..brownian import BrownianTree
 from ..terms import ODE, SDE, time_reversed
 from . import _checks, _progress
-from ._closures import closure_converted
+from ._closures import closure_converted, closure_converted_event
 from ._adjoint import Adjoint
 from ._checkpointed import Checkpointed
 from ._common import constant_step_grid
+from ._events import Event, EventInLoop, check_conditions, event_outputs
 from ._inputs import LoopInputs, LoopOutput, SolveInputs
 from ._step_noise import NoNoise, TreeNoise
 from ._saveat import SaveAt
@@ -42,6 +43,7 @@ def solve(
     throw: bool = True,
     progress: bool = False,
     adjoint=None,
+    event: Event | None = None,
 ) -> Solution:
     """Solve a differential equation from `t0` to `t1` (forwards, or backwards when `t1 < t0`).
 
@@ -79,6 +81,10 @@ def solve(
             `sk.adjoint.Backsolve()` (continuous/stochastic adjoint solved backwards in time:
             O(1) memory, gradients of the continuous problem up to the solvers' errors;
             `SaveAt(t0/t1/ts)` only).
+        event: an `sk.Event`: stop the solve (or record the time) where a condition on the
+            solution changes sign, located by root finding on the dense output (see
+            `sk.Event`; `sol.event_mask` and `sol.t_event` report it). Needs
+            `sk.adjoint.Checkpointed` (the default).
 
     Returns:
         A `Solution` with `ts`, `ys`, `stats`, `result`, and `evaluate`/`derivative` for dense
@@ -115,6 +121,7 @@ def solve(
         raise TypeError(f"saveat must be an sk.SaveAt, got {type(saveat).__name__}.")
     adjoint = _chosen_adjoint(adjoint)
     adjoint.check(problem, solver, controller, saveat, dt0, brownian)
+    _check_event(event, adjoint)
 
     if isinstance(problem, SDE):
         controller = _checks.sde_controller(controller, brownian)
@@ -128,6 +135,8 @@ def solve(
     saveat_ts = None if saveat.ts is None else saveat.ts.astype(tdtype)
     grid = controller.ts.astype(tdtype) if isinstance(controller, StepTo) else None
     problem = closure_converted(problem, t0, y0, args)
+    if event is not None:
+        event = closure_converted_event(event, t0, y0, args)
     checked = _checks.check_numbers_eagerly(t0, t1, dt0, saveat_ts, grid, brownian)
     if isinstance(controller, ConstantStep) and _constant_steps_as_grid(saveat, adjoint):
         # Under `jit`, step ends known at trace time (Python or NumPy numbers) are fixed for that
@@ -136,7 +145,7 @@ def solve(
         # several times slower).
         grid = constant_step_grid(*given, tdtype, max_steps, None if brownian is None else brownian.tol)
     inputs = SolveInputs(problem, solver, controller, saveat, t0, t1, y0, args, dt0, saveat_ts, grid, max_steps, throw,
-                         progress, checked, brownian)
+                         progress, checked, brownian, event)
     with _clear_errors():
         return adjoint.run(solve_compiled, inputs)
 
@@ -153,6 +162,18 @@ def _clear_errors():
         if message is None:
             raise
         raise SolveError(message) from err
+
+
+def _check_event(event, adjoint) -> None:
+    if event is None:
+        return
+    if not isinstance(event, Event):
+        raise TypeError(f"event must be an sk.Event(condition, terminate=..., direction=...), got {type(event).__name__}.")
+    if not getattr(adjoint, "allows_events", False):
+        raise ValueError(
+            f"sk.adjoint.{type(adjoint).__name__}() cannot differentiate a solve with an event (its end depends on "
+            "the solution): use sk.adjoint.Checkpointed() (the default)."
+        )
 
 
 def _chosen_adjoint(adjoint) -> Adjoint:
@@ -229,6 +250,8 @@ def solve_compiled(inputs: SolveInputs, adjoint: Adjoint) -> Solution:
         _checks.check_vector_field(problem.vector_field, t0, y0, args)
         direction = jnp.where(t1 >= t0, 1, -1).astype(t0.dtype)
         tau_problem, noise, error_order = time_reversed(problem, direction), NoNoise(), solver.error_order
+    if i.event is not None:
+        check_conditions(i.event, t0, y0, args)
     bad_input = None
     if not i.checked:
         # The checks only read the times: no derivative flows through them (equinox's error_if
@@ -249,6 +272,7 @@ def solve_compiled(inputs: SolveInputs, adjoint: Adjoint) -> Solution:
         dt0=dt, grid=None if i.grid is None else direction * i.grid,
         saveat_ts=None if i.saveat_ts is None else direction * i.saveat_ts, max_steps=i.max_steps,
         meter=_progress.new_meter_id() if i.progress else None, noise=noise, error_order=error_order, revisit=revisit,
+        event=None if i.event is None else EventInLoop(i.event, direction),
     )
     out = adjoint.loop(loop_inputs)
     if loop_inputs.meter is not None:
@@ -280,6 +304,10 @@ def _solution(i: SolveInputs, direction, tau0, tau1, y0, out: LoopOutput, init_f
         ts, ys, dense_infos, result = eqx.branched_error_if(
             (ts, ys, dense_infos, result), worst > 0, worst, ("",) + tuple(messages)
         )
+    event_mask = t_event = dense_end = None
+    if i.event is not None:
+        event_mask, t_event = event_outputs(i.event, out.events, direction)
+        dense_end = out.t if saveat.dense else None
     stats = {
         "num_steps": out.num_steps,
         "num_accepted_steps": out.num_accepted,
@@ -301,6 +329,9 @@ def _solution(i: SolveInputs, direction, tau0, tau1, y0, out: LoopOutput, init_f
         interpolator=i.solver.interpolate if saveat.dense else None,
         dense_y0=y0 if saveat.dense else None,
         throw=i.throw,
+        event_mask=event_mask,
+        t_event=t_event,
+        dense_end=dense_end,
     )
 
 

@@ -21,6 +21,7 @@ from . import _progress
 from ._common import (
     all_finite, constant_step_count, constant_step_end, nan_buffer, save_ts_in_step, snap_to_end, tree_where, write_at,
 )
+from ._events import EventState, init_events, step_events
 from ._inputs import LoopInputs, LoopOutput
 
 
@@ -45,6 +46,7 @@ class WhileState(NamedTuple):
     nonfinite_rejection: Bool[Array, ""]  # was the last rejected step rejected for a NaN/inf?
     cursor: PyTree | None  # the Brownian tree's cursor (SDEs), None for ODEs
     rejected_ends: Float[Array, " r"] | None  # ends of rejected SDE steps still ahead of t (inf: empty)
+    events: EventState | None  # None without an event
 
 
 class _Setup(NamedTuple):
@@ -168,6 +170,7 @@ def _initial_state(setup: _Setup) -> WhileState:
         nonfinite_rejection=jnp.zeros((), bool),
         cursor=i.noise.init(),
         rejected_ends=jnp.full((i.revisit,), jnp.inf, tdtype) if i.revisit else None,
+        events=None if i.event is None else init_events(i.event, t_start, i.y0, i.args),
     )
 
 
@@ -280,19 +283,24 @@ def restart_after_jump(setup: _Setup, p: _Proposal, accept, t_new, y1, solver_st
     return t_new, solver_state1, fevals
 
 
-def write_saves(setup: _Setup, s: WhileState, dense, tnext, y1, accept):
+def write_saves(setup: _Setup, s: WhileState, dense, tnext, y1, accept, t_end=None, y_end=None):
     """`SaveAt(ts)` values in (t, tnext] from the step's dense output, `steps` and `dense`
-    buffers: `(save_index, ts_ys, steps_ts, steps_ys, dense_ts, dense_infos)`."""
+    buffers: `(save_index, ts_ys, steps_ts, steps_ys, dense_ts, dense_infos)`. A step that a
+    terminating event cut short ends at `t_end` with `y_end` (the dense buffers keep the whole
+    step, whose interpolant they need)."""
     i = setup.inputs
+    t_end = tnext if t_end is None else t_end
+    y_end = y1 if y_end is None else y_end
     save_index, ts_ys = s.save_index, s.ts_ys
     if i.saveat_ts is not None:
         save_index, ts_ys = save_ts_in_step(
-            i.solver, i.saveat_ts, save_index, ts_ys, dense, s.t, tnext, y1, accept, differentiable=setup.checkpointed
+            i.solver, i.saveat_ts, save_index, ts_ys, dense, s.t, tnext, y1, accept, differentiable=setup.checkpointed,
+            until=None if i.event is None else t_end,
         )
     steps_ts, steps_ys = s.steps_ts, s.steps_ys
     if i.saveat.steps:
-        steps_ts = write_at(steps_ts, s.num_accepted, tnext, accept)
-        steps_ys = write_at(steps_ys, s.num_accepted, y1, accept)
+        steps_ts = write_at(steps_ts, s.num_accepted, t_end, accept)
+        steps_ys = write_at(steps_ys, s.num_accepted, y_end, accept)
     dense_ts, dense_infos = s.dense_ts, s.dense_infos
     if i.saveat.dense:
         dense_ts = write_at(dense_ts, s.num_accepted + 1, tnext, accept)
@@ -323,10 +331,18 @@ def _body(setup: _Setup, s: WhileState) -> WhileState:
         rejected_ends = remember_rejection(rejected_ends, v.accept, p.tnext, t_new)
     if setup.jump_ts is not None:
         t_new, solver_state1, fevals = restart_after_jump(setup, p, v.accept, t_new, y1, solver_state1, fevals)
-    save_index, ts_ys, steps_ts, steps_ys, dense_ts, dense_infos = write_saves(setup, s, dense, p.tnext, y1, v.accept)
+    y_new = tree_where(v.accept, y1, s.y)
+    events, t_end, y_end = None, None, None
+    if i.event is not None:
+        events, stop, t_end, y_end = step_events(i.event, s.events, i.solver, dense, t, p.tnext, y1, i.args, v.accept)
+        t_new = jnp.where(stop, t_end, t_new)
+        y_new = tree_where(stop, y_end, y_new)
+    save_index, ts_ys, steps_ts, steps_ys, dense_ts, dense_infos = write_saves(
+        setup, s, dense, p.tnext, y1, v.accept, t_end, y_end
+    )
     return WhileState(
         t=t_new,
-        y=tree_where(v.accept, y1, s.y),
+        y=y_new,
         dt=v.dt_next,
         solver_state=tree_where(v.accept, solver_state1, s.solver_state),
         controller_state=v.controller_state,
@@ -346,6 +362,7 @@ def _body(setup: _Setup, s: WhileState) -> WhileState:
         # and under vmap every lane pays for the deepest climb of any lane.
         cursor=tree_where(v.accept, cursor, s.cursor) if setup.adaptive else cursor,
         rejected_ends=rejected_ends,
+        events=events,
     )
 
 
@@ -374,7 +391,7 @@ def while_loop(inputs: LoopInputs, *, checkpointed: bool = True, checkpoints: in
     i = inputs
     controller = i.controller
     adaptive = controller.adaptive
-    uses_dense = i.saveat_ts is not None or i.saveat.dense
+    uses_dense = i.saveat_ts is not None or i.saveat.dense or i.event is not None
     setup = _Setup(
         inputs=i,
         adaptive=adaptive,
@@ -387,7 +404,8 @@ def while_loop(inputs: LoopInputs, *, checkpointed: bool = True, checkpoints: in
     state = _initial_state(setup)
 
     def cond(s):
-        return (s.t < i.t1) & (s.num_steps < i.max_steps) & (s.result == int(RESULTS.successful))
+        going = (s.t < i.t1) & (s.num_steps < i.max_steps) & (s.result == int(RESULTS.successful))
+        return going if i.event is None else going & ~s.events.stopped
 
     def body(s):
         return _body(setup, s)
@@ -401,7 +419,8 @@ def while_loop(inputs: LoopInputs, *, checkpointed: bool = True, checkpoints: in
         s = loop(cond, body, state, checkpoints)
     else:
         s = _reporting_loop(i, cond, body, loop, state, checkpoints)
-    result = jnp.where((s.t < i.t1) & (s.result == int(RESULTS.successful)), int(RESULTS.max_steps_reached), s.result)
+    short = s.t < i.t1 if i.event is None else (s.t < i.t1) & ~s.events.stopped
+    result = jnp.where(short & (s.result == int(RESULTS.successful)), int(RESULTS.max_steps_reached), s.result)
     return LoopOutput(
         t=s.t,
         y=s.y,
@@ -415,4 +434,5 @@ def while_loop(inputs: LoopInputs, *, checkpointed: bool = True, checkpoints: in
         dense_ts=s.dense_ts,
         dense_infos=s.dense_infos,
         num_dense=s.num_accepted,
+        events=s.events,
     )
