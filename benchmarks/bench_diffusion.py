@@ -23,7 +23,8 @@ The torch rows need torch, diffusers and k-diffusion (in the environment of
 benchmarks/diffusion_references/README.md, plus `pip install -e .` for sdekit); without them
 they are skipped with a note and the JAX rows still run.
 
-    python benchmarks/bench_diffusion.py
+    python benchmarks/bench_diffusion.py            # all rows
+    python benchmarks/bench_diffusion.py --sde      # the SDE rows only (bench_diffusion_sde.py)
 """
 
 import importlib.util
@@ -368,6 +369,22 @@ def main():
     text = report(runs, outs, compiles, info, note, load_before, load_after)
     print(text)
     RESULTS.write_text(text)
+    sde_main()
+
+
+def sde_main():
+    """The SDE rows (bench_diffusion_sde.py), written into RESULTS in place of the previous ones."""
+    import bench_diffusion_sde
+
+    section = bench_diffusion_sde.run_section(sys.modules[__name__])
+    print(section)
+    text = RESULTS.read_text() if RESULTS.exists() else ""
+    start, end = "<!-- sde rows", "<!-- end sde rows -->\n"
+    if start in text and end in text:
+        text = text[: text.index(start)] + section + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    RESULTS.write_text(text)
 
 
 def _dist_version(name):
@@ -462,6 +479,8 @@ def _shared_note(load_before: str, load_after: str, cores: int) -> str:
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--compile-only":
         compile_only(sys.argv[3])
+    elif sys.argv[1:] == ["--sde"]:
+        sde_main()
     elif sys.argv[1:] == ["--jax-runs"]:
         warm_up_xla()
         print(json.dumps({f"{d}:{lib}": t for (d, lib), t in jax_runs()[0].items()}))
