@@ -13,7 +13,8 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "diffusion_references" / "make_fixtures.py"
 HERE = pathlib.Path(__file__).resolve().parent
-COMPARISONS = ["test_reference_basic.py", "test_dpm_solver.py", "test_unipc_deis.py", "test_grid.py"]
+COMPARISONS = ["test_reference_basic.py", "test_dpm_solver.py", "test_unipc_deis.py", "test_grid.py",
+               "test_sde_samplers_references.py"]
 
 
 @pytest.mark.slow
