@@ -133,8 +133,8 @@ def predictor_corrector(corrector_steps: int = 1, snr: float = 0.16, step_size: 
         >>> import jax, jax.numpy as jnp, sdekit.diffusion as skd
         >>> sched = skd.VE()
         >>> gm = skd.GaussianMixture(jnp.ones(1), jnp.zeros((1, 2)), 0.25 * jnp.eye(2)[None])
-        >>> x_T = sched.prior(jax.random.key(0), (2048, 2))
-        >>> ts = skd.time_grid(sched, 100, "log_snr")
+        >>> x_T = sched.prior(jax.random.key(0), (1024, 2))
+        >>> ts = skd.time_grid(sched, 40, "log_snr")
         >>> x0 = skd.sample(gm.model(sched), skd.samplers.predictor_corrector(), x_T, ts, key=jax.random.key(1))
         >>> round(float(jnp.std(x0)), 1)
         0.5
