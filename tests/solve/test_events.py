@@ -153,7 +153,7 @@ def test_sde_event_on_the_discretised_path(x64):
     event = sk.Event(lambda t, y, a: y - 0.5, direction=1)
     sol = sk.solve(bm, sk.solvers.euler_maruyama(), 0.0, 1.0, jnp.zeros(()), controller=sk.StepTo(grid),
                    brownian=tree, event=event)
-    path = np.asarray(jax.vmap(tree.evaluate)(grid))
+    path = np.asarray(jax.jit(jax.vmap(tree.evaluate))(grid))
     k = int(np.argmax(path >= 0.5))
     assert k > 0 and bool(sol.event_mask)
     root = grid[k - 1] + (0.5 - path[k - 1]) / (path[k] - path[k - 1]) * (grid[k] - grid[k - 1])
