@@ -8,9 +8,12 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 SCRIPT = pathlib.Path(__file__).with_name("_devices_script.py")
 
 
+@pytest.mark.slow
 def test_ensembles_over_8_devices():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
     done = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=400, env=env)

@@ -11,6 +11,7 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 
 import sdekit as sk
 
@@ -34,6 +35,7 @@ def _combine(files, name, n):
     return out
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one(tmp_path):
     sys.path.insert(0, str(HERE))
     from _devices_script import GBM, N, TS
