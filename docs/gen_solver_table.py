@@ -43,6 +43,15 @@ def _solvers():
             yield name, factory, solver
 
 
+def _implicit(solver) -> bool:
+    """Whether the method solves implicit stages by Newton's method: its state takes the step-size
+    controller's tolerances (the protocol `sk.solve` uses), and its evaluations vary per step."""
+    import jax.numpy as jnp
+
+    problem = sk.SDE(lambda t, y, a: -y, lambda t, y, a: jnp.ones_like(y), noise="additive") if solver.sde else sk.ODE(lambda t, y, a: -y)
+    return hasattr(solver.init(problem, 0.0, jnp.ones(1), None), "with_tolerances")
+
+
 def _num(x):
     return f"{x:g}"
 
@@ -70,6 +79,8 @@ def sde_table():
             strong, weak = facts.strong(noise), facts.weak(noise)
             cells.append("–" if strong is None else f"{_num(strong)} / {_num(weak)}")
         adaptive = "yes" if facts.error_order else "no"
+        if _implicit(solver):
+            calculus += ", drift-implicit"
         rows.append(f"| `{name}` | {calculus} | " + " | ".join(cells)
                     + f" | {LEVY[facts.levy_area]} | {adaptive} |")
     return "\n".join(rows)
@@ -85,7 +96,10 @@ def ode_table():
     for name, _, solver in ode_solvers:
         adaptive = f"yes ({solver.embedded_order})" if solver.has_error_estimate else "no"
         fsal = " (FSAL)" if solver.init_fevals else ""
-        rows.append(f"| `{name}` | {solver.order} | {adaptive} | {solver.fevals_per_step}{fsal} |")
+        evaluations = f"{solver.fevals_per_step}{fsal}"
+        if _implicit(solver):
+            evaluations = "Newton iterations (implicit, L-stable)"
+        rows.append(f"| `{name}` | {solver.order} | {adaptive} | {evaluations} |")
     return "\n".join(rows)
 
 
