@@ -19,26 +19,31 @@ def run_block(one, start, n, n_paths, sliced, batch_size, n_chunks):
     compiles the loop body once and cannot hoist or unroll it into a different program, and
     XLA:CPU's vectorised loops round the same in every lane when the width is a multiple of
     `LANES` (widths of 5 to 9 paths gave last-bit differences from 16; 16, 32, ..., 256 all
-    agreed, measured on EM, ShARK and SPaRK). Lanes past the last path repeat path
-    `n_paths - 1`; their results are dropped."""
+    agreed, measured on EM, ShARK and SPaRK). The last chunk ends at the last path (it redoes
+    some of the previous chunk's paths, with the same numbers), so results are written in place
+    and nothing is padded; only a block smaller than one chunk gets extra lanes (copies of path
+    `n_paths - 1`, dropped)."""
     width = chunk_width(n, batch_size)
-    chunks = -(-n // width)
-    sliced = jax.tree.map(lambda x: _pad(x, chunks * width).reshape(chunks, width, *x.shape[1:]), sliced)
+    rows = max(n, width)
+    sliced = jax.tree.map(lambda x: _pad(x, rows), sliced)
 
     def paths(c):
-        # Computed from the loop counter, so nothing per-path is loop-invariant (XLA would hoist
-        # it out of the loop when there is one chunk, and compile it differently).
-        index = jnp.minimum(start + c * width + jnp.arange(width, dtype=jnp.int32), n_paths - 1)
-        return jax.vmap(one)(index, jax.tree.map(lambda x: x[c], sliced))
+        # From the loop counter, so nothing per-path is loop-invariant (XLA would hoist it out
+        # of the loop when there is one chunk, and compile it differently).
+        first = jnp.minimum(c * width, rows - width)
+        index = jnp.minimum(start + first + jnp.arange(width, dtype=jnp.int32), n_paths - 1)
+        local = jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, first, width), sliced)
+        return first, jax.vmap(one)(index, local)
 
-    shapes = jax.eval_shape(paths, jnp.int32(0))
-    out = jax.tree.map(lambda s: jnp.zeros((chunks, *s.shape), s.dtype), shapes)
+    shapes = jax.eval_shape(lambda c: paths(c)[1], jnp.int32(0))
+    out = jax.tree.map(lambda s: jnp.zeros((rows, *s.shape[1:]), s.dtype), shapes)
 
     def chunk(c, out):
-        return jax.tree.map(lambda o, r: o.at[c].set(r), out, paths(c))
+        first, result = paths(c)
+        return jax.tree.map(lambda o, r: jax.lax.dynamic_update_slice_in_dim(o, r, first, 0), out, result)
 
     out = jax.lax.fori_loop(0, n_chunks, chunk, out)
-    return jax.tree.map(lambda x: x.reshape(chunks * width, *x.shape[2:])[:n], out)
+    return out if rows == n else jax.tree.map(lambda x: x[:n], out)
 
 
 LANES = 16
