@@ -87,8 +87,8 @@ def ode_sde_gap(
         >>> import jax, jax.numpy as jnp, sdekit.diffusion as skd
         >>> gm = skd.GaussianMixture(jnp.ones(1), jnp.zeros((1, 2)), 0.25 * jnp.eye(2)[None])
         >>> sched = skd.VP.linear()
-        >>> gap = skd.ode_sde_gap(gm.model(sched), sched.prior(jax.random.key(0), (1000, 2)),
-        ...                       skd.time_grid(sched, 50), key=jax.random.key(1))
+        >>> gap = skd.ode_sde_gap(gm.model(sched), sched.prior(jax.random.key(0), (500, 2)),
+        ...                       skd.time_grid(sched, 30), key=jax.random.key(1))
         >>> bool(gap.sliced_wasserstein < 0.15)   # the exact score: the samplers' errors and sampling noise only
         True
     """

@@ -72,8 +72,8 @@ def superpose(models: Sequence[Model], mode: str = "or", temperature: float = 1.
         >>> a = skd.GaussianMixture(jnp.ones(1), jnp.array([[-2.0]]), 0.1 * jnp.ones((1, 1, 1)))
         >>> b = skd.GaussianMixture(jnp.ones(1), jnp.array([[2.0]]), 0.1 * jnp.ones((1, 1, 1)))
         >>> both = skd.superpose([a.model(sched), b.model(sched)], mode="or")
-        >>> x0 = skd.sample(both, skd.samplers.ddim(eta=1.0), sched.prior(jax.random.key(0), (2000, 1)),
-        ...                 skd.time_grid(sched, 100), key=jax.random.key(1))
+        >>> x0 = skd.sample(both, skd.samplers.ddim(eta=1.0), sched.prior(jax.random.key(0), (1000, 1)),
+        ...                 skd.time_grid(sched, 50), key=jax.random.key(1))
         >>> round(float(jnp.mean(x0 > 0)), 1)   # half from each model
         0.5
 

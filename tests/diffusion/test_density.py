@@ -38,10 +38,10 @@ def _slope(steps, errs):
 @pytest.mark.slow
 def test_ito_estimator_converges_at_euler_maruyama_and_milstein_orders(x64):
     key = jax.random.key(1)
-    em = _errors(sk.solvers.euler_maruyama(), [100, 200, 400, 800], key=key)
-    assert abs(_slope([100, 200, 400, 800], em) - 0.5) < 0.12, em
-    mil = _errors(sk.solvers.milstein(), [100, 200, 400], key=key)
-    assert abs(_slope([100, 200, 400], mil) - 1.0) < 0.15, mil
+    em = _errors(sk.solvers.euler_maruyama(), [100, 200, 400], key=key)
+    assert abs(_slope([100, 200, 400], em) - 0.5) < 0.12, em
+    mil = _errors(sk.solvers.milstein(), [100, 200], key=key)
+    assert abs(_slope([100, 200], mil) - 1.0) < 0.15, mil
     assert mil[1] < em[1] / 2.5, (mil, em)  # the higher-order solver does better at equal steps
 
 

@@ -36,14 +36,13 @@ def test_exact_trace_matches_the_mixture_log_density(make, x64):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("probe", ["rademacher", "gaussian"])
-def test_hutchinson_is_unbiased_over_1000_probes(probe, x64):
+def test_hutchinson_is_unbiased_over_1000_probes(x64):
     gm, sched = _mixture(), skd.VP.linear()
     point = gm.sample(jax.random.key(3), 1)
     x0 = jnp.broadcast_to(point, (1000, 2))  # one probe per row: 1000 independent estimates of one point
     model = gm.model(sched)
     exact = skd.log_likelihood(model, point, rtol=1e-6, atol=1e-6).log_prob[0]
-    est = skd.log_likelihood(model, x0, trace="hutchinson", key=jax.random.key(4), probe=probe,
+    est = skd.log_likelihood(model, x0, trace="hutchinson", key=jax.random.key(4),
                              rtol=1e-6, atol=1e-6).log_prob
     se = float(jnp.std(est)) / np.sqrt(est.shape[0])
     assert se > 1e-3  # the estimator is noisy: the test can tell a bias from it

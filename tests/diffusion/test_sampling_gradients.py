@@ -1,8 +1,8 @@
 """Gradients through sampling (discretise-then-optimise, `sk.adjoint.Checkpointed`): with respect
 to the initial noise, the model's parameters and a conditioning vector, through a 10-step
 DPM-Solver++ 2M sample and a 100-step reverse-SDE sample on a fixed Brownian tree, checked by
-central finite differences to 1e-6 relative in float64; Backsolve on the probability-flow ODE
-against Checkpointed."""
+central finite differences to 1e-6 relative in float64. (Backsolve on the probability-flow ODE
+against the discrete gradient: tests/diffusion/test_sample.py::test_backsolve_adjoint_through_a_sampler.)"""
 
 import equinox as eqx
 import jax
@@ -63,19 +63,3 @@ def test_gradients_match_finite_differences(sampler, steps, x64):
     model = _conditioned(sched)()
     grad = _check_directional(lambda c: loss_of_x0(run(model, x_T, c)), jnp.array([0.3, 0.1]), jax.random.key(4))
     assert bool(jnp.all(grad != 0))
-
-
-@pytest.mark.slow
-def test_backsolve_on_the_probability_flow_matches_checkpointed(x64):
-    sched = skd.VP.linear()
-    x_T = sched.prior(jax.random.key(0), (4, 2))
-    model = _mixture(0.0).model(sched)
-
-    def loss(x, adjoint):
-        sol = sk.solve(skd.probability_flow(model), sk.solvers.tsit5(), sched.t_max, sched.t_min, x,
-                       controller=sk.PID(rtol=1e-7, atol=1e-7), adjoint=adjoint)
-        return jnp.sum(sol.ys[-1] ** 2)
-
-    checkpointed = jax.grad(loss)(x_T, sk.adjoint.Checkpointed())
-    backsolve = jax.grad(loss)(x_T, sk.adjoint.Backsolve())
-    np.testing.assert_allclose(backsolve, checkpointed, rtol=1e-4, atol=1e-6)
