@@ -37,7 +37,7 @@ Notes:
   then use several GB and run slower than in chunks (memory traffic); chunks of 2^16 paths are
   the better default on CPU for large ensembles.
 - diffrax's `vmap(diffeqsolve)` keeps memory low (its tree is queried step by step) but runs
-  ~100x longer on these cores.
+  about two orders of magnitude longer on these cores (74x and 116x in two runs).
 - Adaptive: the unsharded run steps its 2048 paths in lock-step on one device until the slowest
   is done; each of the 8 devices stops when its own 256 paths are done and the 8 run in
   parallel on the 2 cores, so sharding is faster here, not just "no slower". `jit(vmap(...))`
