@@ -26,8 +26,9 @@ from ._superpose import sample_superposed as sample_superposed, superpose as sup
 from ._schedules import EDM as EDM, VE as VE, VP as VP, Flow as Flow, Schedule as Schedule
 
 __all__ = [
-    "EDM", "Flow", "GaussianMixture", "Model", "PREDICTIONS", "SPACINGS", "Schedule", "Threshold", "VE", "VP",
-    "Gap", "Likelihood", "LogDensitySample", "edm_denoiser", "guided", "ito_density_sde", "log_likelihood", "ode_sde_gap", "probability_flow", "reverse_sde", "sample",
-    "sample_superposed", "sample_with_log_density", "samplers", "sliced_wasserstein", "superpose", "SuperposedSample", "Superposition",
+    "EDM", "Flow", "Gap", "GaussianMixture", "Likelihood", "LogDensitySample", "Model", "PREDICTIONS",
+    "SPACINGS", "Schedule", "SuperposedSample", "Superposition", "Threshold", "VE", "VP", "edm_denoiser",
+    "guided", "ito_density_sde", "log_likelihood", "ode_sde_gap", "probability_flow", "reverse_sde", "sample",
+    "sample_superposed", "sample_with_log_density", "samplers", "sliced_wasserstein", "superpose",
     "time_grid",
 ]

@@ -204,7 +204,8 @@ def _sde_run(model, solver, y0, s, key, args, span):
     # (span, a Python float, is static: the tree resolution is fixed relative to the grid span.)
     sde = ito_density_sde(model)
     x_T = y0["x"]
-    levy = solver.sde.levy_area if solver.sde.levy_area in ("increment", "space-time", "space-time-time") else "increment"
+    levy = solver.sde.levy_area
+    levy = levy if levy in ("increment", "space-time", "space-time-time") else "increment"
 
     def one(i, y):
         tree = sk.BrownianTree(jax.random.fold_in(key, i), s[0], s[-1], shape=(event_size(x_T),), dtype=x_T.dtype,
