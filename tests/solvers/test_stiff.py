@@ -14,7 +14,7 @@ def robertson(t, y, args):
     return jnp.stack([-0.04 * a + 1e4 * b * c, 0.04 * a - 1e4 * b * c - 3e7 * b**2, 3e7 * b**2])
 
 
-Y0 = jnp.array([1.0, 0.0, 0.0])
+Y0 = np.array([1.0, 0.0, 0.0])  # made an array inside each test, in its dtype
 # scipy solve_ivp(Radau, rtol=1e-12, atol=1e-16) at t = 100 (the benchmark's tight reference).
 ROBERTSON_100 = np.array([6.172348397e-01, 6.153591e-06, 3.827590067e-01])
 
@@ -22,9 +22,9 @@ ROBERTSON_100 = np.array([6.172348397e-01, 6.153591e-06, 3.827590067e-01])
 @pytest.mark.slow
 def test_kvaerno5_matches_diffrax_on_robertson(x64):
     diffrax = pytest.importorskip("diffrax")
-    ours = sk.solve(sk.ODE(robertson), sk.solvers.kvaerno5(), 0.0, 100.0, Y0, controller=sk.PID(rtol=1e-8, atol=1e-12),
+    ours = sk.solve(sk.ODE(robertson), sk.solvers.kvaerno5(), 0.0, 100.0, jnp.asarray(Y0), controller=sk.PID(rtol=1e-8, atol=1e-12),
                     max_steps=20000)
-    theirs = diffrax.diffeqsolve(diffrax.ODETerm(robertson), diffrax.Kvaerno5(), 0.0, 100.0, None, Y0,
+    theirs = diffrax.diffeqsolve(diffrax.ODETerm(robertson), diffrax.Kvaerno5(), 0.0, 100.0, None, jnp.asarray(Y0),
                                  stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-12), max_steps=20000)
     np.testing.assert_allclose(ours.ys[-1], theirs.ys[-1], rtol=2e-6, atol=1e-12)
     np.testing.assert_allclose(ours.ys[-1], ROBERTSON_100, rtol=2e-6, atol=1e-12)
@@ -38,8 +38,8 @@ def test_jacobian_reused_across_steps_and_user_jacobian(x64):
         return jax.jacfwd(lambda z: robertson(t, z, args))(y)
 
     controller = sk.PID(rtol=1e-6, atol=1e-10)
-    user = sk.solve(sk.ODE(robertson), sk.solvers.kvaerno3(jacobian=jacobian), 0.0, 100.0, Y0, controller=controller)
-    auto = sk.solve(sk.ODE(robertson), sk.solvers.kvaerno3(), 0.0, 100.0, Y0, controller=controller)
+    user = sk.solve(sk.ODE(robertson), sk.solvers.kvaerno3(jacobian=jacobian), 0.0, 100.0, jnp.asarray(Y0), controller=controller)
+    auto = sk.solve(sk.ODE(robertson), sk.solvers.kvaerno3(), 0.0, 100.0, jnp.asarray(Y0), controller=controller)
     np.testing.assert_allclose(user.ys[-1], auto.ys[-1], rtol=1e-12)
     np.testing.assert_allclose(user.ys[-1], ROBERTSON_100, rtol=1e-4, atol=1e-10)
     steps = int(user.stats["num_steps"])
@@ -102,7 +102,7 @@ def test_float32_and_vmap():
         return jnp.stack([-0.04 * a + 1e4 * b * c, 0.04 * a - 1e4 * b * c - k * b**2, k * b**2])
 
     def solve(k):
-        return sk.solve(sk.ODE(field), sk.solvers.kvaerno5(), 0.0, 100.0, Y0.astype(jnp.float32), args=k,
+        return sk.solve(sk.ODE(field), sk.solvers.kvaerno5(), 0.0, 100.0, jnp.asarray(Y0, jnp.float32), args=k,
                         controller=sk.PID(rtol=1e-4, atol=1e-7)).ys[-1]
 
     rates = jnp.array([3e7, 1e7], jnp.float32)
