@@ -180,9 +180,11 @@ def implicit_rk_solver(
 ) -> Solver:
     """Build a `Solver` from an implicit tableau, with cubic Hermite dense output.
 
-    `fevals_per_step` counts the places a step evaluates the vector field (a Jacobian, one
-    Newton iteration, the first stage when it is not reused): the evaluations of one step vary
-    with its Newton iterations, which the adaptive loop counts from the state."""
+    `fevals_per_step` counts the places where a step's code calls the vector field (the
+    Jacobian, the Newton iteration and its implicit-function-theorem rule, the retry loop's
+    shape pass, the first stage when it is not reused), as traced: the evaluations a step makes
+    vary with its Newton iterations, and the adaptive loop counts them from the state
+    (`sol.stats["num_fevals"]`); fixed-grid (scan) solves report this static count per step."""
     options = _newton.check_options(name, jacobian, linear_solver)
     fsal = tableau.stiffly_accurate
     return Solver(
@@ -193,7 +195,7 @@ def implicit_rk_solver(
         order=order,
         embedded_order=embedded_order,
         interpolation_order=min(order, 3),
-        fevals_per_step=2 if fsal else 3,
+        fevals_per_step=4 if fsal else 5,
         init_fevals=1 if fsal else 0,
         dense_fevals=0 if fsal else 1,
     )
