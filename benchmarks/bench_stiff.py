@@ -22,7 +22,6 @@ so one compilation serves all three). Writes benchmarks/results/stiff.md.
 """
 
 import pathlib
-import statistics
 import subprocess
 import sys
 import time
@@ -40,7 +39,7 @@ import scipy.integrate  # noqa: E402
 import sdekit as sk  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from _timing import markdown_table, warm_up_xla  # noqa: E402
+from _timing import markdown_table, run_seconds, warm_up_xla  # noqa: E402
 
 RTOLS = (1e-4, 1e-6, 1e-8)
 
@@ -238,16 +237,6 @@ def first_compile(problem_name: str, solver_name: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def run_seconds(compiled, *args, repeats: int = 3) -> float:
-    jax.block_until_ready(compiled(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def measure_jax(problem: Problem, name: str, ref):
     compiled = jax.jit(jax_fn(problem, name)).lower(1e-6, 1e-6 * problem.atol_scale).compile()
     counter = Counter()
@@ -256,7 +245,7 @@ def measure_jax(problem: Problem, name: str, ref):
     for rtol in RTOLS:
         atol = rtol * problem.atol_scale
         y, steps, _, result = compiled(rtol, atol)
-        seconds = run_seconds(compiled, rtol, atol)
+        seconds = run_seconds(compiled, rtol, atol, repeats=3)
         counter.f = counter.jac = 0
         jax.block_until_ready(counting(rtol, atol))
         fevals, jacs = counter.f, counter.jac
