@@ -31,7 +31,7 @@ import sdekit as sk
 from ._divergence import FlowWithLogDensity, check_trace, draw_probes, event_size, gaussian_prior_log_prob
 from . import samplers
 from ._model import Model
-from ._sampling_grid import TREE_DEPTH, check_grid
+from ._sampling_grid import TREE_DEPTH, check_grid, samples_first
 
 
 class LogDensitySample(NamedTuple):
@@ -156,10 +156,7 @@ def sample_with_log_density(
         raise TypeError(f"sample_with_log_density needs an skd.Model; got {type(model).__name__}.")
     if not isinstance(solver, sk.solvers.Solver):
         raise TypeError(f"solver must be an sk.solvers solver; got {type(solver).__name__}.")
-    x_T = jnp.asarray(x_T)
-    if x_T.ndim < 2 or not jnp.issubdtype(x_T.dtype, jnp.floating):
-        raise ValueError(f"sample_with_log_density: x_T is a float array (n, *event) with samples first; got shape "
-                         f"{x_T.shape} and dtype {x_T.dtype}.")
+    x_T = samples_first(x_T, "sample_with_log_density", "x_T")
     ts = jnp.asarray(ts, x_T.dtype)
     check_grid(model, ts)
     prior = gaussian_prior_log_prob(model, ts[0], x_T) if prior_log_prob is None else prior_log_prob(x_T)

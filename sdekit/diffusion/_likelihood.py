@@ -19,6 +19,7 @@ import sdekit as sk
 
 from ._divergence import FlowWithLogDensity, check_trace, draw_probes, event_size, gaussian_prior_log_prob
 from ._model import Model
+from ._sampling_grid import samples_first
 
 
 class Likelihood(NamedTuple):
@@ -100,10 +101,7 @@ def log_likelihood(
     if not isinstance(model, Model):
         raise TypeError(f"log_likelihood needs an skd.Model; got {type(model).__name__}.")
     check_trace(trace, key, n_probes, probe, "log_likelihood")
-    x0 = jnp.asarray(x0)
-    if x0.ndim < 2 or not jnp.issubdtype(x0.dtype, jnp.floating):
-        raise ValueError(f"log_likelihood: x0 is a float array (n, *event) with samples first (one sample: "
-                         f"x0[None]); got shape {x0.shape} and dtype {x0.dtype}.")
+    x0 = samples_first(x0, "log_likelihood", "x0")
     sched = model.schedule
     t_start = sched.t_min if t_start is None else t_start
     t_end = sched.t_max if t_end is None else t_end

@@ -22,6 +22,15 @@ def concrete(x):
     return not isinstance(x, jax.core.Tracer)
 
 
+def samples_first(x, who: str, name: str):
+    """`x` as an array, checked to be a float batch `(n, *event)` with samples first."""
+    x = jnp.asarray(x)
+    if x.ndim < 2 or not jnp.issubdtype(x.dtype, jnp.floating):
+        raise ValueError(f"{who}: {name} is a float array (n, *event) with samples first (one sample: {name}[None]); "
+                         f"got shape {x.shape} and dtype {x.dtype}.")
+    return x
+
+
 def check_grid(model: Model, ts) -> None:
     """A grid must be 1-D with at least two times, strictly decreasing in noise level."""
     if ts.ndim != 1 or ts.shape[0] < 2:

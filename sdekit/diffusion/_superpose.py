@@ -37,7 +37,7 @@ import sdekit as sk
 from ._divergence import gaussian_prior_log_prob, value_and_divergence
 from ._model import Model
 from ._problems import probability_flow, reverse_sde
-from ._sampling_grid import TREE_DEPTH, check_grid
+from ._sampling_grid import TREE_DEPTH, check_grid, samples_first
 
 MODES = ("or", "and")
 
@@ -157,10 +157,7 @@ def sample_superposed(
         raise TypeError(f"sample_superposed needs an skd.superpose(...) result; got {type(superposition).__name__}.")
     if not isinstance(sampler, sk.solvers.Solver):
         raise TypeError(f"sampler must be one of skd.samplers or an sk.solvers solver; got {type(sampler).__name__}.")
-    x_T = jnp.asarray(x_T)
-    if x_T.ndim < 2 or not jnp.issubdtype(x_T.dtype, jnp.floating):
-        raise ValueError(f"sample_superposed: x_T is a float array (n, *event) with samples first; got shape "
-                         f"{x_T.shape} and dtype {x_T.dtype}.")
+    x_T = samples_first(x_T, "sample_superposed", "x_T")
     models = superposition.models
     ts = jnp.asarray(ts, x_T.dtype)
     check_grid(models[0], ts)
