@@ -19,7 +19,7 @@ LAYERS = [
     {"_solve"},
     {"adjoint"},
     {"ensemble"},
-    {"convergence", "neural", "diffusion", "data"},  # applications
+    {"convergence", "neural", "diffusion", "data", "mcmc", "fractional"},  # applications
     {"__init__", "__main__"},
 ]
 APPLICATIONS = LAYERS[-2]
