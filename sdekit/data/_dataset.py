@@ -85,11 +85,15 @@ class Dataset(eqx.Module):
             index = slice(index, index + 1 if index != -1 else None)
         elif isinstance(index, tuple):
             raise TypeError("a Dataset is indexed along its samples only: ds[idx]")
-        index = index if isinstance(index, slice) else jnp.asarray(index)
-        if not isinstance(index, slice) and index.ndim != 1:
+        if not isinstance(index, slice) and jnp.ndim(index) != 1:
             raise TypeError(f"index a Dataset with an integer, a slice, or a 1-d integer or "
-                            f"boolean array; got an array of shape {index.shape}")
-        return jax.tree.map(lambda x: x[index], self)
+                            f"boolean array; got an array of shape {jnp.shape(index)}")
+        leaves = (index, *jax.tree.leaves(self))
+        if any(isinstance(x, jax.core.Tracer) for x in leaves):
+            return jax.tree.map(lambda x: x[index], self)
+        # Concrete data: select on the host (a jax gather would compile for every new size).
+        index = index if isinstance(index, slice) else np.asarray(index)
+        return jax.tree.map(lambda x: jnp.asarray(np.asarray(x)[index]), self)
 
     @property
     def num_channels(self) -> int:

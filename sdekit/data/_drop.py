@@ -49,17 +49,19 @@ def drop(ds: Dataset, rate: float, *, key, per_channel: bool = False) -> Dataset
     if not isinstance(rate, jax.core.Tracer) and not 0.0 <= float(rate) < 1.0:
         raise ValueError(f"rate must lie in [0, 1); got {rate}")
     observed = ds.mask if per_channel else ds.mask.any(axis=2, keepdims=True)
-    keep = _keep(observed, jnp.asarray(rate, ds.values.dtype), key)
-    values = jnp.where(keep, ds.values, jnp.nan)
-    return eqx.tree_at(lambda d: (d.values, d.mask), ds, (values, ~jnp.isnan(values)))
+    values, mask = _drop(ds.values, observed, jnp.asarray(rate, ds.values.dtype), key)
+    return eqx.tree_at(lambda d: (d.values, d.mask), ds, (values, mask))
 
 
 @jax.jit
-def _keep(observed: Bool[Array, "N L K"], rate: Float[Array, ""], key) -> Bool[Array, "N L K"]:
-    """Which points survive: in each (sample, column) the `count` observed points with the
-    smallest uniform scores are removed (a uniformly random subset of that size)."""
+def _drop(values: Float[Array, "N L C"], observed: Bool[Array, "N L K"], rate: Float[Array, ""],
+          key) -> tuple[Float[Array, "N L C"], Bool[Array, "N L C"]]:
+    """In each (sample, column K: all channels, or one) the `count` observed points with the
+    smallest uniform scores are removed: a uniformly random subset of that size."""
     n: Int[Array, "N 1 K"] = observed.sum(axis=1, keepdims=True)
     count = jnp.minimum(jnp.floor(rate * n.astype(rate.dtype) + 0.5).astype(n.dtype), jnp.maximum(n - 1, 0))
     scores = jnp.where(observed, jax.random.uniform(key, observed.shape, rate.dtype), jnp.inf)
     rank = jnp.argsort(jnp.argsort(scores, axis=1), axis=1)
-    return observed & (rank >= count)
+    keep = observed & (rank >= count)
+    values = jnp.where(keep, values, jnp.nan)
+    return values, ~jnp.isnan(values)

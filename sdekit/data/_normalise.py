@@ -3,7 +3,9 @@
 from typing import NamedTuple
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from ._dataset import Dataset
@@ -26,14 +28,24 @@ class Normalisation(NamedTuple):
         if ds.num_channels != self.mean.shape[0]:
             raise ValueError(f"statistics for {self.mean.shape[0]} channels, data with "
                              f"{ds.num_channels}")
-        mean, std = (_lift(x, ds.values) for x in self)
-        values = (ds.values - mean) / std
-        return eqx.tree_at(lambda d: d.values, ds, values)
+        return eqx.tree_at(lambda d: d.values, ds, _standardise(ds.values, self.mean, self.std))
 
     def invert(self, values: Float[Array, "... C"]) -> Float[Array, "... C"]:
         """Standardised values back in the data's units."""
         mean, std = (_lift(x, values) for x in self)
         return values * std + mean
+
+
+@jax.jit
+def _standardise(values, mean, std):
+    return (values - _lift(mean, values)) / _lift(std, values)
+
+
+@jax.jit
+def _statistics(values: Float[Array, "N L C"]) -> tuple[Float[Array, " C"], Float[Array, " C"]]:
+    mean = jnp.nanmean(values, axis=(0, 1), keepdims=True)
+    std = jnp.sqrt(jnp.nanmean((values - mean) ** 2, axis=(0, 1)))
+    return mean[0, 0], jnp.where(std > 0, std, jnp.ones_like(std))
 
 
 def _lift(x: Float[Array, " C"], like: Float[Array, "... C"]) -> Float[Array, "... C"]:
@@ -67,12 +79,10 @@ def normalise(train: Dataset, *others: Dataset) -> tuple[tuple[Dataset, ...], No
         >>> abs(float(jnp.nanmean(train.values[..., 0]))) < 1e-5, stats.mean.shape
         (True, (6,))
     """
-    count = train.mask.sum(axis=(0, 1))
-    if bool(jnp.any(count == 0)):
-        raise ValueError(f"channels {jnp.flatnonzero(count == 0).tolist()} have no observed value "
-                         f"in the training data")
-    mean = jnp.nanmean(train.values, axis=(0, 1), keepdims=True)
-    std = jnp.sqrt(jnp.nanmean((train.values - mean) ** 2, axis=(0, 1)))
-    mean = mean[0, 0]
-    stats = Normalisation(mean, jnp.where(std > 0, std, jnp.ones_like(std)))
+    if not isinstance(train.mask, jax.core.Tracer):
+        count = np.asarray(train.mask).sum(axis=(0, 1))
+        if np.any(count == 0):
+            raise ValueError(f"channels {np.flatnonzero(count == 0).tolist()} have no observed "
+                             f"value in the training data")
+    stats = Normalisation(*_statistics(train.values))
     return tuple(stats.apply(ds) for ds in (train, *others)), stats

@@ -3,6 +3,7 @@
 from collections.abc import Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ._dataset import Dataset
@@ -47,7 +48,10 @@ def split(ds: Dataset, fractions: Sequence[float] = (0.7, 0.15, 0.15), *, key,
                          f"(sum {fractions.sum():.6g})")
     n = len(ds)
     groups = (np.asarray(ds.labels) if stratify and ds.is_classification else np.zeros(n, int))
-    order = np.asarray(jax.random.permutation(key, n))  # one shuffle, then grouped stably
+    # One shuffle, then grouped stably. numpy seeded from the key: host work on concrete data,
+    # with no jax program compiled for every dataset size.
+    seed = np.asarray(jax.random.bits(key, (4,), jnp.uint32)).tolist()
+    order = np.random.default_rng(seed).permutation(n)
     parts = [[] for _ in fractions]
     for group in np.unique(groups):
         members = order[groups[order] == group]

@@ -109,12 +109,14 @@ def parse_ts(path) -> Parsed:
             if not data_started:
                 data_started = _header_line(header, line, where)
                 continue
-            fields = _split_fields(line) if header.timestamps else line.split(":")
+            fields = _split_fields(line, where) if header.timestamps else line.split(":")
             labelled = header.class_label or header.target
             channels = fields[:-1] if labelled else fields
             expected = header.dimensions or (1 if header.univariate else None)
             if expected is None:
                 header.dimensions = expected = len(channels)
+            if not expected:
+                raise ValueError(f"{where}: no values before the label")
             if len(channels) != expected:
                 raise ValueError(f"{where}: {len(channels)} channels (':'-separated) where "
                                  f"{expected} are expected{' plus a label' if labelled else ''}")
@@ -182,7 +184,7 @@ def _header_line(header: _Header, line: str, where: str) -> bool:
     return False
 
 
-def _split_fields(line: str) -> list[str]:
+def _split_fields(line: str, where: str) -> list[str]:
     """Split on ':' outside parentheses (timestamps like 00:01:00 contain ':')."""
     fields, depth, start = [], 0, 0
     for k, char in enumerate(line):
@@ -193,6 +195,10 @@ def _split_fields(line: str) -> list[str]:
         elif char == ":" and depth == 0:
             fields.append(line[start:k])
             start = k + 1
+        if depth not in (0, 1):
+            break
+    if depth:
+        raise ValueError(f"{where}: unbalanced parentheses in a (time,value) list")
     fields.append(line[start:])
     return fields
 
