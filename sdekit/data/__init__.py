@@ -33,3 +33,7 @@ __all__ = [
     "read_tsv",
     "split",
 ]
+
+
+def __dir__():
+    return __all__

@@ -59,7 +59,10 @@ def _drop(values: Float[Array, "N L C"], observed: Bool[Array, "N L K"], rate: F
     """In each (sample, column K: all channels, or one) the `count` observed points with the
     smallest uniform scores are removed: a uniformly random subset of that size."""
     n: Int[Array, "N 1 K"] = observed.sum(axis=1, keepdims=True)
-    count = jnp.minimum(jnp.floor(rate * n.astype(rate.dtype) + 0.5).astype(n.dtype), jnp.maximum(n - 1, 0))
+    exact = rate * n.astype(rate.dtype)
+    # Halves round up; the nudge (a few ulps of rate * n) keeps 0.7 * 5 = 3.4999999 in float32 a half.
+    nudge = 4 * jnp.finfo(rate.dtype).eps * exact
+    count = jnp.minimum(jnp.floor(exact + 0.5 + nudge).astype(n.dtype), jnp.maximum(n - 1, 0))
     scores = jnp.where(observed, jax.random.uniform(key, observed.shape, rate.dtype), jnp.inf)
     rank = jnp.argsort(jnp.argsort(scores, axis=1), axis=1)
     keep = observed & (rank >= count)

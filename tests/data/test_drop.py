@@ -81,6 +81,12 @@ def test_per_channel_is_independent_across_channels():
     assert (shared[..., 0] == shared[..., 1]).all()
 
 
+@pytest.mark.parametrize("rate, n, removed", [(0.7, 5, 4), (0.3, 5, 2), (0.5, 7, 4), (0.7, 15, 11), (0.1, 4, 0)])
+def test_halves_round_up(rate, n, removed, dtype):
+    ds = skdata.Dataset.from_arrays(np.ones((1, 16, 1)), lengths=[n])  # one shape: one compile
+    assert int((~skdata.drop(ds, rate, key=jax.random.key(0)).mask).sum()) == removed
+
+
 def test_keeps_one_observation():
     ds = skdata.Dataset.from_arrays([np.ones((1, 1)), np.ones((2, 1))])
     out = skdata.drop(ds, 0.9, key=jax.random.key(0))

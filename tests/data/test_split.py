@@ -42,8 +42,8 @@ def test_stratified_disjoint_covering(fractions):
 
 
 def test_small_class_reaches_as_many_parts_as_it_can():
-    """Class 'e' has 3 samples: (0.7, 0.15, 0.15) allows 2 + 1 + 0 within one sample; a plain
-    largest remainder would give 3 + 0 + 0 only if the remainders said so; here 1 goes to val or test."""
+    """Class 'e' has 3 samples, exactly 2.1 + 0.45 + 0.45: within one sample of each share, the
+    third sample goes to validation or test (never a third one to training)."""
     parts = skdata.split(identified(), key=jax.random.key(2))
     counts = [int((np.asarray(p.labels) == 4).sum()) for p in parts]
     assert counts[0] == 2 and sorted(counts[1:]) == [0, 1]
