@@ -51,22 +51,25 @@ def split(ds: Dataset, fractions: Sequence[float] = (0.7, 0.15, 0.15), *, key,
     # One shuffle, then grouped stably. numpy seeded from the key: host work on concrete data,
     # with no jax program compiled for every dataset size.
     seed = np.asarray(jax.random.bits(key, (4,), jnp.uint32)).tolist()
-    order = np.random.default_rng(seed).permutation(n)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
     parts = [[] for _ in fractions]
     for group in np.unique(groups):
         members = order[groups[order] == group]
-        bounds = np.concatenate([[0], np.cumsum(_allocate(len(members), fractions))])
+        bounds = np.concatenate([[0], np.cumsum(_allocate(len(members), fractions, rng))])
         for p in range(len(fractions)):
             parts[p].extend(members[bounds[p]:bounds[p + 1]].tolist())
     return tuple(ds[np.sort(np.asarray(p, int))] for p in parts)
 
 
-def _allocate(n: int, fractions: np.ndarray) -> np.ndarray:
-    """Largest-remainder rounding of n * fractions, empty parts served first."""
+def _allocate(n: int, fractions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Largest-remainder rounding of n * fractions: empty parts served first, ties at random
+    (so no part is always the one that misses a small class)."""
     exact = n * fractions
     counts = np.floor(exact + 1e-9).astype(int)
     remainder = exact - counts
     empty = (counts == 0) & (fractions > 0)
-    for p in sorted(range(len(fractions)), key=lambda p: (not empty[p], -remainder[p]))[: n - counts.sum()]:
-        counts[p] += 1
+    tie = rng.permutation(len(fractions))
+    priority = sorted(range(len(fractions)), key=lambda p: (not empty[p], -round(remainder[p], 9), tie[p]))
+    counts[priority[: n - counts.sum()]] += 1
     return counts
