@@ -129,3 +129,9 @@ def test_sktime_and_ucr_layouts_are_found(tmp_path, monkeypatch):
     assert dodger.classes == ("3", "10")  # the union of both files' labels, numerically sorted
     assert dodger.labels.tolist() == [0, 1, 0] and dodger.lengths.tolist() == [3, 3, 2]
     assert dodger.mask[:, :, 0].tolist() == [[True, False, True], [True, True, True], [True, True, False]]
+
+
+def test_dtype_follows_jax(dtype):
+    ds = skdata.load("ItalyPowerDemand", split="train")
+    assert ds.values.dtype == ds.times.dtype == dtype
+    assert ds.labels.dtype.kind == "i" and ds.mask.dtype == bool
