@@ -151,11 +151,12 @@ class Dataset(eqx.Module):
             ts[i, len(s):] = t[-1]
         label_array, classes = _labels(labels, n, tuple(classes))
         official = np.zeros(n, bool) if official_test is None else np.asarray(official_test, bool)
-        flt = default_float()  # numpy until here: jax ops would compile for every new shape
-        return cls(times=jnp.asarray(ts, flt), values=jnp.asarray(vals, flt),
+        # numpy until here, dtypes converted on the host: a jax op would compile for every shape.
+        flt, integer = np.dtype(default_float()), np.dtype(default_int())
+        return cls(times=jnp.asarray(ts.astype(flt)), values=jnp.asarray(vals.astype(flt)),
                    mask=jnp.asarray(~np.isnan(vals)),
-                   lengths=jnp.asarray([len(s) for s in series], default_int()), labels=label_array,
-                   official_test=jnp.asarray(official), classes=classes, name=name)
+                   lengths=jnp.asarray(np.array([len(s) for s in series], integer)),
+                   labels=label_array, official_test=jnp.asarray(official), classes=classes, name=name)
 
 
 def _as_series(values, lengths) -> list[np.ndarray]:
@@ -211,7 +212,7 @@ def _check_sample(i, values, times, name):
 def _labels(labels, n, classes):
     """Labels as jax arrays: class indices (with their names) or float targets."""
     if labels is None:
-        return jnp.zeros((n, 0), default_float()), ()
+        return jnp.asarray(np.zeros((n, 0), default_float())), ()
     array = np.asarray(labels)
     if array.shape[:1] != (n,):
         raise ValueError(f"labels must have N={n} rows; got shape {array.shape}")
@@ -223,7 +224,7 @@ def _labels(labels, n, classes):
             if np.any((index < 0) | (index >= len(classes))):
                 raise ValueError(f"class indices must lie in [0, {len(classes)}); got "
                                  f"{sorted(set(index[(index < 0) | (index >= len(classes))].tolist()))}")
-            return jnp.asarray(index, default_int()), classes
+            return jnp.asarray(index.astype(default_int())), classes
         names = [str(x) for x in array.tolist()]
         if not classes:
             unique = set(names)
@@ -232,10 +233,10 @@ def _labels(labels, n, classes):
         unknown = sorted(set(names) - set(position))
         if unknown:
             raise ValueError(f"labels {unknown} are not among the classes {list(classes)}")
-        return jnp.asarray([position[s] for s in names], default_int()), classes
+        return jnp.asarray(np.array([position[s] for s in names], default_int())), classes
     if classes:
         raise ValueError("classes given with float labels: regression targets have no classes")
-    return jnp.asarray(array.astype(np.float64), default_float()), ()
+    return jnp.asarray(array.astype(default_float())), ()
 
 
 def _natural(name: str):

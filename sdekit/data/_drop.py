@@ -1,5 +1,7 @@
 """`drop`: remove a seeded fraction of each sample's observations (the neural CDE protocol)."""
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -48,17 +50,17 @@ def drop(ds: Dataset, rate: float, *, key, per_channel: bool = False) -> Dataset
     """
     if not isinstance(rate, jax.core.Tracer) and not 0.0 <= float(rate) < 1.0:
         raise ValueError(f"rate must lie in [0, 1); got {rate}")
-    observed = ds.mask if per_channel else ds.mask.any(axis=2, keepdims=True)
-    values, mask = _drop(ds.values, observed, jnp.asarray(rate, ds.values.dtype), key)
+    values, mask = _drop(ds.values, ds.mask, jnp.asarray(rate, ds.values.dtype), key, per_channel)
     return eqx.tree_at(lambda d: (d.values, d.mask), ds, (values, mask))
 
 
-@jax.jit
-def _drop(values: Float[Array, "N L C"], observed: Bool[Array, "N L K"], rate: Float[Array, ""],
-          key) -> tuple[Float[Array, "N L C"], Bool[Array, "N L C"]]:
-    """In each (sample, column K: all channels, or one) the `count` observed points with the
-    smallest uniform scores are removed: a uniformly random subset of that size."""
-    n: Int[Array, "N 1 K"] = observed.sum(axis=1, keepdims=True)
+@functools.partial(jax.jit, static_argnums=4)
+def _drop(values: Float[Array, "N L C"], mask: Bool[Array, "N L C"], rate: Float[Array, ""], key,
+          per_channel: bool) -> tuple[Float[Array, "N L C"], Bool[Array, "N L C"]]:
+    """In each (sample, column: all channels together, or each channel) the `count` observed
+    points with the smallest uniform scores are removed: a uniformly random subset of that size."""
+    observed = mask if per_channel else mask.any(axis=2, keepdims=True)
+    n: Int[Array, "N 1 K"] = observed.sum(axis=1, keepdims=True)  # K: 1 or C columns
     exact = rate * n.astype(rate.dtype)
     # Halves round up; the nudge (a few ulps of rate * n) keeps 0.7 * 5 = 3.4999999 in float32 a half.
     nudge = 4 * jnp.finfo(rate.dtype).eps * exact
