@@ -14,7 +14,7 @@ from ._results import RESULTS as RESULTS, SolveError as SolveError
 from ._solve import SaveAt as SaveAt, Solution as Solution, solve as solve
 from .controllers import PID as PID, ConstantStep as ConstantStep, StepTo as StepTo
 from .brownian import BrownianTree as BrownianTree, Increment as Increment
-from .terms import ODE as ODE, SDE as SDE, Split as Split
+from .terms import ODE as ODE, SDE as SDE, Split as Split, UnderdampedLangevin as UnderdampedLangevin
 from ._solve import Event as Event
 from . import ensemble as ensemble
 from .ensemble import PerPath as PerPath, sample_paths as sample_paths
@@ -36,6 +36,7 @@ __all__ = [
     "SolveError",
     "Split",
     "StepTo",
+    "UnderdampedLangevin",
     "adjoint",
     "brownian",
     "controllers",

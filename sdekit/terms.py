@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 
-__all__ = ["ODE", "SDE", "Split", "split_parts", "NOISE_TYPES", "CALCULI", "contract", "sum_channel_jvps", "stratonovich_drift", "time_reversed", "as_written"]
+__all__ = ["ODE", "SDE", "Split", "UnderdampedLangevin", "split_parts", "NOISE_TYPES", "CALCULI", "contract", "sum_channel_jvps", "stratonovich_drift", "time_reversed", "as_written"]
 
 
 def __dir__():
@@ -131,6 +131,144 @@ class SDE(eqx.Module):
     @property
     def vector_field(self):
         raise TypeError("An SDE has no single vector field: use an SDE solver (e.g. sk.solvers.euler_maruyama()).")
+
+
+class UnderdampedLangevin(SDE):
+    r"""The underdamped (kinetic) Langevin diffusion with potential $f$:
+
+    $$dx = v\,dt,\qquad dv = -\gamma v\,dt - u\,\nabla f(x)\,dt + \sqrt{2\gamma u}\,dW_t,$$
+
+    whose stationary law has density $\propto e^{-f(x) - |v|^2/(2u)}$: the position's marginal is
+    the target $\propto e^{-f}$. The state is the pair `(x, v)` (each any pytree of arrays, of one
+    structure); the Brownian motion $W$ has the structure and shapes of `x` (build the tree with
+    `shape=x.shape`, or a pytree of `jax.ShapeDtypeStruct` like `x`).
+
+    It is an additive-noise `sk.SDE`, so every additive-noise solver (`shark()`, `sra1()`, ...)
+    solves it as it is (for an array `x`: its diffusion is then a dense $d \times d$ block, fine for
+    comparisons); the Langevin methods `sk.solvers.align()`, `should()` and `quicsort()` use its
+    structure (exact Ornstein--Uhlenbeck parts, one or two gradients a step) and solve only it.
+
+    Args:
+        grad_f: $\nabla f(x, \text{args})$, returning a pytree like `x`.
+        gamma: the friction $\gamma > 0$: a scalar, an array broadcastable to each leaf of `x`,
+            or a pytree like `x` of such arrays.
+        u: the inverse mass $u > 0$, as `gamma`.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, sdekit as sk
+        >>> uld = sk.UnderdampedLangevin(lambda x, args: x, gamma=2.0, u=1.0)  # f = |x|^2 / 2
+        >>> tree = sk.BrownianTree(jax.random.key(0), 0.0, 1.0, shape=(3,), tol=2**-8,
+        ...                        levy="space-time-time")
+        >>> sol = sk.solve(uld, sk.solvers.quicsort(), 0.0, 1.0, (jnp.ones(3), jnp.zeros(3)),
+        ...                dt0=0.1, brownian=tree)
+        >>> sol.ys[0].shape, sol.ys[1].shape
+        ((1, 3), (1, 3))
+    """
+
+    def __init__(self, grad_f: Callable, gamma=1.0, u=1.0):
+        self.drift = _LangevinDrift(grad_f, _as_array(gamma), _as_array(u))
+        self.diffusion = _LangevinDiffusion(self.drift.gamma, self.drift.u)
+        self.noise = "additive"
+        self.calculus = "ito"
+
+    @property
+    def grad_f(self) -> Callable:
+        return self.drift.grad_f
+
+    @property
+    def gamma(self):
+        return self.drift.gamma
+
+    @property
+    def u(self):
+        return self.drift.u
+
+    def with_grad_f(self, grad_f: Callable) -> "UnderdampedLangevin":
+        """The same diffusion with another gradient function (e.g. closure-converted)."""
+        return UnderdampedLangevin(grad_f, self.gamma, self.u)
+
+    def parameters(self, x):
+        r"""`(gamma, u)` as pytrees like `x`, each leaf broadcast to its leaf's shape and dtype.
+
+        Raises:
+            ValueError: if `gamma` or `u` is neither broadcastable to every leaf of `x` nor a
+                pytree like `x` of broadcastable arrays.
+        """
+        return _per_leaf(self.gamma, x, "gamma"), _per_leaf(self.u, x, "u")
+
+
+def _as_array(p):
+    return jax.tree.map(lambda a: a if isinstance(a, jax.Array) else jnp.asarray(a), p)
+
+
+def _per_leaf(param, x, name):
+    x_leaves, treedef = jax.tree.flatten(x)
+    if jax.tree.structure(param) == treedef:
+        p_leaves = jax.tree.leaves(param)
+    elif len(jax.tree.leaves(param)) == 1:
+        p_leaves = jax.tree.leaves(param) * len(x_leaves)
+    else:
+        raise ValueError(f"sk.UnderdampedLangevin: {name} must be a scalar, an array or a pytree like x.")
+    out = []
+    for p, leaf in zip(p_leaves, x_leaves):
+        p, leaf = jnp.asarray(p), jnp.asarray(leaf)
+        try:
+            ok = jnp.broadcast_shapes(p.shape, leaf.shape) == leaf.shape
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(
+                f"sk.UnderdampedLangevin: {name} of shape {p.shape} does not broadcast to the position's "
+                f"shape {leaf.shape}."
+            )
+        out.append(jnp.broadcast_to(p.astype(leaf.dtype), leaf.shape))
+    return jax.tree.unflatten(treedef, out)
+
+
+def _position(y):
+    if not (isinstance(y, (tuple, list)) and len(y) == 2):
+        raise ValueError(
+            "sk.UnderdampedLangevin: the state must be the pair (x, v) of position and velocity, "
+            f"got {type(y).__name__}."
+        )
+    return y[0], y[1]
+
+
+class _LangevinDrift(eqx.Module):
+    grad_f: Callable
+    gamma: object
+    u: object
+
+    def __call__(self, t, y, args):
+        x, v = _position(y)
+        gamma, u = _per_leaf(self.gamma, x, "gamma"), _per_leaf(self.u, x, "u")
+        grad = self.grad_f(x, args)
+        dv = jax.tree.map(lambda vi, gi, ui, fi: -gi * vi - ui * fi, v, gamma, u, grad)
+        return (v, dv)
+
+
+class _LangevinDiffusion(eqx.Module):
+    r"""$g$ in the single-array form of `SDE` (W shaped like x): zero rows for x, the diagonal
+    $\sqrt{2\gamma u}$ for v, as dense `(*x.shape, *x.shape)` blocks."""
+
+    gamma: object
+    u: object
+
+    def __call__(self, t, y, args):
+        x, _ = _position(y)
+        if not isinstance(x, jax.Array) and not hasattr(x, "shape"):
+            raise ValueError(
+                "A general SDE solver needs the position x of sk.UnderdampedLangevin to be a single array (its "
+                "Brownian motion is then one array shaped like x); the Langevin solvers align(), should() and "
+                "quicsort() accept any pytree."
+            )
+        x = jnp.asarray(x)
+        gamma, u = _per_leaf(self.gamma, x, "gamma"), _per_leaf(self.u, x, "u")
+        rho = jnp.sqrt(2 * gamma * u)
+        n = x.size
+        eye = jnp.eye(n, dtype=x.dtype).reshape(x.shape + x.shape)
+        g_v = eye * rho.reshape(x.shape + (1,) * x.ndim)
+        return (jnp.zeros_like(g_v), g_v)
 
 
 def contract(g, w, y):

@@ -86,8 +86,21 @@ def solvers_for(noise: str, calculus: str) -> list[str]:
     return names
 
 
+def solver_noise(problem, facts) -> str:
+    """The noise type under which a solver's `facts` are read for `problem`: `"langevin"` for an
+    `sk.UnderdampedLangevin` problem solved by a Langevin method (`align()`, `should()`,
+    `quicsort()`), else the problem's own noise type (an underdamped Langevin diffusion is also an
+    additive-noise SDE, which any additive-noise solver solves)."""
+    from ..terms import UnderdampedLangevin
+
+    if isinstance(problem, UnderdampedLangevin) and facts.strong("langevin") is not None:
+        return "langevin"
+    return problem.noise
+
+
 def _check_sde_static(problem, solver, controller, dt0, brownian) -> None:
     from ..brownian import BrownianTree
+    from ..terms import UnderdampedLangevin
 
     facts = solver.sde
     if facts is None:
@@ -95,7 +108,14 @@ def _check_sde_static(problem, solver, controller, dt0, brownian) -> None:
             f"The solver {solver.name} is an ODE method; for an sk.SDE use an SDE solver such as "
             "sk.solvers.euler_maruyama() (Itô) or an SRK method."
         )
-    if facts.strong(problem.noise) is None:
+    if facts.strong("langevin") is not None and not isinstance(problem, UnderdampedLangevin):
+        raise ValueError(
+            f"The solver {solver.name} is an underdamped Langevin method: it solves "
+            "sk.UnderdampedLangevin(grad_f, gamma, u) problems only, not a general sk.SDE. For other "
+            "additive-noise SDEs use e.g. shark() or sra1()."
+        )
+    noise = solver_noise(problem, facts)
+    if facts.strong(noise) is None:
         supported = ", ".join(n for n, _ in facts.strong_order)
         raise ValueError(
             f"The solver {solver.name} does not support {problem.noise!r} noise (it supports: {supported}). "
@@ -117,7 +137,13 @@ def _check_sde_static(problem, solver, controller, dt0, brownian) -> None:
         raise ValueError(shortfall)
     if dt0 is None and not isinstance(controller, StepTo):
         raise ValueError("SDE solves need an explicit dt0 (the initial step), or controller=sk.StepTo(ts).")
-    if controller.adaptive and facts.error(problem.noise) is None:
+    if controller.adaptive and facts.error(noise) is None and noise == "langevin":
+        raise ValueError(
+            f"The solver {solver.name} has no embedded error estimate, so it cannot step adaptively. Use "
+            "fixed steps (dt0 with sk.ConstantStep(), or sk.StepTo(ts)), or align(), the Langevin method with "
+            "an error estimate."
+        )
+    if controller.adaptive and facts.error(noise) is None:
         raise ValueError(
             f"The solver {solver.name} has no embedded error estimate for {problem.noise!r} noise, so it "
             "cannot step adaptively (adaptive Euler-Maruyama need not converge). Use fixed steps, or an "
@@ -146,10 +172,45 @@ def brownian_zeros(brownian):
 def check_sde_shapes(problem, brownian, t0, y0, args) -> None:
     """Drift like y0; the tree's shape as the noise type needs; diffusion times a Brownian
     increment like y0 (structure, shapes, dtypes)."""
-    check_vector_field(problem.drift, t0, y0, args, what="drift")
+    from ..terms import UnderdampedLangevin
+
     w = brownian_zeros(brownian)
+    if isinstance(problem, UnderdampedLangevin):
+        check_langevin_shapes(problem, w, t0, y0, args)
+        if len(jax.tree.leaves(y0[0])) != 1 or jax.tree.leaves(y0[0])[0] is not y0[0]:
+            return  # a pytree position: the Langevin solvers' case (general solvers say why they cannot)
+    check_vector_field(problem.drift, t0, y0, args, what="drift")
     check_noise_shape(problem.noise, w, y0)
     check_vector_field(lambda t, y, a: problem.noise_term(t, y, a, w), t0, y0, args, what="diffusion times dW")
+
+
+def check_langevin_shapes(problem, w, t0, y0, args) -> None:
+    """An underdamped Langevin state is a pair `(x, v)` of one structure; the Brownian motion is
+    shaped like `x`; `grad_f(x, args)` returns a pytree like `x`; `gamma` and `u` broadcast to it."""
+    if not (isinstance(y0, (tuple, list)) and len(y0) == 2):
+        raise ValueError(
+            "sk.UnderdampedLangevin: y0 must be the pair (x0, v0) of position and velocity, got "
+            f"{type(y0).__name__}."
+        )
+    x0, v0 = y0
+    if jax.tree.structure(x0) != jax.tree.structure(v0) or any(
+        a.shape != b.shape for a, b in zip(jax.tree.leaves(x0), jax.tree.leaves(v0))
+    ):
+        raise ValueError(
+            f"sk.UnderdampedLangevin: x0 and v0 must have one structure and shapes, got {_shapes(x0)} and "
+            f"{_shapes(v0)}."
+        )
+    like_x = jax.tree.structure(w) == jax.tree.structure(x0) and all(
+        a.shape == b.shape for a, b in zip(jax.tree.leaves(w), jax.tree.leaves(x0))
+    )
+    if not like_x:
+        raise ValueError(
+            "sk.UnderdampedLangevin: the Brownian motion drives the velocity componentwise, so the tree's "
+            f"shape must be the position's: {_shapes(x0)} (shape=x0.shape, or a pytree of "
+            f"jax.ShapeDtypeStruct like x0), got {_shapes(w)}."
+        )
+    problem.parameters(x0)  # raises for gamma or u that do not broadcast
+    check_vector_field(lambda t, x, a: problem.grad_f(x, a), t0, x0, args, what="gradient grad_f(x, args)")
 
 
 def _shapes(tree) -> str:

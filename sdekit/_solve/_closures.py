@@ -14,7 +14,7 @@ import types
 import equinox as eqx
 import jax
 
-from ..terms import ODE, SDE
+from ..terms import ODE, SDE, UnderdampedLangevin
 
 
 def _holds_tracer(obj, seen: set, hidden: bool = False, depth: int = 6) -> bool:
@@ -59,6 +59,11 @@ def closure_converted(problem: ODE | SDE, t0, y0, args) -> ODE | SDE:
     the usual case, unchanged, so compiled solves are reused)."""
     if isinstance(problem, ODE):
         return dataclasses.replace(problem, vector_field=_converted(problem.vector_field, t0, y0, args))
+    if isinstance(problem, UnderdampedLangevin):
+        # Drift and diffusion are built from grad_f (gamma and u are array leaves already).
+        x0 = y0[0] if isinstance(y0, (tuple, list)) and len(y0) == 2 else y0
+        grad_f = _converted(problem.grad_f, x0, args)
+        return problem if grad_f is problem.grad_f else problem.with_grad_f(grad_f)
     return dataclasses.replace(
         problem, drift=_converted(problem.drift, t0, y0, args), diffusion=_converted(problem.diffusion, t0, y0, args)
     )

@@ -7,6 +7,7 @@ from ._base import (
     Solver as Solver,
     linear_interpolate as linear_interpolate,
 )
+from ._align import align as align
 from ._bosh3 import bosh3 as bosh3
 from ._dopri5 import dopri5 as dopri5
 from ._dopri8 import dopri8 as dopri8
@@ -27,10 +28,12 @@ from ._explicit_rk import explicit_rk_solver as explicit_rk_solver
 from ._milstein import milstein as milstein
 from ._milstein_general import milstein_general as milstein_general
 from ._reversible_heun import reversible_heun as reversible_heun
+from ._quicsort import quicsort as quicsort
 from ._rk4 import rk4 as rk4
 from ._sea import sea as sea
 from ._second_order import heun as heun, midpoint as midpoint, ralston as ralston
 from ._shark import shark as shark
+from ._should import should as should
 from ._slow_rk import slow_rk as slow_rk
 from ._spark import spark as spark
 from ._sra1 import sra1 as sra1
@@ -52,6 +55,7 @@ __all__ = [
     "SDEFacts",
     "Solver",
     "StochasticTableau",
+    "align",
     "bosh3",
     "dopri5",
     "dopri8",
@@ -77,9 +81,11 @@ __all__ = [
     "milstein_general",
     "ralston",
     "reversible_heun",
+    "quicsort",
     "rk4",
     "sea",
     "shark",
+    "should",
     "slow_rk",
     "spark",
     "sra1",

@@ -128,6 +128,7 @@ def test_solver_lists_cover_every_public_solver_factory():
     factories = {
         name for name in sk.solvers.__all__
         if name[0].islower() and not inspect.signature(getattr(sk.solvers, name)).parameters.keys() - {"calculus"}
+        and name not in ("align", "should", "quicsort")  # sk.UnderdampedLangevin only: no built-in CLI problem
     }
     assert factories == set(cli.ODE_SOLVERS) | set(cli.SDE_SOLVERS)
 
