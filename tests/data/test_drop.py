@@ -56,28 +56,30 @@ def test_seeded():
     np.testing.assert_array_equal(np.asarray(jitted.mask), np.asarray(first.mask))
 
 
+WIDE = np.zeros((2000, 10, 2))  # one shape for the statistical tests: fewer compiles
+
+
 def test_removed_indices_are_uniform():
-    """Each of the L positions is removed with probability `rate` (chi-square over positions)."""
-    n, length, rate = 3000, 10, 0.3
-    ds = skdata.Dataset.from_arrays(np.zeros((n, length, 1)))
-    removed = ~np.asarray(skdata.drop(ds, rate, key=jax.random.key(3)).mask[..., 0])
+    """Each position is removed with probability `rate`, and each pair of positions equally
+    often (chi-square over the 10 positions and the 45 pairs)."""
+    removed = ~np.asarray(skdata.drop(skdata.Dataset.from_arrays(WIDE), 0.3, key=jax.random.key(3)).mask[..., 0])
     per_position = removed.sum(0)
-    assert per_position.sum() == n * 3
+    assert per_position.sum() == len(WIDE) * 3
     assert stats.chisquare(per_position).pvalue > 1e-3
-    # Pairs of positions: without replacement, so P(both) = (3/10)(2/9), not (3/10)^2.
-    both = (removed[:, 0] & removed[:, 1]).mean()
-    assert abs(both - 0.3 * 2 / 9) < 5 * np.sqrt(0.3 * 2 / 9 / n)
+    i, j = np.triu_indices(10, 1)
+    per_pair = (removed[:, i] & removed[:, j]).sum(0)
+    assert per_pair.sum() == len(WIDE) * 3 and stats.chisquare(per_pair).pvalue > 1e-3
 
 
 def test_per_channel_is_independent_across_channels():
-    n, length, rate = 400, 20, 0.5
-    ds = skdata.Dataset.from_arrays(np.zeros((n, length, 2)))
-    mask = np.asarray(skdata.drop(ds, rate, key=jax.random.key(4), per_channel=True).mask)
-    np.testing.assert_array_equal(mask.sum(1), np.full((n, 2), 10))  # exact per channel
+    ds = skdata.Dataset.from_arrays(WIDE)
+    mask = np.asarray(skdata.drop(ds, 0.5, key=jax.random.key(4), per_channel=True).mask)
+    np.testing.assert_array_equal(mask.sum(1), np.full((len(WIDE), 2), 5))  # exact per channel
     both = (~mask[..., 0] & ~mask[..., 1]).mean()  # 0.25 if independent, 0.5 if shared
-    assert abs(both - 0.25) < 0.02
-    assert not (mask[..., 0] == mask[..., 1]).all(axis=1).any()
-    shared = np.asarray(skdata.drop(ds, rate, key=jax.random.key(4)).mask)
+    assert abs(both - 0.25) < 0.015  # 5 standard errors
+    identical = (mask[..., 0] == mask[..., 1]).all(axis=1).sum()  # 2000 / C(10, 5) = 8 expected
+    assert identical < 25
+    shared = np.asarray(skdata.drop(ds, 0.5, key=jax.random.key(4)).mask)
     assert (shared[..., 0] == shared[..., 1]).all()
 
 
@@ -89,7 +91,7 @@ def test_halves_round_up(rate, n, removed, dtype):
 
 
 def test_keeps_one_observation():
-    ds = skdata.Dataset.from_arrays([np.ones((1, 1)), np.ones((2, 1))])
+    ds = skdata.Dataset.from_arrays(np.ones((2, 16, 1)), lengths=[1, 2])
     out = skdata.drop(ds, 0.9, key=jax.random.key(0))
     assert np.asarray(out.mask).sum(axis=(1, 2)).tolist() == [1, 1]
 
