@@ -81,7 +81,9 @@ class Dataset(eqx.Module):
         return self.times.shape[0]
 
     def __getitem__(self, index) -> "Dataset":
-        if isinstance(index, (int, np.integer)):
+        if not isinstance(index, (slice, tuple, jax.core.Tracer)) and np.ndim(index) == 0:
+            index = int(index)
+        if isinstance(index, int):
             index = slice(index, index + 1 if index != -1 else None)
         elif isinstance(index, tuple):
             raise TypeError("a Dataset is indexed along its samples only: ds[idx]")

@@ -43,7 +43,7 @@ def test_padded_array_with_lengths_and_integer_labels():
 
 @pytest.mark.parametrize("index, expected", [
     (np.array([2, 0]), [2, 0]), (slice(1, None), [1, 2]), (np.array([True, False, True]), [0, 2]),
-    (1, [1]), (-1, [2]), (jnp.array([1]), [1]),
+    (1, [1]), (-1, [2]), (jnp.array([1]), [1]), (np.int64(2), [2]), (jnp.array(0), [0]),
 ])
 def test_indexing_selects_samples(index, expected):
     ds = skdata.Dataset.from_arrays(ragged(), [0, 1, 2], classes=("x", "y", "z"))
