@@ -1,0 +1,68 @@
+"""What the series models share: the initial state from the first observation, the linear
+readout, the static configuration, and copies through `dataclasses.replace`."""
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+
+import sdekit as sk
+
+from ._layers import control_path
+
+
+class SeriesModel(eqx.Module):
+    """Base of the classification/regression models: `model(times, values, *, key)` on one
+    series returns `readout(z(t_last))`, with `z(t_0) = initial(X(t_0))`.
+
+    The constructors take `key=` to initialise the parameters; `dataclasses.replace(model,
+    adjoint=..., solver=...)` copies a model with other static options and the same
+    parameters (every field is passed back to the constructor, which then keeps them)."""
+
+    initial: eqx.nn.Linear
+    readout: eqx.nn.Linear
+    in_size: int = eqx.field(static=True)
+    hidden_size: int = eqx.field(static=True)
+    out_size: int = eqx.field(static=True)
+    width: int = eqx.field(static=True)
+    depth: int = eqx.field(static=True)
+    method: str = eqx.field(static=True)
+    solver: object = eqx.field(static=True)
+    adjoint: object = eqx.field(static=True)
+    substeps: int = eqx.field(static=True)
+
+    def _configure(self, in_size, hidden_size, out_size, width, depth, method, solver, adjoint, substeps, fields) -> bool:
+        """Set the static options; with `fields` (a copy through `dataclasses.replace`) also
+        the parameters, and return True (the constructor then stops)."""
+        for name, value in (("in_size", in_size), ("hidden_size", hidden_size), ("out_size", out_size)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{type(self).__name__}: {name} must be a positive int, got {value!r}.")
+        self.in_size, self.hidden_size, self.out_size = in_size, hidden_size, out_size
+        self.width = hidden_size if width is None else width
+        self.depth, self.method, self.substeps = depth, method, substeps
+        self.solver = solver
+        self.adjoint = sk.adjoint.Checkpointed() if adjoint is None else adjoint
+        if fields:
+            for name, value in fields.items():
+                setattr(self, name, value)
+            return True
+        return False
+
+    @property
+    def dtype(self):
+        return self.readout.weight.dtype
+
+    def path(self, times: Float[ArrayLike, " L"], values: Float[ArrayLike, "L C"]):
+        """The control path $X$ of one series (time as channel 0), in the model's dtype."""
+        times, values = jnp.asarray(times), jnp.asarray(values)
+        return control_path(times.astype(self.dtype), values.astype(self.dtype), self.in_size, self.method)
+
+    def final_state(self, path, key: PRNGKeyArray) -> Array:
+        """The hidden state at the last observation (overridden by each model)."""
+        raise NotImplementedError
+
+    def __call__(self, times: Float[ArrayLike, " L"], values: Float[ArrayLike, "L C"], *, key: PRNGKeyArray
+                 ) -> Float[Array, " out"]:
+        """Logits (classification) or outputs (regression) of one series: a linear readout of
+        the hidden state at the last observation. NaN values are missing; times repeating the
+        last one at the end are padding."""
+        return self.readout(self.final_state(self.path(times, values), key))

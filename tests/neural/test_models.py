@@ -1,0 +1,175 @@
+"""The neural-SDE models: forward passes on padded NaN-ridden batches, finite-difference
+gradients, adjoint switches, and the equations (against hand-written Euler loops)."""
+
+import dataclasses
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import sdekit as sk
+from sdekit import neural as skn
+
+C, H, OUT = 2, 4, 3
+
+
+def _batch(dtype):
+    """Three series of length 7: irregular times, NaNs (leading, interior, trailing), padding."""
+    rng = np.random.default_rng(0)
+    times = np.cumsum(rng.uniform(0.3, 1.0, (3, 7)), axis=1)
+    times[1, 5:] = times[1, 4]  # length 5
+    times[2, 3:] = times[2, 2]  # length 3
+    values = rng.normal(size=(3, 7, C))
+    values[0, 0, 1] = values[0, 3, :] = values[0, 6, 0] = np.nan
+    values[1, 5:] = values[2, 3:] = np.nan
+    values[2, 1, 0] = np.nan
+    return jnp.asarray(times, dtype), jnp.asarray(values, dtype)
+
+
+MODELS = {
+    "lnsde": lambda key, **kw: skn.LNSDE(C, H, OUT, key=key, width=8, **kw),
+}
+
+
+@eqx.filter_jit
+def _outputs(model, times, values, keys):
+    return jax.vmap(lambda t, v, k: model(t, v, key=k))(times, values, keys)
+
+
+def _loss(model, times, values, keys):
+    out = jax.vmap(lambda t, v, k: model(t, v, key=k))(times, values, keys)
+    return jnp.sum(jnp.sin(out))
+
+
+_grad = eqx.filter_jit(eqx.filter_grad(_loss))
+_value = eqx.filter_jit(_loss)
+
+
+@eqx.filter_jit
+def _final(model, times, values, key):
+    return model.final_state(model.path(times, values), key)
+
+
+@eqx.filter_jit
+def _z0(model, times, values):
+    return model.initial(model.path(times, values).evaluate(times[0]))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_forward_on_padded_nan_batch(name, dtype):
+    times, values = _batch(dtype)
+    model = MODELS[name](jax.random.key(0))
+    out = _outputs(model, times, values, jax.random.split(jax.random.key(1), 3))
+    assert out.shape == (3, OUT) and out.dtype == dtype
+    assert bool(jnp.all(jnp.isfinite(out)))
+    # Padded rows are ignored, whatever values they hold.
+    garbage = values.at[2, 3:].set(7.0)
+    again = _outputs(model, times, garbage, jax.random.split(jax.random.key(1), 3))
+    np.testing.assert_allclose(np.asarray(again), np.asarray(out), rtol=1e-6, atol=1e-6)
+
+
+def _scalar_leaves(model):
+    """A few parameters (one element of the first three inexact leaves and of the last)."""
+    leaves = [x for x in jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))]
+    return [0, 1, 2, len(leaves) - 1]
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_gradient_matches_finite_differences(name, x64):
+    times, values = _batch(jnp.float64)
+    model = MODELS[name](jax.random.key(2))
+    keys = jax.random.split(jax.random.key(3), 3)
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    flat, treedef = jax.tree.flatten(params)
+    grads = jax.tree.leaves(_grad(model, times, values, keys))
+    eps = 1e-6
+    for i in _scalar_leaves(model):
+        def at(delta):
+            leaves = list(flat)
+            leaves[i] = leaves[i].reshape(-1).at[0].add(delta).reshape(leaves[i].shape)
+            return float(_value(eqx.combine(jax.tree.unflatten(treedef, leaves), static), times, values, keys))
+
+        fd = (at(eps) - at(-eps)) / (2 * eps)
+        assert abs(float(grads[i].reshape(-1)[0]) - fd) <= 1e-6 + 1e-5 * abs(fd), (i, grads[i].reshape(-1)[0], fd)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_reversible_adjoint_matches_checkpointed(name, x64):
+    """Same solver (reversible Heun), two adjoints: the same gradients to float rounding."""
+    times, values = _batch(jnp.float64)
+    model = MODELS[name](jax.random.key(4), solver=sk.solvers.reversible_heun())
+    keys = jax.random.split(jax.random.key(5), 3)
+    reference = _grad(model, times, values, keys)
+    reversible = _grad(dataclasses.replace(model, adjoint=sk.adjoint.Reversible()), times, values, keys)
+    for a, b in zip(jax.tree.leaves(reference), jax.tree.leaves(reversible)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-8, atol=1e-10)
+
+
+@eqx.filter_jit
+def _euler_reference(model, times, values, key, drift, diffusion, padded_length):
+    """Hand-written Euler--Maruyama in real time on the observation times of one unpadded
+    series, with the increments of the model's Brownian tree (over index time [0, L - 1] for
+    the padded length L, scaled by the square root of the spacing)."""
+    path = model.path(times, values)
+    n = times.shape[0]
+    tree = sk.BrownianTree(key, 0.0, float(padded_length - 1), shape=(model.hidden_size,), tol=0.5, dtype=times.dtype)
+    dws = tree.grid_increments(jnp.arange(padded_length, dtype=times.dtype)).W
+    z = model.initial(path.evaluate(times[0]))
+    for i in range(n - 1):
+        dt = times[i + 1] - times[i]
+        x = path.evaluate(times[i])
+        z = z + drift(times[i], z, x) * dt + diffusion(times[i], z) * jnp.sqrt(dt) * dws[i]
+    return model.readout(z)
+
+
+class _LinearNoise(eqx.Module):
+    sigma: eqx.Module
+
+    def __call__(self, t, z):
+        return self.sigma(t, z.dtype) * z
+
+
+def test_lnsde_is_euler_on_the_observation_times(x64):
+    times, values = _batch(jnp.float64)
+    model = MODELS["lnsde"](jax.random.key(6))
+    key = jax.random.key(7)
+    t, v = times[1, :5], values[1, :5]
+    expected = _euler_reference(model, t, v, key, model.drift_net, _LinearNoise(model.sigma), 7)
+    got = _outputs(model, times[1:2], values[1:2], key[None])[0]  # padded to 7: the same
+    np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-10)
+
+
+def test_lnsde_structure(x64):
+    """Zero drift and zero sigma: z stays at z0; zero drift alone: z(T) is linear in z0
+    (linear multiplicative noise), for a fixed Brownian path."""
+    times, values = _batch(jnp.float64)
+    model = MODELS["lnsde"](jax.random.key(8))
+    last = model.drift_net.mlp.layers[-1]
+    no_drift = eqx.tree_at(lambda m: (m.drift_net.mlp.layers[-1].weight, m.drift_net.mlp.layers[-1].bias), model,
+                           (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)))
+    still = eqx.tree_at(lambda m: m.sigma.theta, no_drift, jnp.asarray(-jnp.inf))
+    key = jax.random.key(9)
+    z0 = _z0(model, times[0], values[0])
+    np.testing.assert_array_equal(np.asarray(_final(still, times[0], values[0], key)), np.asarray(z0))
+    doubled = eqx.tree_at(lambda m: (m.initial.weight, m.initial.bias), no_drift,
+                          (2 * model.initial.weight, 2 * model.initial.bias))
+    zt = _final(no_drift, times[0], values[0], key)
+    assert not np.allclose(np.asarray(zt), np.asarray(z0))
+    np.testing.assert_allclose(np.asarray(_final(doubled, times[0], values[0], key)), 2 * np.asarray(zt), rtol=1e-12)
+
+
+def test_bad_input():
+    model = MODELS["lnsde"](jax.random.key(10))
+    keys = jax.random.split(jax.random.key(0), 2)
+    times, values = jnp.tile(jnp.arange(4.0), (2, 1)), jnp.ones((2, 4, C))
+    with pytest.raises(ValueError, match="data channels"):
+        _outputs(model, times, jnp.ones((2, 4, C + 1)), keys)
+    with pytest.raises(ValueError, match="one series"):
+        model(jnp.arange(4.0)[None], jnp.ones((1, 4, C)), key=keys[0])
+    with pytest.raises(Exception, match="strictly increasing"):
+        _outputs(model, times.at[1, 2].set(0.5), values, keys)
+    with pytest.raises(Exception, match="all NaN"):
+        _outputs(model, times, values.at[1].set(jnp.nan), keys)
+    with pytest.raises(TypeError, match="key"):
+        skn.LNSDE(C, H, OUT)
