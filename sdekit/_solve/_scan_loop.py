@@ -46,6 +46,10 @@ class _ScanCarry(NamedTuple):
     solver_state: PyTree
     num_accepted: Int[Array, ""]
     events: EventState | None = None  # None without an event
+    # Only for solvers whose state reports each step (implicit methods): the first failure's
+    # code and the evaluations so far, which vary per step.
+    result: Int[Array, ""] | None = None
+    num_fevals: Int[Array, ""] | None = None
 
 
 def scan_loop(inputs: LoopInputs, *, checkpointed: bool = True) -> LoopOutput:
@@ -60,8 +64,11 @@ def scan_loop(inputs: LoopInputs, *, checkpointed: bool = True) -> LoopOutput:
     event = inputs.event
     uses_dense = saveat_ts is not None or saveat.dense or event is not None
     num_grid_steps = grid.shape[0] - 1
+    reports = getattr(solver_state, "result", None) is not None
     carry = _ScanCarry(y=y0, solver_state=solver_state, num_accepted=jnp.zeros((), int32),
-                       events=None if event is None else init_events(event, t0, y0, args))
+                       events=None if event is None else init_events(event, t0, y0, args),
+                       result=jnp.asarray(int(RESULTS.successful), int32) if reports else None,
+                       num_fevals=jnp.asarray(solver.init_fevals, int32) if reports else None)
 
     def body(c, xs):
         i, t, tnext, inc = xs
@@ -69,7 +76,14 @@ def scan_loop(inputs: LoopInputs, *, checkpointed: bool = True) -> LoopOutput:
         # After a failure the state freezes: the remaining grid steps change nothing. Whether
         # all steps so far succeeded is `num_accepted == i`, so no result code is carried (a
         # carried value costs a kernel and a copy per step).
-        active = all_finite(y1) & (c.num_accepted == i)
+        running = c.num_accepted == i
+        active = all_finite(y1) & running
+        result, num_fevals = c.result, c.num_fevals
+        if reports:
+            step_ok = solver_state1.result == int(RESULTS.successful)
+            result = jnp.where(running & ~step_ok & (c.result == int(RESULTS.successful)), solver_state1.result, c.result)
+            num_fevals = c.num_fevals + jnp.where(running, solver_state1.num_fevals, 0).astype(int32)
+            active = active & step_ok
         y_new, events = y1, None
         if event is not None:
             # After a terminating event the state freezes as after a failure.
@@ -81,6 +95,8 @@ def scan_loop(inputs: LoopInputs, *, checkpointed: bool = True) -> LoopOutput:
             solver_state=tree_where(active, solver_state1, c.solver_state),
             num_accepted=c.num_accepted + active.astype(int32),
             events=events,
+            result=result,
+            num_fevals=num_fevals,
         )
         out_y = tree_where(active, y_new, jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), y1)) if saveat.steps else None
         out_dense = dense if uses_dense else None
@@ -100,7 +116,8 @@ def scan_loop(inputs: LoopInputs, *, checkpointed: bool = True) -> LoopOutput:
     if event is not None:
         finished = finished | c.events.stopped
         t_stop = stop_time(event.event, c.events)
-    result = jnp.where(finished, int(RESULTS.successful), int(RESULTS.nonfinite)).astype(int32)
+    failure = int(RESULTS.nonfinite) if c.result is None else jnp.where(c.result == int(RESULTS.successful), int(RESULTS.nonfinite), c.result)
+    result = jnp.where(finished, int(RESULTS.successful), failure).astype(int32)
     # Saves at `ts` are interpolated after the scan, from the per-step dense outputs.
     ts_ys = None if saveat_ts is None else saves_from_grid_steps(solver, grid, saveat_ts, dense_all, *ends, until=t_stop)
     dense_infos = dense_all if saveat.dense else None
@@ -118,7 +135,8 @@ def scan_loop(inputs: LoopInputs, *, checkpointed: bool = True) -> LoopOutput:
         result=result,
         num_steps=jnp.asarray(num_grid_steps, int32),
         num_accepted=c.num_accepted,
-        num_fevals=jnp.asarray(fevals, int32),
+        num_fevals=jnp.asarray(fevals, int32) if c.num_fevals is None else c.num_fevals + (
+            num_grid_steps * solver.dense_fevals if uses_dense else 0),
         ts_ys=ts_ys,
         steps_ts=steps_ts,
         steps_ys=steps_ys,

@@ -84,6 +84,26 @@ def test_singular_jacobian_gives_a_result_code_not_nan(x64):
     # Fixed steps: the first step fails; the error names the cause.
     with pytest.raises(sk.SolveError, match="Newton iteration"):
         sk.solve(problem, bad, 0.0, 1.0, jnp.ones(2), dt0=0.1)
+    # A fixed grid (the scan loop) names the cause too, not a non-finite state.
+    grid = sk.StepTo(jnp.linspace(0.0, 1.0, 11))
+    sol = sk.solve(problem, bad, 0.0, 1.0, jnp.ones(2), controller=grid, throw=False)
+    assert int(sol.result) == int(sk.RESULTS.implicit_solve_failed)
+    assert int(sol.stats["num_accepted_steps"]) == 0
+
+
+def test_fixed_grid_counts_the_newton_evaluations_each_step_made(x64):
+    """The scan loop (StepTo) and the while loop (dt0) take the same ten steps: the same reported
+    evaluations, which vary with the Newton iterations (a stiffer problem needs more)."""
+    problem = sk.ODE(lambda t, y, a: -a * y * (1.0 + y**2))
+    counts = []
+    for rate in (1.0, 5.0):
+        on_grid = sk.solve(problem, sk.solvers.kvaerno3(), 0.0, 1.0, jnp.ones(2), args=rate,
+                           controller=sk.StepTo(jnp.linspace(0.0, 1.0, 11)))
+        stepped = sk.solve(problem, sk.solvers.kvaerno3(), 0.0, 1.0, jnp.ones(2), args=rate, dt0=0.1)
+        np.testing.assert_allclose(on_grid.ys[-1], stepped.ys[-1], rtol=1e-12)
+        assert int(on_grid.stats["num_fevals"]) == int(stepped.stats["num_fevals"])
+        counts.append(int(on_grid.stats["num_fevals"]))
+    assert counts[1] > counts[0]
 
 
 def test_bad_options_are_refused():
