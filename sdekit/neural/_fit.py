@@ -3,7 +3,8 @@ early stopping on validation, a tqdm bar, checkpoints), `predict` and `evaluate`
 
 Compilation: one training step (`eqx.filter_jit` of `eqx.filter_value_and_grad`) and one
 evaluation step, both at module level, so that a second `fit` with a model of the same structure,
-the same loss and optimizer object and datasets of the same shapes reuses the compiled programs.
+the same loss and optimizer object and the same batch size and series shape reuses the compiled
+programs (the steps see only a batch, gathered on the host: the dataset's size does not matter).
 Every batch has the same shape: the last batch of an epoch is completed with samples from the
 start of that epoch's order, weighted 0 by the built-in losses, so nothing is retraced across
 batches or epochs and no sample is dropped.
@@ -158,8 +159,8 @@ def fit(
     optimizer = _default_optimizer() if optimizer is None else optimizer
     batch_size = min(batch_size, len(train))
     dtype = _float_dtype(model)
-    data = _device_arrays(train, dtype)
-    val_data = None if val is None else _device_arrays(val, dtype)
+    data = _host_arrays(train, dtype)
+    val_data = None if val is None else _host_arrays(val, dtype)
     with jax.numpy_dtype_promotion("standard"):
         opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
     key_shuffle, key_steps, key_eval = jax.random.split(key, 3)
@@ -176,7 +177,8 @@ def fit(
         for batch_indices, batch_weights, batch_key in zip(indices, weights, epoch_keys):
             step += 1
             kl_weight = 1.0 if kl_annealing is None else min(1.0, step / kl_annealing)
-            model, opt_state, value = _train_step(model, opt_state, data, batch_indices, batch_weights, batch_key,
+            batch = _take(data, batch_indices)
+            model, opt_state, value = _train_step(model, opt_state, batch, batch_weights, batch_key,
                                                   jnp.asarray(kl_weight, dtype), spec, optimizer)
             losses.append(value)
         history.train_loss.append(float(np.mean(jax.device_get(losses))))
@@ -221,8 +223,8 @@ def predict(model: eqx.Module, dataset, *, key: Array, batch_size: int = 256) ->
         (1096, 1)
     """
     _check_positive(batch_size=batch_size)
-    data = _device_arrays(dataset, _float_dtype(model))
-    outputs = [_predict_step(model, data, idx, key)[: int(w.sum())]
+    data = _host_arrays(dataset, _float_dtype(model))
+    outputs = [_predict_step(model, _take(data, idx), idx, key)[: int(w.sum())]
                for idx, w in zip(*batch_plan(len(dataset), min(batch_size, len(dataset))))]
     return jnp.concatenate(outputs)
 
@@ -256,7 +258,7 @@ def evaluate(model: eqx.Module, dataset, *, key: Array, loss: str | Callable = "
     _check_positive(batch_size=batch_size)
     if len(dataset) == 0:
         raise ValueError("cannot evaluate on an empty dataset")
-    data = _device_arrays(dataset, _float_dtype(model))
+    data = _host_arrays(dataset, _float_dtype(model))
     return _scores(model, data, _losses.resolve(loss, dataset), min(batch_size, len(dataset)), key)
 
 
@@ -280,8 +282,7 @@ def batch_plan(n: int, batch_size: int, key: Array | None = None) -> tuple[np.nd
 
 
 @eqx.filter_jit
-def _train_step(model, opt_state, data, indices, weights, key, kl_weight, spec, optimizer):
-    batch = _take(data, indices)
+def _train_step(model, opt_state, batch, weights, key, kl_weight, spec, optimizer):
     objective = lambda m: _losses.batch_loss(spec, m, batch, weights, key, kl_weight)
     value, grads = eqx.filter_value_and_grad(objective)(model)
     # optax mixes integer step counts with float rates, which strict dtype promotion (sdekit's
@@ -292,9 +293,8 @@ def _train_step(model, opt_state, data, indices, weights, key, kl_weight, spec, 
 
 
 @eqx.filter_jit
-def _eval_step(model, data, indices, weights, key, spec):
+def _eval_step(model, batch, indices, weights, key, spec):
     """The weighted sum of the losses on a batch, and the outputs (built-in losses)."""
-    batch = _take(data, indices)
     if spec.batch is not None:  # a user's loss: the batch mean, weighted by its real samples
         return spec.batch(model, batch, key) * jnp.sum(weights), None
     values, outputs = _losses.per_sample_losses(spec, model, batch, _losses.sample_keys(key, indices),
@@ -303,8 +303,7 @@ def _eval_step(model, data, indices, weights, key, spec):
 
 
 @eqx.filter_jit
-def _predict_step(model, data, indices, key):
-    batch = _take(data, indices)
+def _predict_step(model, batch, indices, key):
     keys = _losses.sample_keys(key, indices)
     return jax.vmap(lambda t, x, k: model(t, x, key=k))(batch.times, batch.values, keys)
 
@@ -313,7 +312,7 @@ def _scores(model, data, spec, batch_size, key) -> dict[str, float]:
     n = len(data.labels)
     total, outputs = 0.0, []
     for idx, w in zip(*batch_plan(n, batch_size)):
-        value, out = _eval_step(model, data, idx, w, key, spec)
+        value, out = _eval_step(model, _take(data, idx), idx, w, key, spec)
         total += float(value)
         if out is not None:
             outputs.append(np.asarray(out)[: int(w.sum())])
@@ -342,14 +341,15 @@ def _default_optimizer():
 
 
 def _take(data, indices):
+    """The samples `indices` of a dataset of NumPy arrays (a host-side gather)."""
     return jax.tree.map(lambda x: x[indices], data)
 
 
-def _device_arrays(dataset, dtype):
-    """The dataset's arrays on the device, its floating-point ones (times, values, regression
+def _host_arrays(dataset, dtype):
+    """The dataset's arrays as NumPy arrays, its floating-point ones (times, values, regression
     targets) in the model's dtype."""
-    cast = lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
-    return jax.tree.map(lambda x: cast(jnp.asarray(x)), dataset)
+    cast = lambda x: x.astype(dtype) if np.issubdtype(x.dtype, np.floating) else x
+    return jax.tree.map(lambda x: cast(np.asarray(x)), dataset)
 
 
 def _float_dtype(model):
