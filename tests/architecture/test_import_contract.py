@@ -19,10 +19,11 @@ LAYERS = [
     {"_solve"},
     {"adjoint"},
     {"ensemble"},
-    {"convergence", "neural", "diffusion", "data", "mcmc", "fractional"},  # applications
+    {"data"},  # datasets, which neural models train on
+    {"convergence", "neural", "diffusion", "mcmc", "fractional"},  # applications
     {"__init__", "__main__"},
 ]
-APPLICATIONS = LAYERS[-2]
+APPLICATIONS = LAYERS[-3] | LAYERS[-2]
 
 
 def _modules():
