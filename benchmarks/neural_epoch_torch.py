@@ -69,7 +69,8 @@ class LNSDEFunc(torch.nn.Module):
         return torch.tanh(self.mlp(torch.relu(zeta)))
 
     def g(self, t, z):
-        scale = torch.sigmoid(self.theta) * torch.tanh(torch.nn.functional.softplus(self.sigma_mlp(self.features(t, z))))
+        softplus = torch.nn.functional.softplus
+        scale = torch.sigmoid(self.theta) * torch.tanh(softplus(self.sigma_mlp(self.features(t, z))))
         return scale * z
 
 
