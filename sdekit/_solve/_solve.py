@@ -244,7 +244,7 @@ def solve_compiled(inputs: SolveInputs, adjoint: Adjoint) -> Solution:
         direction = jnp.ones((), t0.dtype)
         # The solve checks its own times (and reports them by `throw` or the result code): the
         # tree's own per-query error checks would repeat them, with a less precise message.
-        noise = TreeNoise(i.brownian.with_on_error("nan"))
+        noise = TreeNoise(i.brownian.with_on_error("nan"), halves=getattr(solver.sde, "halves", False))
         tau_problem, error_order = problem, solver.sde.error(_checks.solver_noise(problem, solver.sde))
     else:
         _checks.check_vector_field(problem.vector_field, t0, y0, args)

@@ -14,6 +14,7 @@ from ._dopri8 import dopri8 as dopri8
 from ._euler import euler as euler
 from ._euler_maruyama import euler_maruyama as euler_maruyama
 from ._general_shark import general_shark as general_shark
+from ._half_step import HalfIncrement as HalfIncrement, HalvedFacts as HalvedFacts, half_step as half_step
 from ._drift_implicit_euler import implicit_euler_maruyama as implicit_euler_maruyama
 from ._drift_implicit_milstein import implicit_milstein as implicit_milstein
 from ._implicit_euler import implicit_euler as implicit_euler
@@ -51,6 +52,8 @@ __all__ = [
     "ButcherTableau",
     "EmptyState",
     "GeneralNoiseCoeffs",
+    "HalfIncrement",
+    "HalvedFacts",
     "LinearDense",
     "SDEFacts",
     "Solver",
@@ -64,6 +67,7 @@ __all__ = [
     "euler_maruyama",
     "explicit_rk_solver",
     "general_shark",
+    "half_step",
     "heun",
     "heun_sde",
     "implicit_euler",

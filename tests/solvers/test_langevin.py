@@ -277,6 +277,31 @@ def test_align_steps_adaptively_and_converges(x64):
     assert steps[0] < steps[1] < steps[2] and errors[2] < errors[1] < errors[0], (steps, errors)
 
 
+def test_half_step_joins_halves_exactly_and_makes_quicsort_adaptive(x64):
+    """Chen's join of the two halves equals the tree's own increment; step doubling gives QUICSORT
+    an error estimate: tighter tolerances take more steps and land closer to a fine reference,
+    with 3 x 2 gradients a step, and constant half steps equal two plain QUICSORT steps."""
+    tree = sk.BrownianTree(jax.random.key(9), 0.0, 4.0, shape=(3,), tol=2**-14, levy="space-time-time")
+    joined = sk.solvers._half_step.join(tree.increment(0.5, 0.8), tree.increment(0.8, 1.25))
+    for a, b in zip(joined[:4], tree.increment(0.5, 1.25)[:4]):  # dt, W, H, K
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    problem = sk.UnderdampedLangevin(_grad_well, gamma=1.0, u=1.0)
+    y0 = (jnp.array([1.0, -1.0, 0.0]), jnp.zeros(3))
+    halved = sk.solvers.half_step(sk.solvers.quicsort())
+    plain = sk.solve(problem, sk.solvers.quicsort(), 0.0, 4.0, y0, dt0=2**-4, brownian=tree)
+    doubled = sk.solve(problem, halved, 0.0, 4.0, y0, dt0=2**-3, brownian=tree)
+    np.testing.assert_allclose(doubled.ys[0], plain.ys[0], rtol=1e-10)
+    ref = sk.solve(problem, sk.solvers.quicsort(), 0.0, 4.0, y0, dt0=2**-9, brownian=tree, max_steps=4096)
+    errors, steps = [], []
+    for atol in (1e-2, 1e-4, 1e-6):
+        sol = sk.solve(problem, halved, 0.0, 4.0, y0, dt0=0.1, brownian=tree, max_steps=4096,
+                       controller=sk.PID(rtol=0.0, atol=atol, pcoeff=0.1, icoeff=0.4, dtmin=2**-12))
+        errors.append(float(jnp.max(jnp.abs(sol.ys[0][-1] - ref.ys[0][-1]))))
+        steps.append(int(sol.stats["num_accepted_steps"]))
+        assert int(sol.stats["num_fevals"]) == 6 * int(sol.stats["num_steps"])
+    assert steps[0] < steps[1] < steps[2] and errors[2] < errors[1] < errors[0], (steps, errors)
+
+
 def test_gradient_through_a_closed_over_parameter(x64):
     """grad_f closing over a traced value is closure-converted: reverse mode matches finite differences."""
     tree = sk.BrownianTree(jax.random.key(8), 0.0, 1.0, shape=(2,), tol=2**-8, levy="space-time-time")
