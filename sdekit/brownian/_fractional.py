@@ -5,6 +5,7 @@ import numbers
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._typing import Array, Float, RealScalarLike, is_traced
 from . import _fractional_weights as _w
@@ -105,7 +106,7 @@ class FractionalBM(eqx.Module):
     @property
     def omega(self) -> Float[Array, " K"]:
         r"""The optimal weights $\omega = A^{-1}b$ (differentiable in `hurst`)."""
-        return _w.optimal_weights(self.kind, self.gamma, self.hurst, self.horizon)
+        return _w.fit(self.kind, self.gamma, self.hurst, self.horizon)[0]
 
     @property
     def max_step(self) -> Float[Array, ""]:
@@ -115,7 +116,8 @@ class FractionalBM(eqx.Module):
     def error(self, omega: Float[Array, " K"] | None = None) -> Float[Array, ""]:
         r"""$\frac1T\int_0^T\mathbb{E}(B^H_t - \hat B_t)^2dt = (\omega^\top A\omega - 2b^\top\omega + c)/T$
         for the optimal weights (or the given ones)."""
-        omega = self.omega if omega is None else omega
+        if omega is None:
+            return _w.fit(self.kind, self.gamma, self.hurst, self.horizon)[1]
         return _w.approximation_error(self.kind, self.gamma, omega, self.hurst, self.horizon)
 
     def covariance(self, s: RealScalarLike, t: RealScalarLike) -> Float[Array, ""]:
@@ -124,6 +126,10 @@ class FractionalBM(eqx.Module):
         s, t = self._times(s, t)
         omega = self.omega
         return omega @ _w.ou_covariance(self.kind, self.gamma, s, t) @ omega
+
+    def covariance_matrix(self, ts: Float[Array, " n"]) -> Float[Array, "n n"]:
+        r"""$\mathrm{Cov}(\hat B_{t_i}, \hat B_{t_j})$ over a grid of times (vectorised `covariance`)."""
+        return _w.covariance_matrix(self.kind, self.gamma, self.omega, jnp.asarray(ts, self.hurst.dtype))
 
     def ou_covariance(self, s: RealScalarLike, t: RealScalarLike) -> Float[Array, "K K"]:
         r"""$\mathrm{Cov}(\hat Y^i_s, \hat Y^j_t)$ ($\hat Y = Y - Y_0$ for type I)."""
@@ -166,8 +172,8 @@ def _check_open(value, name, low, high, says):
     if is_traced(value):
         return
     try:
-        v = float(jnp.asarray(value))
-    except TypeError as error:
+        v = float(np.asarray(value))
+    except (TypeError, ValueError) as error:
         raise ValueError(f"FractionalBM: {name} must be a real scalar, got {value!r}.") from error
     if not (v > low and (high is None or v < high)):
         raise ValueError(f"FractionalBM: {name} must be {says}, got {v}.")

@@ -120,7 +120,7 @@ class FractionalSDE(eqx.Module):
     def noise_value(self, y: Float[Array, "*d K"], y0: Float[Array, "*d K"] | None = None) -> Float[Array, "*d"]:
         r"""The approximate fractional noise $\hat B^H = \sum_k\omega_k(y_k - y_{0,k})$ along
         saved states `y` (type II: `y0` may be omitted, it is 0)."""
-        y = y if y0 is None else y - y0
+        y = y if y0 is None else y - jnp.broadcast_to(y0, y.shape)
         return y @ self.fbm.omega.astype(y.dtype)
 
 
@@ -142,7 +142,8 @@ class _AugmentedDrift(eqx.Module):
 
     def __call__(self, t, z: AugmentedState, args):
         p = self.parts
-        gamma, omega = p.gamma.astype(z.y.dtype), p.omega.astype(z.y.dtype)
+        gamma = jnp.broadcast_to(p.gamma.astype(z.y.dtype), z.y.shape)
+        omega = p.omega.astype(z.y.dtype)
         u = p.control_value(t, z, args)
         dy = -gamma * z.y if u is None else u[..., None] - gamma * z.y
         s = p.diffusion(t, z.x, args)
