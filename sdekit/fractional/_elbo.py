@@ -4,6 +4,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 import sdekit as sk
@@ -56,8 +57,9 @@ def elbo(
     Args:
         model: the posterior `FractionalSDE` (`control` set; without it the KL is 0).
         x0: the initial value of $X$.
-        t0: the initial time; observation times `ts` must lie in $(t_0, t_1]$, `ts[-1]` $= t_1$.
-        ts: the observation times, increasing.
+        t0: the initial time (a Python number).
+        ts: the observation times, increasing, in $(t_0, t_1]$ with $t_1$ = `ts[-1]` (a NumPy or
+            concrete JAX array: not traced, since they fix the Brownian trees' depth).
         observations: shape `(len(ts), *x0.shape)`; NaN where missing.
         obs_std: the observation noise $\sigma > 0$ (scalar or like `x0`).
         key: a PRNG key.
@@ -83,6 +85,10 @@ def elbo(
         0.5
     """
     x0 = jnp.asarray(x0)
+    if is_traced(ts) or is_traced(t0):
+        raise ValueError("elbo: t0 and ts must be known when the ELBO is traced (NumPy arrays or "
+                         "Python numbers, not traced values): they fix the Brownian trees' depth.")
+    t0, t1 = float(t0), float(np.asarray(ts)[-1])
     ts = jnp.asarray(ts, x0.dtype)
     observations = jnp.asarray(observations, x0.dtype)
     if observations.shape != (*ts.shape, *x0.shape):
@@ -96,7 +102,6 @@ def elbo(
     levy = solver.sde.levy_area if solver.sde is not None else "increment"
     tree_options = {"levy": "space-time", "area": True} if levy == "space-space" else {"levy": levy}
     sde = model.as_sde()
-    t1 = ts[-1]
 
     def sample(j):
         key_y, key_w = jax.random.split(jax.random.fold_in(key, j))
@@ -109,6 +114,10 @@ def elbo(
     log_lik, kl = jax.vmap(sample)(jnp.arange(n_samples))
     log_lik, kl = jnp.mean(log_lik), jnp.mean(kl)
     return Elbo(log_lik - kl, log_lik, kl)
+
+
+def is_traced(x) -> bool:
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(x))
 
 
 def _gaussian_log_likelihood(x, obs, std):
