@@ -2,11 +2,13 @@
 readout, the static configuration, and copies through `dataclasses.replace`."""
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 import sdekit as sk
 
+from ._index_time import solve_ode, solve_sde
 from ._layers import control_path
 
 
@@ -56,9 +58,37 @@ class SeriesModel(eqx.Module):
         times, values = jnp.asarray(times), jnp.asarray(values)
         return control_path(times.astype(self.dtype), values.astype(self.dtype), self.in_size, self.method)
 
-    def final_state(self, path, key: PRNGKeyArray) -> Array:
-        """The hidden state at the last observation (overridden by each model)."""
+    def problem(self) -> sk.SDE | sk.ODE:
+        """The model's equation in index time, vector fields `(s, y, path)` (each model's own)."""
         raise NotImplementedError
+
+    def initial_state(self, path) -> Array:
+        """The solver's initial state: $A X(t_0) + a$."""
+        return self.initial(path.coeffs[0, 0])
+
+    def observe(self, y) -> Array:
+        """The hidden state $z$ of a solver state (the identity but for `GSDE`)."""
+        return y
+
+    def solve(self, path, key: PRNGKeyArray | None, saveat: sk.SaveAt | None = None) -> sk.Solution:
+        """`sk.solve` of the model's equation along the series' grid (see `sdekit.neural`)."""
+        problem, y0 = self.problem(), self.initial_state(path)
+        options = dict(solver=self.solver, adjoint=self.adjoint, substeps=self.substeps, saveat=saveat)
+        if isinstance(problem, sk.ODE):
+            return solve_ode(problem, y0, path, **options)
+        return solve_sde(problem, y0, path, key=key, **options)
+
+    def final_state(self, path, key: PRNGKeyArray | None) -> Array:
+        """The hidden state at the last observation of the series (`path`)."""
+        return self.observe(self.solve(path, key).ys[-1])
+
+    def trajectory(self, times: Float[ArrayLike, " L"], values: Float[ArrayLike, "L C"], *,
+                   key: PRNGKeyArray | None) -> Float[Array, "L hidden"]:
+        """The hidden state at every observation time (padding repeats the last one); not with
+        `sk.adjoint.Reversible` (it keeps only the final state)."""
+        path = self.path(times, values)
+        knots = jnp.arange(path.ts.shape[0], dtype=path.ts.dtype)
+        return jax.vmap(self.observe)(self.solve(path, key, sk.SaveAt(ts=knots)).ys)
 
     def __call__(self, times: Float[ArrayLike, " L"], values: Float[ArrayLike, "L C"], *, key: PRNGKeyArray
                  ) -> Float[Array, " out"]:

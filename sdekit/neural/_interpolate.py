@@ -62,11 +62,12 @@ class ControlPath(eqx.Module):
         the interval is $\lfloor s \rfloor$. Used by the models, which solve in index time."""
         s = jnp.asarray(s, self.ts.dtype)
         i = jnp.clip(jnp.floor(s).astype(jnp.int32), 0, self.ts.shape[0] - 2)
-        h = self.ts[i + 1] - self.ts[i]
+        ts = lax.stop_gradient(self.ts)  # (the knots are data: no derivative, as in `interpolate`)
+        h = ts[i + 1] - ts[i]
         u = (s - i.astype(s.dtype)) * h
         a, b, c, d = self.coeffs[i]
         x = a + u * (b + u * (c + u * d))
-        return self.ts[i] + u, x, (b + u * (2 * c + 3 * d * u)) * h, h
+        return ts[i] + u, x, (b + u * (2 * c + 3 * d * u)) * h, h
 
 
 def interpolate(

@@ -61,6 +61,12 @@ class TimeScale(eqx.Module):
         return jax.nn.sigmoid(self.theta) * jnp.tanh(jax.nn.softplus(self.mlp(time_features(t).astype(dtype))))
 
 
+def root(h):
+    r"""$\sqrt{h}$ with a finite derivative at the padding's $h = 0$ (zero there)."""
+    positive = h > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, h, 1)), 0)
+
+
 def control_path(times, values, in_size: int, method: str) -> ControlPath:
     """The interpolated path of one series with time as its first channel, after shape checks."""
     times, values = jnp.asarray(times), jnp.asarray(values)

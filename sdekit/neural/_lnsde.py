@@ -1,6 +1,5 @@
 r"""LNSDE: the neural SDE with linear multiplicative noise of Oh, Lim & Kim (ICLR 2024)."""
 
-import jax
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
@@ -8,8 +7,7 @@ import equinox as eqx
 import sdekit as sk
 
 from ._base import SeriesModel
-from ._index_time import solve_sde
-from ._layers import StableDrift, TimeScale, split_key
+from ._layers import root, StableDrift, TimeScale, split_key
 
 
 class LNSDE(SeriesModel):
@@ -78,12 +76,7 @@ class LNSDE(SeriesModel):
     def diffusion(self, s, z, path):
         """$\\sigma(t) \\odot z\\,\\sqrt{h}$ in index time $s$."""
         t, _, _, h = path.in_index_time(s)
-        return self.sigma(t, z.dtype) * z * jnp.sqrt(h)
+        return self.sigma(t, z.dtype) * z * root(h)
 
-    def final_state(self, path, key):
-        z0 = self.initial(path.coeffs[0, 0])
-        if path.ts.shape[0] < 2:
-            return z0
-        sde = sk.SDE(self.drift, self.diffusion, noise="diagonal")
-        sol = solve_sde(sde, z0, path, key=key, solver=self.solver, adjoint=self.adjoint, substeps=self.substeps)
-        return sol.ys[-1]
+    def problem(self) -> sk.SDE:
+        return sk.SDE(self.drift, self.diffusion, noise="diagonal")

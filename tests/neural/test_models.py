@@ -29,7 +29,12 @@ def _batch(dtype):
 
 MODELS = {
     "lnsde": lambda key, **kw: skn.LNSDE(C, H, OUT, key=key, width=8, **kw),
+    "lsde": lambda key, **kw: skn.LSDE(C, H, OUT, key=key, width=8, **kw),
+    "gsde": lambda key, **kw: skn.GSDE(C, H, OUT, key=key, width=8, **kw),
+    "neural_sde": lambda key, **kw: skn.NeuralSDE(C, H, OUT, key=key, width=8, **kw),
+    "neural_cde": lambda key, **kw: skn.NeuralCDE(C, H, OUT, key=key, width=8, **kw),
 }
+SDES = ["gsde", "lnsde", "lsde", "neural_sde"]
 
 
 @eqx.filter_jit
@@ -49,6 +54,11 @@ _value = eqx.filter_jit(_loss)
 @eqx.filter_jit
 def _final(model, times, values, key):
     return model.final_state(model.path(times, values), key)
+
+
+@eqx.filter_jit
+def _trajectory(model, times, values, key):
+    return model.trajectory(times, values, key=key)
 
 
 @eqx.filter_jit
@@ -94,7 +104,7 @@ def test_gradient_matches_finite_differences(name, x64):
         assert abs(float(grads[i].reshape(-1)[0]) - fd) <= 1e-6 + 1e-5 * abs(fd), (i, grads[i].reshape(-1)[0], fd)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", [n if n == "lnsde" else pytest.param(n, marks=pytest.mark.slow) for n in sorted(MODELS)])
 def test_reversible_adjoint_matches_checkpointed(name, x64):
     """Same solver (reversible Heun), two adjoints: the same gradients to float rounding."""
     times, values = _batch(jnp.float64)
@@ -123,21 +133,89 @@ def _euler_reference(model, times, values, key, drift, diffusion, padded_length)
     return model.readout(z)
 
 
-class _LinearNoise(eqx.Module):
-    sigma: eqx.Module
+class _Fields(eqx.Module):
+    """The drift and diffusion of each SDE model in real time, as its docstring writes them."""
 
-    def __call__(self, t, z):
-        return self.sigma(t, z.dtype) * z
+    model: eqx.Module
+    name: str = eqx.field(static=True)
+
+    def drift(self, t, z, x):
+        m = self.model
+        if self.name == "gsde":  # in y = log z
+            return m.drift_net(t, z, x) - 0.5 * m.sigma(t, z.dtype) ** 2
+        return m.drift_net(t, z, x)
+
+    def diffusion(self, t, z):
+        m = self.model
+        return {"lnsde": lambda: m.sigma(t, z.dtype) * z, "lsde": lambda: m.sigma(t, z.dtype),
+                "gsde": lambda: m.sigma(t, z.dtype), "neural_sde": lambda: m.diffusion_net(z)}[self.name]()
 
 
-def test_lnsde_is_euler_on_the_observation_times(x64):
+@pytest.mark.parametrize("name", SDES)
+def test_sde_models_are_euler_on_the_observation_times(name, x64):
+    """Index time with padding is Euler--Maruyama in real time on the observation times."""
     times, values = _batch(jnp.float64)
-    model = MODELS["lnsde"](jax.random.key(6))
+    model = MODELS[name](jax.random.key(6))
     key = jax.random.key(7)
     t, v = times[1, :5], values[1, :5]
-    expected = _euler_reference(model, t, v, key, model.drift_net, _LinearNoise(model.sigma), 7)
-    got = _outputs(model, times[1:2], values[1:2], key[None])[0]  # padded to 7: the same
+    fields = _Fields(model, name)
+    expected = _euler_reference(model, t, v, key, fields.drift, fields.diffusion, 7)
+    keys = jnp.stack([jax.random.key(0), key, jax.random.key(0)])
+    got = _outputs(model, times, values, keys)[1]  # padded to 7: the same (shapes as in the forward test)
     np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-10)
+
+
+@eqx.filter_jit
+def _midpoint_reference(model, times, values):
+    """The CDE dz/dt = f(z) X'(t) by the midpoint method in real time on the observation times."""
+    path = model.path(times, values)
+    z = model.initial(path.evaluate(times[0]))
+    f = lambda z, t: model.field(z).reshape(H, C + 1) @ path.derivative(t)  # noqa: E731
+    for i in range(times.shape[0] - 1):
+        dt = times[i + 1] - times[i]
+        z_mid = z + 0.5 * dt * f(z, times[i])
+        z = z + dt * f(z_mid, times[i] + 0.5 * dt)
+    return model.readout(z)
+
+
+def test_neural_cde_is_the_midpoint_method_on_the_observation_times(x64):
+    times, values = _batch(jnp.float64)
+    model = MODELS["neural_cde"](jax.random.key(6))
+    expected = _midpoint_reference(model, times[1, :5], values[1, :5])
+    got = _outputs(model, times, values, jax.random.split(jax.random.key(0), 3))[1]
+    np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["lnsde", "lsde"])
+def test_backsolve_matches_checkpointed(name, x64):
+    """The stochastic adjoint (continuous) against the discrete gradient of a Stratonovich Heun
+    solve with 4 steps per (short) interval: equal up to the discretisation."""
+    rng = np.random.default_rng(1)
+    times = jnp.asarray(np.cumsum(rng.uniform(0.05, 0.1, (2, 6)), axis=1))
+    values = jnp.asarray(rng.normal(size=(2, 6, C)))
+    model = MODELS[name](jax.random.key(11), solver=sk.solvers.heun_sde(), substeps=4)
+    keys = jax.random.split(jax.random.key(12), 2)
+    reference = jax.tree.leaves(_grad(model, times, values, keys))
+    backsolve = jax.tree.leaves(_grad(dataclasses.replace(model, adjoint=sk.adjoint.Backsolve()), times, values, keys))
+    scale = max(float(jnp.max(jnp.abs(g))) for g in reference)
+    for a, b in zip(reference, backsolve):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-3 * scale)
+
+
+def test_gsde_stays_positive(x64):
+    """z = exp(y) > 0 along the path even when the drift pulls it down hard (gamma = -1 after
+    the clipping) and the noise is large: z falls by orders of magnitude, never below 0."""
+    model = MODELS["gsde"](jax.random.key(13))
+    last = model.drift_net.mlp.layers[-1]
+    down = eqx.tree_at(lambda m: (m.drift_net.mlp.layers[-1].weight, m.drift_net.mlp.layers[-1].bias, m.sigma.theta),
+                       model, (jnp.zeros_like(last.weight), jnp.full_like(last.bias, -50.0), jnp.asarray(5.0)))
+    times = jnp.arange(20.0)
+    values = jnp.asarray(np.random.default_rng(2).normal(size=(20, C)))
+    z = _trajectory(down, times, values, jax.random.key(14))
+    assert z.shape == (20, H)
+    assert bool(jnp.all(z > 0))
+    assert float(jnp.max(z[-1] / z[0])) < 1e-3
 
 
 def test_lnsde_structure(x64):
