@@ -1,4 +1,4 @@
-"""Command line: `sdekit convergence ...` (also `python -m sdekit convergence ...`) and `sdekit --version`."""
+"""Command line: `sdekit convergence ...`, `sdekit fit ...` (also `python -m sdekit ...`) and `sdekit --version`."""
 
 import argparse
 import sys
@@ -6,6 +6,7 @@ import sys
 import sdekit as sk
 
 from .convergence import add_convergence_parser
+from .neural import add_fit_parser
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"%(prog)s {sk.__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_convergence_parser(subparsers)
+    add_fit_parser(subparsers)
     args = parser.parse_args(argv)
     return args.run(args)
 

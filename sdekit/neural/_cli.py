@@ -9,6 +9,7 @@ mistake costs a one-line message and exit status 2.
 """
 
 import argparse
+import importlib
 import importlib.util
 import json
 import pathlib
@@ -17,13 +18,13 @@ import time
 from typing import NoReturn
 
 PROG = "sdekit fit"
-MODELS = {  # CLI name -> class name in sdekit.neural
-    "lnsde": "LNSDE",
-    "lsde": "LSDE",
-    "gsde": "GSDE",
-    "neural_sde": "NeuralSDE",
-    "neural_cde": "NeuralCDE",
-    "latent_sde": "LatentSDE",
+MODELS = {  # CLI name -> (module of sdekit.neural, class), imported when chosen
+    "lnsde": ("_lnsde", "LNSDE"),
+    "lsde": ("_lsde", "LSDE"),
+    "gsde": ("_gsde", "GSDE"),
+    "neural_sde": ("_neural_sde", "NeuralSDE"),
+    "neural_cde": ("_neural_cde", "NeuralCDE"),
+    "latent_sde": ("_latent_sde", "LatentSDE"),
 }
 ADJOINTS = ("checkpointed", "reversible", "backsolve")
 EXTRA = 'pip install "sdekit[neural]"'
@@ -77,6 +78,8 @@ def check_arguments(args: argparse.Namespace) -> pathlib.Path:
     for name in ("epochs", "hidden", "batch_size", "patience"):
         if getattr(args, name) < 1:
             fail(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    if args.model == "latent_sde" and args.adjoint == "reversible":
+        fail("latent_sde saves its state at every observation: use --adjoint checkpointed or backsolve")
     if not args.lr > 0:
         fail(f"--lr must be positive, got {args.lr}")
     missing = [m for m in ("matplotlib", "tqdm", "optax") if importlib.util.find_spec(m) is None]
@@ -126,20 +129,23 @@ def build_model(name: str, train, hidden: int, adjoint: str, key):
     import dataclasses
 
     import sdekit as sk
-    from sdekit import neural as skn
 
-    channels = train.values.shape[-1]
-    out_size = len(train.classes) if len(train.classes) else 1
-    cls = getattr(skn, MODELS[name])
-    if name == "latent_sde":
-        model = cls(channels, hidden, key=key)
+    module, class_name = MODELS[name]
+    cls = getattr(importlib.import_module(f"{__package__}.{module}"), class_name)
+    if name == "latent_sde":  # GRU encoder of size `hidden`, latent state of a quarter of it
+        model = cls(train.num_channels, hidden, latent_size(hidden), key=key)
     else:
-        model = cls(channels, hidden, out_size, key=key)
-    if adjoint == "reversible":
-        model = dataclasses.replace(model, solver=sk.solvers.reversible_heun(), adjoint=sk.adjoint.Reversible())
+        model = cls(train.num_channels, hidden, train.num_classes or 1, key=key)
+    if adjoint == "reversible":  # the models then default to reversible Heun
+        model = dataclasses.replace(model, adjoint=sk.adjoint.Reversible())
     elif adjoint == "backsolve":
         model = dataclasses.replace(model, adjoint=sk.adjoint.Backsolve())
     return model
+
+
+def latent_size(hidden: int) -> int:
+    """The latent dimension `sdekit fit --model latent_sde` uses for `--hidden`."""
+    return max(2, hidden // 4)
 
 
 def save_curve(history, path: pathlib.Path, title: str) -> None:
@@ -177,20 +183,21 @@ def run_fit(args: argparse.Namespace) -> int:
     import jax
     import optax
 
-    from sdekit import neural as skn
+    from ._fit import evaluate, fit
 
     key_data, key_model, key_fit, key_test = jax.random.split(jax.random.key(args.seed), 4)
     train, val, test = prepare_data(args.dataset, args.missing, key_data)
     model = build_model(args.model, train, args.hidden, args.adjoint, key_model)
     loss = "elbo" if args.model == "latent_sde" else "auto"
     print(f"{args.dataset}: {len(train)} train, {len(val)} validation, {len(test)} test samples; "
-          f"{train.values.shape[-1]} channels, {args.missing:.0%} of observations dropped; model {args.model}")
+          f"{train.num_channels} channel{'s' * (train.num_channels > 1)}, {args.missing:.0%} of observations "
+          f"dropped; model {args.model}")
     start = time.perf_counter()
-    model, history = skn.fit(model, train, val, loss=loss, optimizer=optax.adam(args.lr), epochs=args.epochs,
+    model, history = fit(model, train, val, loss=loss, optimizer=optax.adam(args.lr), epochs=args.epochs,
                              batch_size=args.batch_size, key=key_fit, patience=args.patience, checkpoint_dir=out,
                              progress=not args.no_progress)
     seconds = time.perf_counter() - start
-    scores = skn.evaluate(model, test, key=key_test, loss=loss, batch_size=args.batch_size)
+    scores = evaluate(model, test, key=key_test, loss=loss, batch_size=args.batch_size)
     metrics = {
         "dataset": args.dataset, "model": args.model, "missing": args.missing, "seed": args.seed,
         "hidden": args.hidden, "batch_size": args.batch_size, "lr": args.lr, "adjoint": args.adjoint,

@@ -232,7 +232,9 @@ def predict(model: eqx.Module, dataset, *, key: Array, batch_size: int = 256) ->
 def evaluate(model: eqx.Module, dataset, *, key: Array, loss: str | Callable = "auto",
              batch_size: int = 256) -> dict[str, float]:
     """Scores of `model` on `dataset`: `loss` (the mean of the training loss), and for
-    classification `accuracy` and `f1_weighted` (support-weighted F1), for regression `mse`.
+    classification `accuracy` and `f1_weighted` (support-weighted F1), for regression `mse`, for
+    `loss="elbo"` `reconstruction_mse` (a posterior sample's decoded mean at the observation times
+    against the observed values).
 
     Args:
         model: the trained model.
@@ -297,8 +299,11 @@ def _eval_step(model, batch, indices, weights, key, spec):
     """The weighted sum of the losses on a batch, and the outputs (built-in losses)."""
     if spec.batch is not None:  # a user's loss: the batch mean, weighted by its real samples
         return spec.batch(model, batch, key) * jnp.sum(weights), None
-    values, outputs = _losses.per_sample_losses(spec, model, batch, _losses.sample_keys(key, indices),
-                                                jnp.ones((), _float_dtype(model)))
+    keys = _losses.sample_keys(key, indices)
+    values, outputs = _losses.per_sample_losses(spec, model, batch, keys, jnp.ones((), _float_dtype(model)))
+    if spec.task == "elbo":  # one posterior sample at the observation times: the reconstruction
+        sample = lambda t, x, k: model.sample(t, x, t, key=jax.random.fold_in(k, 1))
+        outputs = jax.vmap(sample)(batch.times, batch.values, keys)
     return jnp.sum(weights.astype(values.dtype) * values), outputs
 
 
@@ -322,6 +327,10 @@ def _scores(model, data, spec, batch_size, key) -> dict[str, float]:
         labels = np.asarray(data.labels)
         scores["accuracy"] = _metrics.accuracy(labels, predicted)
         scores["f1_weighted"] = _metrics.f1_weighted(labels, predicted)
+    elif spec.task == "elbo" and outputs:
+        values = np.asarray(data.values)
+        observed = ~np.isnan(values)
+        scores["reconstruction_mse"] = _metrics.mean_squared_error(values[observed], np.concatenate(outputs)[observed])
     elif spec.task == "regression" and outputs:
         out = np.concatenate(outputs)
         scores["mse"] = _metrics.mean_squared_error(np.broadcast_to(np.asarray(data.labels).reshape(
