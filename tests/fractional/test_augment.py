@@ -182,3 +182,15 @@ def test_bad_input_is_refused():
                  n_samples=2, dt0=0.1)
     with pytest.raises(ValueError, match="n_samples"):
         skf.elbo(model, 0.0, 0.0, jnp.array([1.0]), jnp.array([1.0]), 0.1, jax.random.key(0), n_samples=0, dt0=0.1)
+
+
+def test_public_surface():
+    assert sorted(dir(skf)) == sorted(skf.__all__) == ["AugmentedState", "Elbo", "FractionalSDE", "elbo"]
+    assert "FractionalBM" in sk.brownian.__all__
+
+
+def test_elbo_refuses_traced_times():
+    model = skf.FractionalSDE(_zero, _one, sk.brownian.FractionalBM(0.3, kind="type2"))
+    with pytest.raises(ValueError, match="must be known"):
+        jax.jit(lambda ts: skf.elbo(model, 0.0, 0.0, ts, jnp.ones(1), 0.1, jax.random.key(0),
+                                    n_samples=1, dt0=0.1).value)(jnp.ones(1))
