@@ -6,7 +6,12 @@ one series, `model(times, values, *, key)`; `jax.vmap` it over a batch.
 """
 
 from ._interpolate import ControlPath as ControlPath, interpolate as interpolate
+from ._gsde import GSDE as GSDE
+from ._latent_sde import LatentSDE as LatentSDE
 from ._lnsde import LNSDE as LNSDE
+from ._lsde import LSDE as LSDE
+from ._neural_cde import NeuralCDE as NeuralCDE
+from ._neural_sde import NeuralSDE as NeuralSDE
 from ._fit import History as History, evaluate as evaluate, fit as fit, predict as predict
 from ._metrics import (
     accuracy as accuracy,
@@ -16,6 +21,6 @@ from ._metrics import (
 )
 from ._cli import add_fit_parser as add_fit_parser
 
-__all__ = ["ControlPath", "LNSDE", "interpolate",
+__all__ = ["ControlPath", "GSDE", "LNSDE", "LatentSDE", "LSDE", "NeuralCDE", "NeuralSDE", "interpolate",
            "History", "accuracy", "add_fit_parser", "confusion_matrix", "evaluate", "f1_weighted", "fit",
            "mean_squared_error", "predict"]

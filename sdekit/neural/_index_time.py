@@ -25,8 +25,9 @@ knots. Euler--Maruyama (the default) and the midpoint methods evaluate only at t
 and inside a step and are exact; `substeps > 1` shrinks the effect for the others.
 """
 
-import numpy as np
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 import sdekit as sk
 
@@ -67,6 +68,16 @@ def in_solver_calculus(sde: sk.SDE, solver) -> sk.SDE:
     return sde if calculus == sde.calculus else sk.terms.stratonovich_drift(sde)
 
 
+def grid_time(ts, s):
+    r"""Index time on the knots `ts` (non-decreasing): $(t(s), h, i)$ with $i = \lfloor s
+    \rfloor$ (clipped to the last interval), $h = t_{i+1} - t_i$ and $t(s) = t_i + (s - i)h$."""
+    s = jnp.asarray(s, ts.dtype)
+    i = jnp.clip(jnp.floor(s).astype(jnp.int32), 0, ts.shape[0] - 2)
+    ts = jax.lax.stop_gradient(ts)
+    h = ts[i + 1] - ts[i]
+    return ts[i] + (s - i.astype(s.dtype)) * h, h, i
+
+
 def brownian_tree(key, end, shape, substeps, dtype, solver, adjoint) -> sk.BrownianTree:
     """One tree over the index-time interval, with the Lévy areas the solver (and a
     `Backsolve` adjoint's backward solver) needs."""
@@ -74,19 +85,21 @@ def brownian_tree(key, end, shape, substeps, dtype, solver, adjoint) -> sk.Brown
     if isinstance(adjoint, sk.adjoint.Backsolve):
         needs.append((adjoint.solver or sk.solvers.heun_sde()).sde.levy_area)
     levy, area = sk.brownian.tree_options(*needs)
-    return sk.BrownianTree(key, 0.0, end, shape=shape, tol=0.5 / substeps, levy=levy, area=area, dtype=dtype)
+    options = dict(dtype=dtype) if isinstance(shape, tuple) else {}
+    return sk.BrownianTree(key, 0.0, end, shape=shape, tol=0.5 / substeps, levy=levy, area=area, **options)
 
 
-def solve_sde(sde: sk.SDE, z0, path, *, key, solver, adjoint, substeps, saveat=None, brownian_shape=None):
-    """Solve `sde` (vector fields in index time, `args` = the control path) along the series'
-    grid from `z0`; returns the `sk.Solution` (final state by default)."""
-    length = path.ts.shape[0]
-    dtype = jnp.result_type(*[x.dtype for x in _leaves(z0)])
+def solve_sde(sde: sk.SDE, y0, path, *, key, solver, adjoint, substeps, saveat=None, brownian_shape=None, args=None):
+    """Solve `sde` (vector fields in index time; `args`, by default the control path `path`)
+    along the grid of `path` (a `ControlPath`, or the knots themselves) from `y0`; returns the
+    `sk.Solution` (final state by default)."""
+    knots = getattr(path, "ts", path)
+    dtype = jnp.result_type(*jax.tree.leaves(y0))
     solver = sde_solver(solver, adjoint)
-    grid = index_grid(length, substeps, dtype)
-    shape = brownian_shape if brownian_shape is not None else z0.shape
+    grid = index_grid(knots.shape[0], substeps, dtype)
+    shape = brownian_shape if brownian_shape is not None else y0.shape
     tree = brownian_tree(key, grid[-1], shape, substeps, dtype, solver, adjoint)
-    return sk.solve(in_solver_calculus(sde, solver), solver, grid[0], grid[-1], z0, args=path,
+    return sk.solve(in_solver_calculus(sde, solver), solver, grid[0], grid[-1], y0, args=path if args is None else args,
                     controller=sk.StepTo(grid), brownian=tree, adjoint=adjoint, saveat=saveat)
 
 
@@ -97,8 +110,3 @@ def solve_ode(ode: sk.ODE, z0, path, *, solver, adjoint, substeps, saveat=None):
     return sk.solve(ode, ode_solver(solver, adjoint), grid[0], grid[-1], z0, args=path,
                     controller=sk.StepTo(grid), adjoint=adjoint, saveat=saveat)
 
-
-def _leaves(tree):
-    import jax
-
-    return jax.tree.leaves(tree)
