@@ -17,6 +17,7 @@ class Samples(NamedTuple):
         num_grad_evals: gradient evaluations per chain, all transitions included (int32,
             shape `(chains,)`).
         num_steps, num_rejected: solver steps and rejected steps per chain (int32).
+        num_failed: transitions whose solve failed (see `build_kernel`'s `throw`; int32).
     """
 
     positions: PyTree[Array]
@@ -24,6 +25,7 @@ class Samples(NamedTuple):
     num_grad_evals: Int[Array, " chains"]
     num_steps: Int[Array, " chains"]
     num_rejected: Int[Array, " chains"]
+    num_failed: Int[Array, " chains"]
 
 
 def sample(key, step: Callable, init_states, num_samples: int, *, thin: int = 1) -> Samples:
@@ -54,17 +56,18 @@ def sample(key, step: Callable, init_states, num_samples: int, *, thin: int = 1)
 
     def one_chain(chain_key, state):
         def transition(carry, i):
-            state, grads, steps, rejected = carry
+            state, grads, steps, rejected, failed = carry
             state, info = step(jax.random.fold_in(chain_key, i), state)
-            return (state, grads + info.num_grad_evals, steps + info.num_steps, rejected + info.num_rejected), None
+            failed = failed + jnp.asarray(getattr(info, "failed", False), jnp.int32)
+            return (state, grads + info.num_grad_evals, steps + info.num_steps, rejected + info.num_rejected, failed), None
 
         def kept(carry, j):
             carry, _ = jax.lax.scan(transition, carry, j * thin + jnp.arange(thin))
             return carry, carry[0].position
 
         zero = jnp.zeros((), jnp.int32)
-        (state, grads, steps, rejected), positions = jax.lax.scan(kept, (state, zero, zero, zero), jnp.arange(num_samples))
-        return positions, state, grads, steps, rejected
+        (state, *counts), positions = jax.lax.scan(kept, (state, zero, zero, zero, zero), jnp.arange(num_samples))
+        return positions, state, *counts
 
     chain_keys = jax.vmap(lambda c: jax.random.fold_in(key, c))(jnp.arange(n_chains))
     return Samples(*jax.vmap(one_chain)(chain_keys, init_states))

@@ -36,11 +36,14 @@ class ULDInfo(NamedTuple):
         num_grad_evals: gradient evaluations of the step's solve (int32).
         num_steps: solver steps, accepted and rejected (int32).
         num_rejected: rejected steps (adaptive only; int32).
+        failed: whether the solve failed (with `throw=False`: e.g. a step below the controller's
+            `dtmin`); the state is then where the solve stopped, short of `sample_time`.
     """
 
     num_grad_evals: Int[Array, ""]
     num_steps: Int[Array, ""]
     num_rejected: Int[Array, ""]
+    failed: Array
 
 
 class ULDSampler(NamedTuple):
@@ -70,7 +73,7 @@ def init(position: PyTree[ArrayLike], key=None, *, u: ArrayLike = 1.0) -> ULDSta
 
 
 def build_kernel(solver: sk.solvers.Solver | None = None, *, sample_time: float = 1.0, step_size: float = 0.1,
-                 brownian_tol: float | None = None, max_steps: int = 4096) -> Callable:
+                 brownian_tol: float | None = None, max_steps: int = 4096, throw: bool = True) -> Callable:
     r"""The ULD transition kernel `kernel(key, state, grad_f, gamma, u, controller=None, args=None)`.
 
     The static choices (solver, interval, step, tree resolution, step bound) are fixed here; the
@@ -85,6 +88,8 @@ def build_kernel(solver: sk.solvers.Solver | None = None, *, sample_time: float 
         brownian_tol: the tree's resolution (default: `step_size / 2` for constant steps; for
             adaptive steps the controller's `dtmin` must be at least this).
         max_steps: bound on the steps of one kernel call (static).
+        throw: raise if a solve fails (default); with False the chain goes on from where the
+            solve stopped and `ULDInfo.failed` records it.
 
     Returns:
         `kernel(key, state, grad_f, gamma, u, controller=None, args=None) -> (ULDState, ULDInfo)`:
@@ -98,11 +103,11 @@ def build_kernel(solver: sk.solvers.Solver | None = None, *, sample_time: float 
         problem = sk.UnderdampedLangevin(grad_f, gamma=gamma, u=u)
         tree = sk.BrownianTree(key, 0.0, sample_time, shape=_brownian_shape(state.position), tol=tol, levy=levy)
         sol = sk.solve(problem, solver, 0.0, sample_time, (state.position, state.velocity), args, dt0=step_size,
-                       controller=controller, brownian=tree, max_steps=max_steps)
+                       controller=controller, brownian=tree, max_steps=max_steps, throw=throw)
         x, v = jax.tree.map(lambda a: a[-1], sol.ys)
         stats = sol.stats
         info = ULDInfo(jnp.asarray(stats["num_fevals"], jnp.int32), jnp.asarray(stats["num_steps"], jnp.int32),
-                       jnp.asarray(stats["num_rejected_steps"], jnp.int32))
+                       jnp.asarray(stats["num_rejected_steps"], jnp.int32), sol.result != sk.RESULTS.successful)
         return ULDState(x, v), info
 
     return kernel
@@ -111,7 +116,7 @@ def build_kernel(solver: sk.solvers.Solver | None = None, *, sample_time: float 
 def uld(logdensity_fn: Callable | None = None, *, grad_f: Callable | None = None,
         solver: sk.solvers.Solver | None = None, step_size: float = 0.1, sample_time: float = 1.0,
         gamma: ArrayLike = 1.0, u: ArrayLike = 1.0, controller: sk.PID | None = None,
-        brownian_tol: float | None = None, max_steps: int = 4096) -> ULDSampler:
+        brownian_tol: float | None = None, max_steps: int = 4096, throw: bool = True) -> ULDSampler:
     r"""Underdamped Langevin MCMC: a sampler with `init(position, key)` and `step(key, state)`.
 
     Args:
@@ -127,6 +132,7 @@ def uld(logdensity_fn: Callable | None = None, *, grad_f: Callable | None = None
             `align()`), or None for constant steps.
         brownian_tol: the tree's resolution (see `build_kernel`).
         max_steps: bound on the steps of one transition.
+        throw: see `build_kernel`.
 
     Returns:
         A `ULDSampler`.
@@ -156,7 +162,7 @@ def uld(logdensity_fn: Callable | None = None, *, grad_f: Callable | None = None
         return grad_f(x)
 
     kernel = build_kernel(solver, sample_time=sample_time, step_size=step_size, brownian_tol=brownian_tol,
-                          max_steps=max_steps)
+                          max_steps=max_steps, throw=throw)
 
     def init_fn(position, key=None):
         return init(position, key, u=u)
