@@ -131,16 +131,16 @@ def test_exact_covariance_method_matches_the_closed_form(x64):
 def test_half_recovers_brownian_motion(x64):
     times = [0.1, 0.5, 1.0]
     # Type II at H = 1/2 is W itself; the optimum reaches it quickly.
+    brownian = np.minimum.outer(times, times)
     fbm = sk.brownian.FractionalBM(0.5, kind="type2", n_ou=8)
     assert float(fbm.error()) < 1e-8
-    for s in times:
-        for t in times:
-            assert float(fbm.covariance(s, t)) == pytest.approx(min(s, t), abs=1e-4)
+    np.testing.assert_allclose(fbm.covariance_matrix(np.array(times)), brownian, atol=1e-4)
+    assert float(fbm.covariance(0.5, 1.0)) == pytest.approx(0.5, abs=1e-4)
     # Type I (stationary OU increments) converges to W as the slowest speed goes to zero.
     gaps = []
     for n_ou, gamma_max in [(4, 20.0), (16, 1e2), (16, 1e3)]:
         fbm = sk.brownian.FractionalBM(0.5, kind="type1", n_ou=n_ou, gamma_max=gamma_max)
-        gaps.append(max(abs(float(fbm.covariance(s, t)) - min(s, t)) for s in times for t in times))
+        gaps.append(np.max(np.abs(np.asarray(fbm.covariance_matrix(np.array(times))) - brownian)))
     assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 0.02, gaps
     assert float(sk.brownian.FractionalBM(0.5, kind="type1").exact_variance(0.7)) == pytest.approx(0.7, rel=1e-12)
 
@@ -172,22 +172,19 @@ def test_upper_gamma_times_exp_stays_finite_in_float32():
 
 @pytest.mark.parametrize("kind", ["type1", "type2"])
 def test_gradients_in_hurst_match_finite_differences(x64, kind):
-    def omega(h):
-        return sk.brownian.FractionalBM(h, kind=kind, horizon=2.0).omega
+    def weights_and_error(h):
+        fbm = sk.brownian.FractionalBM(h, kind=kind, horizon=2.0)
+        return fbm.omega, fbm.error()
 
-    def error(h):
-        return sk.brownian.FractionalBM(h, kind=kind, horizon=2.0).error()
-
+    jacobian = jax.jit(jax.jacrev(weights_and_error))
     for h in (0.25, 0.7):
         # A's condition number (~1e3) puts ~1e-13 of rounding into omega: a step of 1e-4 keeps
         # the difference quotient's rounding and truncation both near 1e-8.
         step = 1e-4
-        fd = (omega(h + step) - omega(h - step)) / (2 * step)
-        np.testing.assert_allclose(jax.jacrev(omega)(jnp.asarray(h)), fd, rtol=1e-6, atol=1e-7)
-        fd = (error(h + step) - error(h - step)) / (2 * step)
-        np.testing.assert_allclose(jax.grad(error)(jnp.asarray(h)), fd, rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(jax.jvp(omega, (jnp.asarray(0.7),), (jnp.asarray(1.0),))[1],
-                               jax.jacrev(omega)(jnp.asarray(0.7)), rtol=1e-10)
+        (w_plus, e_plus), (w_minus, e_minus) = weights_and_error(h + step), weights_and_error(h - step)
+        d_omega, d_error = jacobian(jnp.asarray(h))
+        np.testing.assert_allclose(d_omega, (w_plus - w_minus) / (2 * step), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(d_error, (e_plus - e_minus) / (2 * step), rtol=1e-6, atol=1e-9)
 
 
 def test_works_under_jit_with_a_traced_hurst_and_in_both_dtypes(dtype):
