@@ -261,7 +261,7 @@ def evaluate(model: eqx.Module, dataset, *, key: Array, loss: str | Callable = "
     if len(dataset) == 0:
         raise ValueError("cannot evaluate on an empty dataset")
     data = _host_arrays(dataset, _float_dtype(model))
-    return _scores(model, data, _losses.resolve(loss, dataset), min(batch_size, len(dataset)), key)
+    return _scores(model, data, _losses.resolve(loss, dataset), min(batch_size, len(dataset)), key, reconstruct=True)
 
 
 def with_adjoint(model: eqx.Module, adjoint) -> eqx.Module:
@@ -295,13 +295,14 @@ def _train_step(model, opt_state, batch, weights, key, kl_weight, spec, optimize
 
 
 @eqx.filter_jit
-def _eval_step(model, batch, indices, weights, key, spec):
-    """The weighted sum of the losses on a batch, and the outputs (built-in losses)."""
+def _eval_step(model, batch, indices, weights, key, spec, reconstruct=False):
+    """The weighted sum of the losses on a batch, and the outputs (built-in losses; for the ELBO,
+    the reconstruction if `reconstruct`, else nothing)."""
     if spec.batch is not None:  # a user's loss: the batch mean, weighted by its real samples
         return spec.batch(model, batch, key) * jnp.sum(weights), None
     keys = _losses.sample_keys(key, indices)
     values, outputs = _losses.per_sample_losses(spec, model, batch, keys, jnp.ones((), _float_dtype(model)))
-    if spec.task == "elbo":  # one posterior sample at the observation times: the reconstruction
+    if spec.task == "elbo" and reconstruct:  # one posterior sample at the observation times
         sample = lambda t, x, k: model.sample(t, x, t, key=jax.random.fold_in(k, 1))
         outputs = jax.vmap(sample)(batch.times, batch.values, keys)
     return jnp.sum(weights.astype(values.dtype) * values), outputs
@@ -313,11 +314,11 @@ def _predict_step(model, batch, indices, key):
     return jax.vmap(lambda t, x, k: model(t, x, key=k))(batch.times, batch.values, keys)
 
 
-def _scores(model, data, spec, batch_size, key) -> dict[str, float]:
+def _scores(model, data, spec, batch_size, key, reconstruct=False) -> dict[str, float]:
     n = len(data.labels)
     total, outputs = 0.0, []
     for idx, w in zip(*batch_plan(n, batch_size)):
-        value, out = _eval_step(model, _take(data, idx), idx, w, key, spec)
+        value, out = _eval_step(model, _take(data, idx), idx, w, key, spec, reconstruct)
         total += float(value)
         if out is not None:
             outputs.append(np.asarray(out)[: int(w.sum())])
@@ -327,7 +328,7 @@ def _scores(model, data, spec, batch_size, key) -> dict[str, float]:
         labels = np.asarray(data.labels)
         scores["accuracy"] = _metrics.accuracy(labels, predicted)
         scores["f1_weighted"] = _metrics.f1_weighted(labels, predicted)
-    elif spec.task == "elbo" and outputs:
+    elif spec.task == "elbo" and reconstruct:
         values = np.asarray(data.values)
         observed = ~np.isnan(values)
         scores["reconstruction_mse"] = _metrics.mean_squared_error(values[observed], np.concatenate(outputs)[observed])
