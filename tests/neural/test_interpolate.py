@@ -133,7 +133,7 @@ def test_hermite_is_causal_up_to_the_next_observation(x64):
     assert not np.allclose(_eval(a, [times[4] + 0.1]), _eval(b, [times[4] + 0.1]))
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", [m if m == "hermite" else pytest.param(m, marks=pytest.mark.slow) for m in METHODS])
 def test_padding_vmap_and_index_time(method):
     """A padded series is the unpadded one (held after its end); a vmapped batch of series of
     different lengths is each series on its own; `in_index_time` is the path at t(s)."""
