@@ -26,7 +26,7 @@ Then the throughput (gradient evaluations per second, 64 chains, constant-step Q
 NUTS sampling, all compiled before timing) of sdekit, diffrax's QUICSORT and numpyro's NUTS in one
 process.
 
-Usage: python benchmarks/langevin_funnel.py [--quick]
+Usage: python benchmarks/langevin_funnel.py [--quick] [--skip-constant] [--variant stop|exact|both]
 """
 
 import argparse
@@ -173,10 +173,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="32 states per chain and a short throughput run")
     parser.add_argument("--skip-constant", action="store_true", help="skip constant-step QUICSORT (the slowest)")
+    parser.add_argument("--variant", choices=("stop", "exact", "both"), default="both",
+                        help="gradient variant: the reference code's stop_gradient, the exact gradient, or both")
     options = parser.parse_args()
     samples = 32 if options.quick else SAMPLES
     rows = []
-    for stop in (True, False):
+    for stop in {"stop": (True,), "exact": (False,), "both": (True, False)}[options.variant]:
         rows.append(run_uld("QUICSORT adaptive", sk.solvers.half_step(sk.solvers.quicsort()), stop, True, samples))
         if not options.skip_constant:
             rows.append(run_uld("QUICSORT constant 2^-8", sk.solvers.quicsort(), stop, False, samples))
