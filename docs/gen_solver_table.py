@@ -52,6 +52,23 @@ def _implicit(solver) -> bool:
     return hasattr(solver.init(problem, 0.0, jnp.ones(1), None), "with_tolerances")
 
 
+def _langevin(solver) -> bool:
+    """Whether the method solves only `sk.UnderdampedLangevin` problems (its facts' one noise key)."""
+    return set(dict(solver.sde.strong_order)) == {"langevin"}
+
+
+def langevin_line():
+    """The underdamped Langevin solvers in one sentence."""
+    parts = []
+    for name, _, solver in sorted(_solvers(), key=lambda row: row[0]):
+        if solver.sde and _langevin(solver):
+            facts = solver.sde
+            adaptive = "embedded error" if facts.error_order else "adaptive through `half_step`"
+            parts.append(f"`{name}` {_num(facts.strong('langevin'))} ({LEVY[facts.levy_area]}; {adaptive})")
+    return ("Underdamped Langevin solvers, for `sk.UnderdampedLangevin` only (strong order; Lévy area): "
+            + "; ".join(parts) + ".")
+
+
 def _num(x):
     return f"{x:g}"
 
@@ -62,7 +79,8 @@ def sde_table():
         "|---|---|" + "---|" * len(NOISES) + "---|---|",
     ]
     levy_rank = list(LEVY)
-    sde_solvers = [(name, factory, solver) for name, factory, solver in _solvers() if solver.sde]
+    sde_solvers = [(name, factory, solver) for name, factory, solver in _solvers()
+                   if solver.sde and not _langevin(solver)]
     # Least Lévy area first, then by best strong order: roughly simple to sophisticated.
     sde_solvers.sort(key=lambda row: (levy_rank.index(row[2].sde.levy_area),
                                       max(dict(row[2].sde.strong_order).values()), row[0]))
@@ -120,6 +138,8 @@ def main(argv):
     if "--readme" in argv:
         print(sde_table())
         print()
+        print(langevin_line())
+        print()
         print(ode_line())
         return
     want_sde = "--ode" not in argv
@@ -127,6 +147,8 @@ def main(argv):
     if want_sde:
         print("SDE solvers: strong / weak order per noise type (– = not supported).\n")
         print(sde_table())
+        print()
+        print(langevin_line())
     if want_sde and want_ode:
         print()
     if want_ode:
