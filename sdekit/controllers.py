@@ -97,7 +97,10 @@ class PID(eqx.Module):
         rtol, atol: relative and absolute tolerances.
         pcoeff, icoeff, dcoeff: proportional, integral and derivative gains (Söderlind 2003).
         dtmin, dtmax: bounds on the step size (`None`: unbounded). A step that must shrink below
-            `dtmin` ends the solve with `RESULTS.dt_min_reached`.
+            `dtmin` ends the solve with `RESULTS.dt_min_reached`, unless `force_dtmin`.
+        force_dtmin: accept a step of size `dtmin` whatever its (finite) error, as diffrax does by
+            default: for MCMC and other uses where a locally inaccurate step is better than a
+            failed solve. Off by default, so that a tolerance the solve cannot meet is reported.
         safety, factormin, factormax: safety factor and bounds on the step's growth.
         norm: the norm of the scaled error (default RMS over all elements).
         jump_ts: times where the vector field is discontinuous: a step ends exactly there and the
@@ -132,6 +135,7 @@ class PID(eqx.Module):
     step_ts: Float[ArrayLike, " s"] | None = None
     error_order: float | None = eqx.field(static=True, default=None)
     revisit_rejected: int | None = eqx.field(static=True, default=None)
+    force_dtmin: bool = eqx.field(static=True, default=False)
     adaptive = True
 
     def revisits(self, noise: str) -> int:
@@ -141,6 +145,8 @@ class PID(eqx.Module):
         return 32 if noise == "general" else 0
 
     def __check_init__(self):
+        if self.force_dtmin and self.dtmin is None:
+            raise ValueError("PID: force_dtmin=True needs a dtmin.")
         if self.revisit_rejected is not None and not (isinstance(self.revisit_rejected, int) and self.revisit_rejected >= 0):
             raise ValueError(f"PID: revisit_rejected must be None or an int >= 0, got {self.revisit_rejected!r}.")
         for name in ("rtol", "atol"):
@@ -175,6 +181,8 @@ class PID(eqx.Module):
         """Accept or reject a step of size `h` with scaled error `r`; propose the next size."""
         k = self.error_order if self.error_order is not None else error_order
         accept = r <= 1
+        if self.force_dtmin:
+            accept = accept | (jnp.isfinite(r) & (h <= self.dtmin * (1 + 1e-6)))
         tiny = jnp.finfo(r.dtype).tiny
         r_safe = jnp.maximum(r, tiny)
         beta1 = (self.pcoeff + self.icoeff + self.dcoeff) / k

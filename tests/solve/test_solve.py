@@ -163,6 +163,23 @@ def test_result_dt_min(x64):
         sk.solve(stiff, sk.solvers.tsit5(), 0.0, 1.0, jnp.array(0.0), controller=sk.PID(rtol=1e-10, atol=1e-10, dtmin=1e-3))
 
 
+def test_force_dtmin_accepts_steps_at_dtmin(x64):
+    """A tolerance the solve cannot meet at dtmin: reported, or (force_dtmin) stepped through at
+    dtmin, each such step accepted with its error above the tolerance."""
+    wave = sk.ODE(lambda t, y, args: jnp.cos(10.0 * t))
+    tight = dict(rtol=1e-13, atol=1e-13, dtmin=0.01)
+    sol = sk.solve(wave, sk.solvers.tsit5(), 0.0, 1.0, jnp.array(0.0), controller=sk.PID(**tight), throw=False)
+    assert int(sol.result) == sk.RESULTS.dt_min_reached
+    forced = sk.solve(wave, sk.solvers.tsit5(), 0.0, 1.0, jnp.array(0.0), controller=sk.PID(**tight, force_dtmin=True))
+    assert int(forced.result) == sk.RESULTS.successful
+    steps = int(forced.stats["num_accepted_steps"])
+    assert 95 <= steps <= 101, steps  # about 1/dtmin steps: all at dtmin but the ends
+    error = abs(float(forced.ys[-1]) - np.sin(10.0) / 10.0)
+    assert 1e-13 < error < 1e-8, error
+    with pytest.raises(ValueError, match="force_dtmin"):
+        sk.PID(rtol=1e-3, atol=1e-3, force_dtmin=True)
+
+
 @pytest.mark.parametrize("adaptive", [False, True])
 def test_result_nonfinite(adaptive, x64):
     """Blow-up y' = y^2 (y(t) = 1/(1-t)) and a NaN-producing field are reported, not returned."""
