@@ -1,5 +1,8 @@
-"""What the series models share: the initial state from the first observation, the linear
-readout, the static configuration, and copies through `dataclasses.replace`."""
+"""What the series models share: the constructor (static configuration, the initial state
+from the first observation, the linear readout, copies through `dataclasses.replace`), and the
+stable classes' drift and time-only diffusion scale."""
+
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -9,7 +12,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 import sdekit as sk
 
 from ._index_time import solve_ode, solve_sde
-from ._layers import control_path
+from ._layers import control_path, StableDrift, TimeScale, split_key
 
 
 class SeriesModel(eqx.Module):
@@ -31,6 +34,24 @@ class SeriesModel(eqx.Module):
     solver: object = eqx.field(static=True)
     adjoint: object = eqx.field(static=True)
     substeps: int = eqx.field(static=True)
+
+    n_networks: ClassVar[int] = 2
+    """How many keys `init_networks` takes (they are split from `key` between those of
+    `initial` and `readout`)."""
+
+    def __init__(self, in_size: int, hidden_size: int, out_size: int, *, key: PRNGKeyArray | None = None,
+                 width: int | None = None, depth: int = 2, method: str = "hermite", solver=None, adjoint=None,
+                 substeps: int = 1, **fields):
+        if self._configure(in_size, hidden_size, out_size, width, depth, method, solver, adjoint, substeps, fields):
+            return
+        keys = split_key(key, self.n_networks + 2)
+        self.initial = eqx.nn.Linear(in_size + 1, hidden_size, key=keys[0])
+        self.init_networks(*keys[1:-1])
+        self.readout = eqx.nn.Linear(hidden_size, out_size, key=keys[-1])
+
+    def init_networks(self, *keys: PRNGKeyArray) -> None:
+        """Set the model's own networks (between `initial` and `readout`), one key each."""
+        raise NotImplementedError
 
     def _configure(self, in_size, hidden_size, out_size, width, depth, method, solver, adjoint, substeps, fields) -> bool:
         """Set the static options; with `fields` (a copy through `dataclasses.replace`) also
@@ -96,3 +117,19 @@ class SeriesModel(eqx.Module):
         the hidden state at the last observation. NaN values are missing; times repeating the
         last one at the end are padding."""
         return self.readout(self.final_state(self.path(times, values), key))
+
+
+class StableModel(SeriesModel):
+    r"""Base of the stable classes `LSDE`, `LNSDE` and `GSDE` (Oh, Lim & Kim 2024): the
+    tanh-clipped drift network $\gamma$ (`StableDrift`, with the time features unless
+    `time_features` is False) and the time-only diffusion scale $\sigma(t)$ (`TimeScale`)."""
+
+    drift_net: StableDrift
+    sigma: TimeScale
+
+    time_features: ClassVar[bool] = True
+
+    def init_networks(self, drift_key, sigma_key):
+        self.drift_net = StableDrift(self.in_size + 1, self.hidden_size, self.width, self.depth,
+                                     time_features=self.time_features, key=drift_key)
+        self.sigma = TimeScale(self.hidden_size, self.width, key=sigma_key)

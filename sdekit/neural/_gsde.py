@@ -1,16 +1,14 @@
 r"""GSDE: the geometric neural SDE of Oh, Lim & Kim (ICLR 2024)."""
 
-import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import PRNGKeyArray
 
 import sdekit as sk
 
-from ._base import SeriesModel
-from ._layers import root, StableDrift, TimeScale, split_key
+from ._base import StableModel
+from ._layers import root
 
 
-class GSDE(SeriesModel):
+class GSDE(StableModel):
     r"""Geometric neural SDE (Oh, Lim & Kim 2024, Sec. 3.3; their `neuralsde_6_17`):
 
     $$\frac{\mathrm{d}z}{z} = \gamma(t, \tilde z)\,\mathrm{d}t + \sigma(t)\,\mathrm{d}W_t
@@ -41,20 +39,6 @@ class GSDE(SeriesModel):
         Y. Oh, D. Lim, S. Kim, "Stable Neural Stochastic Differential Equations in Analyzing
         Irregular Time Series Data", ICLR 2024 (arXiv 2402.14989), Eq. (5), Thm 3.5.
     """
-
-    drift_net: StableDrift
-    sigma: TimeScale
-
-    def __init__(self, in_size: int, hidden_size: int, out_size: int, *, key: PRNGKeyArray | None = None,
-                 width: int | None = None, depth: int = 2, method: str = "hermite", solver=None, adjoint=None,
-                 substeps: int = 1, **fields):
-        if self._configure(in_size, hidden_size, out_size, width, depth, method, solver, adjoint, substeps, fields):
-            return
-        k1, k2, k3, k4 = split_key(key, 4)
-        self.initial = eqx.nn.Linear(in_size + 1, hidden_size, key=k1)
-        self.drift_net = StableDrift(in_size + 1, hidden_size, self.width, depth, key=k2)
-        self.sigma = TimeScale(hidden_size, self.width, key=k3)
-        self.readout = eqx.nn.Linear(hidden_size, out_size, key=k4)
 
     def drift(self, s, y, path):
         """$(\\gamma(t, \\tilde z) - \\sigma(t)^2/2)\\,h$ for $y = \\log z$, in index time $s$."""

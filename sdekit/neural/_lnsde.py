@@ -1,16 +1,12 @@
 r"""LNSDE: the neural SDE with linear multiplicative noise of Oh, Lim & Kim (ICLR 2024)."""
 
-import jax.numpy as jnp
-from jaxtyping import PRNGKeyArray
-
-import equinox as eqx
 import sdekit as sk
 
-from ._base import SeriesModel
-from ._layers import root, StableDrift, TimeScale, split_key
+from ._base import StableModel
+from ._layers import root
 
 
-class LNSDE(SeriesModel):
+class LNSDE(StableModel):
     r"""Linear-noise neural SDE (Oh, Lim & Kim 2024, Sec. 3.2; their `neuralsde_4_17`):
 
     $$\mathrm{d}z = \gamma(t, \tilde z)\,\mathrm{d}t + \sigma(t) \odot z\,\mathrm{d}W_t,\qquad
@@ -53,20 +49,6 @@ class LNSDE(SeriesModel):
         Y. Oh, D. Lim, S. Kim, "Stable Neural Stochastic Differential Equations in Analyzing
         Irregular Time Series Data", ICLR 2024 (arXiv 2402.14989), Eq. (4), Thm 3.3.
     """
-
-    drift_net: StableDrift
-    sigma: TimeScale
-
-    def __init__(self, in_size: int, hidden_size: int, out_size: int, *, key: PRNGKeyArray | None = None,
-                 width: int | None = None, depth: int = 2, method: str = "hermite", solver=None, adjoint=None,
-                 substeps: int = 1, **fields):
-        if self._configure(in_size, hidden_size, out_size, width, depth, method, solver, adjoint, substeps, fields):
-            return
-        k1, k2, k3, k4 = split_key(key, 4)
-        self.initial = eqx.nn.Linear(in_size + 1, hidden_size, key=k1)
-        self.drift_net = StableDrift(in_size + 1, hidden_size, self.width, depth, key=k2)
-        self.sigma = TimeScale(hidden_size, self.width, key=k3)
-        self.readout = eqx.nn.Linear(hidden_size, out_size, key=k4)
 
     def drift(self, s, z, path):
         """$\\gamma(t, \\tilde z)\\,h$ in index time $s$ (`path` is the control path)."""

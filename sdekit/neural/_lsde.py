@@ -1,16 +1,12 @@
 r"""LSDE: the Langevin-type neural SDE of Oh, Lim & Kim (ICLR 2024)."""
 
-import equinox as eqx
-import jax.numpy as jnp
-from jaxtyping import PRNGKeyArray
-
 import sdekit as sk
 
-from ._base import SeriesModel
-from ._layers import root, StableDrift, TimeScale, split_key
+from ._base import StableModel
+from ._layers import root
 
 
-class LSDE(SeriesModel):
+class LSDE(StableModel):
     r"""Langevin-type neural SDE (Oh, Lim & Kim 2024, Sec. 3.1; their `neuralsde_2_16`):
 
     $$\mathrm{d}z = \gamma(\tilde z)\,\mathrm{d}t + \sigma(t)\,\mathrm{d}W_t,\qquad
@@ -38,19 +34,7 @@ class LSDE(SeriesModel):
         Irregular Time Series Data", ICLR 2024 (arXiv 2402.14989), Eq. (3), Thm 3.1.
     """
 
-    drift_net: StableDrift
-    sigma: TimeScale
-
-    def __init__(self, in_size: int, hidden_size: int, out_size: int, *, key: PRNGKeyArray | None = None,
-                 width: int | None = None, depth: int = 2, method: str = "hermite", solver=None, adjoint=None,
-                 substeps: int = 1, **fields):
-        if self._configure(in_size, hidden_size, out_size, width, depth, method, solver, adjoint, substeps, fields):
-            return
-        k1, k2, k3, k4 = split_key(key, 4)
-        self.initial = eqx.nn.Linear(in_size + 1, hidden_size, key=k1)
-        self.drift_net = StableDrift(in_size + 1, hidden_size, self.width, depth, time_features=False, key=k2)
-        self.sigma = TimeScale(hidden_size, self.width, key=k3)
-        self.readout = eqx.nn.Linear(hidden_size, out_size, key=k4)
+    time_features = False  # zeta without (sin t, cos t): the drift is autonomous
 
     def drift(self, s, z, path):
         """$\\gamma(\\tilde z)\\,h$ in index time $s$."""

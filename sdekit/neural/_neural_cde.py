@@ -2,12 +2,10 @@ r"""The neural controlled differential equation of Kidger et al. (2020)."""
 
 import equinox as eqx
 import jax
-from jaxtyping import PRNGKeyArray
 
 import sdekit as sk
 
 from ._base import SeriesModel
-from ._layers import split_key
 
 
 class NeuralCDE(SeriesModel):
@@ -44,16 +42,12 @@ class NeuralCDE(SeriesModel):
 
     field: eqx.nn.MLP
 
-    def __init__(self, in_size: int, hidden_size: int, out_size: int, *, key: PRNGKeyArray | None = None,
-                 width: int | None = None, depth: int = 2, method: str = "hermite", solver=None, adjoint=None,
-                 substeps: int = 1, **fields):
-        if self._configure(in_size, hidden_size, out_size, width, depth, method, solver, adjoint, substeps, fields):
-            return
-        k1, k2, k3 = split_key(key, 3)
-        self.initial = eqx.nn.Linear(in_size + 1, hidden_size, key=k1)
-        self.field = eqx.nn.MLP(hidden_size, hidden_size * (in_size + 1), self.width, max(depth - 1, 1),
-                                activation=jax.nn.relu, final_activation=jax.nn.tanh, key=k2)
-        self.readout = eqx.nn.Linear(hidden_size, out_size, key=k3)
+    n_networks = 1
+
+    def init_networks(self, field_key):
+        self.field = eqx.nn.MLP(self.hidden_size, self.hidden_size * (self.in_size + 1), self.width,
+                                max(self.depth - 1, 1), activation=jax.nn.relu, final_activation=jax.nn.tanh,
+                                key=field_key)
 
     def vector_field(self, s, z, path):
         """$f_\\theta(z)\\,\\mathrm{d}X/\\mathrm{d}s$ in index time $s$."""

@@ -2,13 +2,11 @@ r"""The naive neural SDE baseline: unconstrained MLP drift and diffusion."""
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
-from jaxtyping import PRNGKeyArray
 
 import sdekit as sk
 
 from ._base import SeriesModel
-from ._layers import root, StableDrift, split_key
+from ._layers import root, StableDrift
 
 
 class NeuralSDE(SeriesModel):
@@ -42,17 +40,11 @@ class NeuralSDE(SeriesModel):
     drift_net: StableDrift
     diffusion_net: eqx.nn.MLP
 
-    def __init__(self, in_size: int, hidden_size: int, out_size: int, *, key: PRNGKeyArray | None = None,
-                 width: int | None = None, depth: int = 2, method: str = "hermite", solver=None, adjoint=None,
-                 substeps: int = 1, **fields):
-        if self._configure(in_size, hidden_size, out_size, width, depth, method, solver, adjoint, substeps, fields):
-            return
-        k1, k2, k3, k4 = split_key(key, 4)
-        self.initial = eqx.nn.Linear(in_size + 1, hidden_size, key=k1)
-        self.drift_net = StableDrift(in_size + 1, hidden_size, self.width, depth, clip=False, key=k2)
-        self.diffusion_net = eqx.nn.MLP(hidden_size, hidden_size, self.width, max(depth - 1, 1),
-                                        activation=jax.nn.relu, final_activation=jax.nn.sigmoid, key=k3)
-        self.readout = eqx.nn.Linear(hidden_size, out_size, key=k4)
+    def init_networks(self, drift_key, diffusion_key):
+        self.drift_net = StableDrift(self.in_size + 1, self.hidden_size, self.width, self.depth, clip=False,
+                                     key=drift_key)
+        self.diffusion_net = eqx.nn.MLP(self.hidden_size, self.hidden_size, self.width, max(self.depth - 1, 1),
+                                        activation=jax.nn.relu, final_activation=jax.nn.sigmoid, key=diffusion_key)
 
     def drift(self, s, z, path):
         """$f(t, \\tilde z)\\,h$ in index time $s$."""
