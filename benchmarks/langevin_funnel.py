@@ -6,8 +6,8 @@ N(0, e^{x0}); ULD with gamma = u = 1; 64 chains x 128 states, 2 time units apart
 solve to T = 32 with 4x the tolerance (here 16 transitions of 2).
 
 - QUICSORT adaptive: step doubling (`half_step`) + PID (rtol 0, atol 2^-6, pcoeff 0.1, icoeff 0.4),
-  dtmin 2^-14 and Brownian tol 2^-15 (the paper: dtmin 2^-10 with diffrax's force_dtmin, tol 2^-11;
-  sk.PID cannot force a step at dtmin, so a solve needing a smaller step would fail).
+  dtmin 2^-14 and Brownian tol 2^-15 (unforced: a solve needing a smaller step fails); with
+  `--paper-dtmin`, the paper's dtmin 2^-10 with `sk.PID(force_dtmin=True)` and tol 2^-11.
 - QUICSORT constant: step 2^-8.
 - ALIGN adaptive: its embedded estimate + the same PID, dtmin = Brownian tol = 2^-14.
 - NUTS (numpyro): initial step size 2.0, 16 warm-up steps (step size and diagonal mass adapted),
@@ -62,20 +62,25 @@ def metrics(x):
     return mean_err, cov_err, ess
 
 
-def pid(atol, dtmin=2**-10):
-    return sk.PID(rtol=0.0, atol=atol, pcoeff=0.1, icoeff=0.4, dtmin=dtmin)
+def pid(atol, dtmin=2**-10, force=False):
+    return sk.PID(rtol=0.0, atol=atol, pcoeff=0.1, icoeff=0.4, dtmin=dtmin, force_dtmin=force)
 
 
-def run_uld(name, solver, stop, adaptive, samples):
+def run_uld(name, solver, stop, adaptive, samples, paper_dtmin=False):
     grad_f = jax.grad(lambda x: -logdensity(x, stop))
     opts = dict(grad_f=grad_f, solver=solver, gamma=1.0, u=1.0, max_steps=2**14, throw=False)
     if adaptive:
         # sk.PID has no diffrax-style force_dtmin (accept a step at dtmin whatever its error): a
         # solve that needs a smaller step fails. So dtmin is 2^-14 (the paper: 2^-10, forced), with
         # the tree's tol at most the smallest step (half of it with step doubling).
-        dtmin, tol = (2**-14, 2**-15) if getattr(solver.sde, "halves", False) else (2**-14, 2**-14)
-        warm = skm.uld(**opts, step_size=0.1, sample_time=SEP, controller=pid(4 * 2**-6, dtmin), brownian_tol=tol)
-        main = skm.uld(**opts, step_size=0.1, sample_time=SEP, controller=pid(2**-6, dtmin), brownian_tol=tol)
+        # With `paper_dtmin`: the paper's dtmin 2^-10, forced (sk.PID(force_dtmin=True)), tol 2^-11.
+        halves = getattr(solver.sde, "halves", False)
+        smallest = 2**-10 if paper_dtmin else 2**-14
+        dtmin, tol = (smallest, smallest / 2) if halves else (smallest, smallest)
+        warm = skm.uld(**opts, step_size=0.1, sample_time=SEP, controller=pid(4 * 2**-6, dtmin, paper_dtmin),
+                       brownian_tol=tol)
+        main = skm.uld(**opts, step_size=0.1, sample_time=SEP, controller=pid(2**-6, dtmin, paper_dtmin),
+                       brownian_tol=tol)
     else:
         warm = skm.uld(**opts, step_size=2**-8, sample_time=SEP)
         main = skm.uld(**opts, step_size=2**-8, sample_time=SEP)
@@ -175,17 +180,25 @@ def main():
     parser.add_argument("--skip-constant", action="store_true", help="skip constant-step QUICSORT (the slowest)")
     parser.add_argument("--variant", choices=("stop", "exact", "both"), default="both",
                         help="gradient variant: the reference code's stop_gradient, the exact gradient, or both")
+    parser.add_argument("--paper-dtmin", action="store_true",
+                        help="adaptive solves with the paper's dtmin 2^-10, forced (sk.PID(force_dtmin=True))")
+    parser.add_argument("--skip-nuts", action="store_true", help="skip NUTS")
+    parser.add_argument("--skip-throughput", action="store_true", help="skip the throughput comparison")
     options = parser.parse_args()
     samples = 32 if options.quick else SAMPLES
     rows = []
     for stop in {"stop": (True,), "exact": (False,), "both": (True, False)}[options.variant]:
-        rows.append(run_uld("QUICSORT adaptive", sk.solvers.half_step(sk.solvers.quicsort()), stop, True, samples))
+        forced = " (dtmin 2^-10 forced)" if options.paper_dtmin else ""
+        added = [run_uld("QUICSORT adaptive" + forced, sk.solvers.half_step(sk.solvers.quicsort()), stop, True, samples,
+                         options.paper_dtmin)]
         if not options.skip_constant:
-            rows.append(run_uld("QUICSORT constant 2^-8", sk.solvers.quicsort(), stop, False, samples))
-        rows.append(run_uld("ALIGN adaptive", sk.solvers.align(), stop, True, samples))
-        rows.append(run_nuts(stop, samples))
-        for row in rows[-(3 if options.skip_constant else 4):]:
+            added.append(run_uld("QUICSORT constant 2^-8", sk.solvers.quicsort(), stop, False, samples))
+        added.append(run_uld("ALIGN adaptive" + forced, sk.solvers.align(), stop, True, samples, options.paper_dtmin))
+        if not options.skip_nuts:
+            added.append(run_nuts(stop, samples))
+        for row in added:
             print(row, flush=True)
+        rows += added
     print(f"\n{CHAINS} chains x {samples} states; jax {jax.__version__}, backend {jax.default_backend()}\n")
     print("| Method | gradient | grads / sample | grads / ESS | mean err | cov err | ESS frac | warm-up grads/chain | rejected | failed solves | wall s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -193,6 +206,8 @@ def main():
         print(f"| {r['name']} | {'stop_gradient' if r['stop'] else 'exact'} | {r['per_sample']:.1f} | {r['per_ess']:.0f} | "
               f"{r['mean_err']:.3f} | {r['cov_err']:.3f} | {r['ess_frac']:.3f} | {r['warmup']:.0f} | "
               f"{r['rejected']:.2f} | {r['failed']} | {r['seconds']:.1f} |")
+    if options.skip_throughput:
+        return
     rates = throughput(options.quick)
     print("\n| Throughput, 64 chains | gradient evaluations / s |\n|---|---|")
     for label, rate in rates.items():
