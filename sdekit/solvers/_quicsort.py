@@ -66,7 +66,8 @@ def quicsort() -> Solver:
     - Orders: strong 3, weak 3 (measured in `tests/solvers/test_langevin.py`).
     - Evaluations per step: 2 gradients (not FSAL).
     - Lévy area: space-time-time ($H$ and $K$; `levy="space-time-time"`).
-    - Error estimate: none, so constant steps or `sk.StepTo` only (`sk.solve` refuses `sk.PID`).
+    - Error estimate: none of its own; adaptive with `sk.PID` through `sk.solvers.half_step`
+      (step doubling), else constant steps or `sk.StepTo` (`sk.solve` refuses `sk.PID` on it).
 
     Returns:
         A `Solver` with pure `init`/`step` and linear dense output.

@@ -55,7 +55,8 @@ def should() -> Solver:
     - Orders: strong 3, weak 3 (on smooth potentials; measured in `tests/solvers/test_langevin.py`).
     - Evaluations per step: 2 gradients (FSAL; 1 more in `init`).
     - Lévy area: space-time-time ($H$ and $K$; build the tree with `levy="space-time-time"`).
-    - Error estimate: none, so constant steps or `sk.StepTo` only (`sk.solve` refuses `sk.PID`).
+    - Error estimate: none of its own; adaptive with `sk.PID` through `sk.solvers.half_step`
+      (step doubling), else constant steps or `sk.StepTo` (`sk.solve` refuses `sk.PID` on it).
 
     Returns:
         A `Solver` with pure `init`/`step` and linear dense output.
