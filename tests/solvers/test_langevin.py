@@ -167,6 +167,19 @@ def _oscillator_maps(d):
     return jnp.asarray(np.stack(maps)), jnp.asarray(np.stack(noise))  # (2, 2, 2), (2, 3, 2)
 
 
+def _scan_steps(problem, solver, y0, ts, inc):
+    """The solver's steps over the grid `ts` with the stacked increments `inc`, in a user's own
+    `lax.scan` (the pure init/step protocol); the final state."""
+
+    def body(carry, x):
+        y, state = carry
+        y1, _, _, state = solver.step(problem, x[0], x[1], y, None, x[2], state)
+        return (y1, state), None
+
+    (y, _), _ = lax.scan(body, (y0, solver.init(problem, 0.0, y0, None)), (ts[:-1], ts[1:], inc))
+    return y
+
+
 @pytest.mark.slow
 def test_strong_orders_on_a_quadratic_potential(x64):
     """RMS over 64 paths of |(x, v)(1) - exact| for h = 1/4 ... 1/64; fitted slopes within 0.2 of
@@ -196,12 +209,7 @@ def test_strong_orders_on_a_quadratic_potential(x64):
                 inc, level = _coarsen(inc, 2.0**-level), level - 1
             ts = jnp.linspace(0.0, 1.0, 2**target + 1)
             for solver in solvers:
-                def body(carry, x, solver=solver):
-                    y, state = carry
-                    y1, _, _, state = solver.step(problem, x[0], x[1], y, None, x[2], state)
-                    return (y1, state), None
-
-                (y, _), _ = lax.scan(body, (y0, solver.init(problem, 0.0, y0, None)), (ts[:-1], ts[1:], inc))
+                y = _scan_steps(problem, solver, y0, ts, inc)
                 out.append(jnp.sum((jnp.stack(y, -1) - exact) ** 2))
         return jnp.stack(out).reshape(len(levels), len(solvers))
 
@@ -243,13 +251,7 @@ def test_stationary_moments_on_a_double_well():
         y0 = (jnp.zeros(()), jnp.zeros(()))
         ends = []
         for solver in solvers:
-            def body(carry, x, solver=solver):
-                y, state = carry
-                y1, _, _, state = solver.step(problem, x[0], x[1], y, None, x[2], state)
-                return (y1, state), None
-
-            (y, _), _ = lax.scan(body, (y0, solver.init(problem, 0.0, y0, None)), (ts[:-1], ts[1:], inc))
-            ends.append(y[0])
+            ends.append(_scan_steps(problem, solver, y0, ts, inc)[0])
         return jnp.stack(ends)
 
     x = np.asarray(jax.jit(jax.vmap(chain))(jax.random.split(jax.random.key(6), n)), np.float64)
