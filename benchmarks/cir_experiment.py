@@ -16,6 +16,7 @@ Order: slope of log(error) against log(mean number of steps).
 import argparse
 import pathlib
 import sys
+import time
 
 import equinox as eqx
 import jax
@@ -86,9 +87,14 @@ def user_solver(name, step):
 class StateDependentSteps(eqx.Module):
     """The paper's rule: desired h = clip((min(X_n, X_n+1) ctol)^(2/3), 2^-15, 1); a step more than
     1.1x the desired one is rejected. Expressed through the controller protocol: `scaled_error`
-    returns the desired step, `adapt` compares and proposes."""
+    returns the desired steps, `adapt` compares and proposes.
+
+    `propose_from_end=True` is the authors' code (their CIRController): after an accepted step the
+    next one is desired(X_n+1) alone, not desired(min(X_n, X_n+1)); the paper's text gives only
+    the min rule, which is `False`."""
 
     ctol: jax.Array
+    propose_from_end: bool = eqx.field(static=True, default=False)
     dtmin: float | None = 2.0**-15
     dtmax: float | None = 1.0
     jump_ts: None = None
@@ -102,59 +108,72 @@ class StateDependentSteps(eqx.Module):
     def init(self):
         return jnp.zeros(())
 
+    def desired(self, x):
+        return jnp.clip((_relu(x) * self.ctol) ** (2 / 3), 2.0**-15, 1.0)
+
     def scaled_error(self, x0, x1, x_error):
-        desired = (_relu(jnp.minimum(x0, x1)) * self.ctol) ** (2 / 3)
-        return jnp.clip(desired, 2.0**-15, 1.0)
+        # Two numbers for adapt: the step the rule allows, and the step to propose after accepting.
+        allowed = self.desired(jnp.minimum(x0, x1))
+        return jnp.stack([allowed, self.desired(x1) if self.propose_from_end else allowed])
 
     def adapt(self, state, h, desired, error_order):
-        return h <= 1.1 * desired, desired, state
+        allowed, after_accept = desired[0], desired[1]
+        accept = h <= 1.1 * allowed
+        return accept, jnp.where(accept, after_accept, allowed), state
 
     def below_dtmin(self, h, accept):
         return jnp.zeros((), bool)
 
 
-def final_values(solver, sigma, keys, *, dt0=None, ctol=None):
+def final_value_fn(solver, sigma, *, adaptive: bool, propose_from_end: bool = False):
+    """X_T and the number of accepted steps for one path, as a function of (key, level parameter):
+    the step 2^-L for constant steps, ctol = 2^-L for adaptive ones."""
     b_tilde = B - sigma**2 / (4 * A)
     problem = sk.SDE(lambda t, x, a: A * (b_tilde - x), lambda t, x, a: sigma * jnp.sqrt(_relu(x)),
                      noise="scalar", calculus="stratonovich")
 
-    def one(key, dt0, ctol):
+    def one(key, level_parameter):
         tree = sk.BrownianTree(key, 0.0, T, shape=(), tol=TOL, levy="space-time")
-        if ctol is None:
-            sol = sk.solve(problem, solver, 0.0, T, jnp.asarray(X0), (sigma, b_tilde), dt0=dt0, brownian=tree, max_steps=2**18)
+        if adaptive:
+            controller = StateDependentSteps(level_parameter, propose_from_end)
+            first = controller.desired(jnp.asarray(X0)) if propose_from_end else 2.0**-10
+            sol = sk.solve(problem, solver, 0.0, T, jnp.asarray(X0), (sigma, b_tilde), dt0=first, brownian=tree,
+                           controller=controller, max_steps=2**18)
         else:
-            sol = sk.solve(problem, solver, 0.0, T, jnp.asarray(X0), (sigma, b_tilde), dt0=2.0**-10, brownian=tree,
-                           controller=StateDependentSteps(ctol), max_steps=2**18)
+            sol = sk.solve(problem, solver, 0.0, T, jnp.asarray(X0), (sigma, b_tilde), dt0=level_parameter,
+                           brownian=tree, max_steps=2**18)
         return sol.ys[-1], sol.stats["num_accepted_steps"]
 
-    return one, keys
+    return one
 
 
-def run(volatility: str, n_paths: int, seed: int):
+def run(volatility: str, n_paths: int, seed: int, modes, propose_from_end: bool, chunk: int):
     sigma = 1.5 if volatility == "medium" else 2.2
     keys = jax.random.split(jax.random.key(seed), n_paths)
     rows = []
     for name, step in (("hosts", hosts_step), ("die", die_step)):
         solver = user_solver(name, step)
         for mode, levels in zip(("constant", "adaptive"), LEVELS[volatility]):
+            if mode not in modes:
+                continue
             levels = list(levels)
-            fine = levels[-1] + 2
-            if mode == "constant":
-                fn = jax.jit(jax.vmap(lambda k, d: final_values(solver, sigma, None)[0](k, d, None), in_axes=(0, None)))
-                values = lambda L: fn(keys, jnp.asarray(2.0**-L))
-            else:
-                fn = jax.jit(jax.vmap(lambda k, c: final_values(solver, sigma, None)[0](k, None, c), in_axes=(0, None)))
-                values = lambda L: fn(keys, jnp.asarray(2.0**-L))
-            reference, _ = values(fine)
+            fn = jax.jit(jax.vmap(final_value_fn(solver, sigma, adaptive=mode == "adaptive",
+                                                 propose_from_end=propose_from_end), in_axes=(0, None)))
+
+            def values(L):  # in chunks of paths, to bound memory at 10,000+ paths
+                parts = [fn(keys[i:i + chunk], jnp.asarray(2.0**-L)) for i in range(0, n_paths, chunk)]
+                return tuple(np.concatenate([np.asarray(p[j]) for p in parts]) for j in range(2))
+
+            reference, _ = values(levels[-1] + 2)
             errors, steps = [], []
             for L in levels:
                 x, n = values(L)
-                errors.append(float(jnp.sqrt(jnp.mean((x - reference) ** 2))))
-                steps.append(float(jnp.mean(n)))
+                errors.append(float(np.sqrt(np.mean((x - reference) ** 2))))
+                steps.append(float(np.mean(n)))
             order = -np.polyfit(np.log(steps), np.log(errors), 1)[0]
             rows.append([volatility, name, mode, f"{order:.2f}", f"{PAPER[(volatility, name, mode)]:.2f}",
                          f"{steps[0]:.0f}-{steps[-1]:.0f}"])
-            print(rows[-1], flush=True)
+            print(rows[-1], " errors:", " ".join(f"{e:.3g}" for e in errors), flush=True)
     return rows
 
 
@@ -163,14 +182,25 @@ def main():
     parser.add_argument("--paths", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--volatility", choices=["medium", "high", "both"], default="both")
+    parser.add_argument("--modes", nargs="+", choices=["constant", "adaptive"], default=["constant", "adaptive"])
+    parser.add_argument("--propose-from-end", action="store_true",
+                        help="the authors' code's step rule: after an accepted step propose desired(X_n+1)")
+    parser.add_argument("--chunk", type=int, default=2000, help="paths per compiled call")
+    parser.add_argument("--append", action="store_true", help="append the table to results/cir.md")
     args = parser.parse_args()
+    start = time.perf_counter()
     rows = []
     for volatility in (["medium", "high"] if args.volatility == "both" else [args.volatility]):
-        rows += run(volatility, args.paths, args.seed)
+        rows += run(volatility, args.paths, args.seed, args.modes, args.propose_from_end, args.chunk)
+    elapsed = time.perf_counter() - start
     table = markdown_table(["volatility", "solver", "steps", "strong order (sdekit)", "paper (50,000 paths)", "mean steps"], rows)
-    text = f"CIR, {args.paths} paths, T = 4, float64, tree tol 2^-16, same single-seed paths for every run.\n\n{table}\n"
+    rule = "next step desired(X_n+1) after acceptance" if args.propose_from_end else "next step desired(min(X_n, X_n+1))"
+    text = (f"CIR, {args.paths:,} paths, T = 4, float64, tree tol 2^-16, adaptive rule: {rule}; "
+            f"same single-seed paths for every run; {elapsed:.0f} s.\n\n{table}\n")
     print(text)
-    (pathlib.Path(__file__).parent / "results" / "cir.md").write_text(text)
+    if args.append:
+        with open(pathlib.Path(__file__).parent / "results" / "cir.md", "a") as f:
+            f.write("\n" + text)
 
 
 if __name__ == "__main__":

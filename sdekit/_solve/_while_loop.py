@@ -240,11 +240,13 @@ def judge(setup: _Setup, s: WhileState, p: _Proposal, y1, y_error, solver_state1
     h = p.tnext - s.t
     r = controller.scaled_error(*lax.stop_gradient((s.y, y1, y_error)))
     accept, dt_next, controller_state = controller.adapt(s.controller_state, h, r, setup.inputs.error_order)
-    accept = accept | (p.forced & jnp.isfinite(r))
+    # A controller's scaled error may be an array (a user rule passing several numbers to adapt).
+    finite = jnp.all(jnp.isfinite(r))
+    accept = accept | (p.forced & finite)
     # No progress possible: a rejected step at dtmin, a step too small to move t, or a
     # rejected step whose smaller successor rounds to the same end time.
     stuck = controller.below_dtmin(h, accept) | (p.tnext <= s.t) | (~accept & (s.t + dt_next >= p.tnext))
-    nonfinite_rejection = jnp.where(accept, s.nonfinite_rejection, ~jnp.isfinite(r))
+    nonfinite_rejection = jnp.where(accept, s.nonfinite_rejection, ~finite)
     failure = jnp.where(nonfinite_rejection, int(RESULTS.nonfinite), int(RESULTS.dt_min_reached))
     if step_result is not None:
         failure = jnp.where(step_result != int(RESULTS.successful), step_result, failure)

@@ -1,5 +1,6 @@
 """The solve loop: saving, backward time, pytrees, grids, jumps, results, vmap/jit, dtypes."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -283,3 +284,50 @@ def test_adaptive_steps_never_leave_a_last_step_below_dtmin():
     assert int(sol.result) == 0 and ends[-1] == 1.0
     np.testing.assert_allclose(ends[0], 0.9)  # not 0.95, which would leave 0.05 < dtmin
     assert steps.min() >= 0.1 - 1e-7, steps
+
+
+class _StateDependentSteps(eqx.Module):
+    """A user controller (the single-seed paper's CIR rule, on an ODE): the step allowed is
+    c * min(y_n, y_n+1), and after an accepted step the next proposal is c * y_n+1. Its scaled
+    error is an array of those two numbers, which `adapt` reads."""
+
+    c: float
+    dtmin: float | None = None
+    dtmax: float | None = None
+    jump_ts: None = None
+    step_ts: None = None
+    error_order: None = eqx.field(static=True, default=None)
+    adaptive = True
+
+    def revisits(self, noise):
+        return 0
+
+    def init(self):
+        return jnp.zeros(())
+
+    def scaled_error(self, y0, y1, y_error):
+        return jnp.stack([self.c * jnp.minimum(y0, y1), self.c * y1])
+
+    def adapt(self, state, h, desired, error_order):
+        accept = h <= 1.1 * desired[0]
+        return accept, jnp.where(accept, desired[1], desired[0]), state
+
+    def below_dtmin(self, h, accept):
+        return jnp.zeros((), bool)
+
+
+def test_a_user_controller_may_pass_an_array_from_scaled_error_to_adapt(x64):
+    """Every accepted step obeys the rule that needs both numbers, rejections happen (the first
+    proposal is too long), and the solution is Heun's on those steps (the rule ignores the error
+    estimate)."""
+    problem = sk.ODE(lambda t, y, a: -y)
+    sol = jax.jit(lambda y0: sk.solve(problem, sk.solvers.heun(), 0.0, 2.0, y0, dt0=0.5, max_steps=256,
+                                      controller=_StateDependentSteps(0.05), saveat=sk.SaveAt(steps=True)))(jnp.asarray(1.0))
+    n = int(sol.stats["num_accepted_steps"])
+    ts, ys = np.asarray(sol.ts[:n]), np.asarray(sol.ys[:n])
+    starts, y_starts = np.concatenate([[0.0], ts[:-1]]), np.concatenate([[1.0], ys[:-1]])
+    h = ts - starts
+    assert int(sol.stats["num_rejected_steps"]) >= 1 and sol.result == sk.RESULTS.successful
+    # the last step is cut short to end at t1; every other one is within the rule
+    assert np.all(h[:-1] <= 1.1 * 0.05 * np.minimum(y_starts, ys)[:-1] * (1 + 1e-12))
+    np.testing.assert_allclose(ys, y_starts * (1 - h + h**2 / 2), rtol=1e-12)
