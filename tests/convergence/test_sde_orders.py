@@ -13,16 +13,13 @@ def _orders(capsys, *args) -> dict[str, float]:
     return {row[1].strip(): float(row[2]) for row in rows}
 
 
-@pytest.mark.slow  # ~60 s: the ShARK reference on 16384 steps and ten compiled solves
-def test_cli_ou_orders_of_shark_and_sra1_are_1_5(capsys, tmp_path):
-    """ShARK and SRA1 showed 0.84 and 0.92 against the former 4096-step Milstein reference."""
-    orders = _orders(capsys, "--problem", "ou", "--solvers", "shark,sra1", "--paths", "200", "--out", str(tmp_path))
-    assert abs(orders["shark"] - 1.5) < 0.15 and abs(orders["sra1"] - 1.5) < 0.15, orders
-
-
-@pytest.mark.slow  # ~60 s: trees with the space-space area, eight compiled solves
-def test_cli_noncommutative_default_orders(capsys, tmp_path):
-    """Against the exact solution on the tree's path and area: Milstein with the area 1, Euler-Maruyama 1/2."""
-    orders = _orders(capsys, "--problem", "noncommutative", "--paths", "200", "--levels", "16", "32", "64", "128",
-                     "--out", str(tmp_path))
-    assert abs(orders["milstein_general"] - 1.0) < 0.15 and abs(orders["euler_maruyama"] - 0.5) < 0.15, orders
+@pytest.mark.slow  # the ShARK reference on 16384 steps and five compiled solves
+def test_cli_ou_order_of_shark_is_1_5(capsys, tmp_path):
+    """ShARK showed 0.84 against the former 4096-step Milstein reference. The one end-to-end run of
+    the reference branch (a problem without a closed form); SRA1's order 1.5 is checked in
+    tests/solvers/test_srk.py and the reference's accuracy for every default solver (SRA1 included)
+    in test_references.py. (The noncommutative problem's CLI run was dropped: its closed form is
+    checked in test_references.py, Milstein's order 1 and Euler-Maruyama's 1/2 on it in
+    tests/solvers/test_milstein_general.py, and the CLI's exact-solution branch in test_cli.py.)"""
+    orders = _orders(capsys, "--problem", "ou", "--solvers", "shark", "--paths", "200", "--out", str(tmp_path))
+    assert abs(orders["shark"] - 1.5) < 0.15, orders
