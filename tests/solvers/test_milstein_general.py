@@ -28,24 +28,26 @@ def _without_area(solver):
     return solver._replace(step=step, name="milstein without area")
 
 
-def _coarsen(w, a, r):
-    """Chen products of r consecutive fine steps (what the tree returns for the coarse grid)."""
-    w, a = w.reshape(-1, r, *w.shape[1:]), a.reshape(-1, r, *a.shape[1:])
-    acc_w, acc_a = w[:, 0], a[:, 0]
-    for k in range(1, r):
-        cross = acc_w[:, :, None] * w[:, k, None, :]
-        acc_w, acc_a = acc_w + w[:, k], acc_a + a[:, k] + 0.5 * (cross - jnp.swapaxes(cross, -1, -2))
-    return acc_w, acc_a
+def _run_coarse(problem, solver, w, a, r, y0):
+    """Milstein's steps on every r-th point of the fine grid of `w` and `a`, for a traced r (one
+    compiled program for every level): r consecutive fine increments are joined by Chen's relation
+    (what the tree returns for the coarse grid), and a step is taken at every r-th fine point."""
+    h = r / w.shape[0]
 
+    def body(carry, inc):
+        y, acc_w, acc_a, k = carry
+        first = k == 0
+        acc_w = jnp.where(first, 0.0, acc_w)
+        cross = acc_w[:, None] * inc[0][None, :]
+        acc_a = jnp.where(first, 0.0, acc_a) + inc[1] + 0.5 * (cross - cross.T)
+        acc_w = acc_w + inc[0]
+        k = k + 1
+        y1, _, _, _ = solver.step(problem, 0.0, h, y, None, sk.Increment(h, acc_w, None, None, acc_a), None)
+        done = k == r
+        return (jnp.where(done, y1, y), acc_w, acc_a, jnp.where(done, 0, k)), None
 
-def _run(problem, solver, w, a, y0):
-    h = 1.0 / w.shape[0]
-
-    def body(y, inc):
-        y1, _, _, _ = solver.step(problem, 0.0, h, y, None, sk.Increment(jnp.asarray(h), inc[0], None, None, inc[1]), None)
-        return y1, None
-
-    return jax.lax.scan(body, y0, (w, a))[0]
+    init = (y0, jnp.zeros_like(w[0]), jnp.zeros_like(a[0]), jnp.zeros((), jnp.int32))
+    return jax.lax.scan(body, init, (w, a))[0][0]
 
 
 def test_heisenberg_exact():
@@ -78,8 +80,15 @@ def test_strong_order_one_on_non_commutative_noise(x64):
     for calculus in ("ito", "stratonovich"):
         problem = _linear(calculus)
         mg = sk.solvers.milstein_general(calculus)
-        solve_at = lambda solver, r: jax.jit(jax.vmap(lambda w, a: _run(problem, solver, *_coarsen(w, a, r), y0)))(  # noqa: E731
-            incs.W, incs.A)
+        # One compiled program per solver for every level: the coarsening factor r is traced.
+        runs = {}
+
+        def solve_at(solver, r):
+            if solver.name not in runs:
+                runs[solver.name] = jax.jit(jax.vmap(lambda w, a, r: _run_coarse(problem, solver, w, a, r, y0),
+                                                     in_axes=(0, 0, None)))
+            return runs[solver.name](incs.W, incs.A, jnp.asarray(r, jnp.int32))
+
         ref = solve_at(mg, 1)
         solvers = {"mg": mg, "no-area": _without_area(mg)}
         if calculus == "ito":
