@@ -98,15 +98,15 @@ class LatentSDE(eqx.Module):
             checks of the series).
 
     Examples:
-        >>> import jax, jax.numpy as jnp
+        >>> import equinox as eqx, jax, jax.numpy as jnp
         >>> from sdekit import neural as skn
         >>> model = skn.LatentSDE(1, 8, 3, key=jax.random.key(0))
         >>> times = jnp.arange(6.0)
         >>> values = jnp.sin(times)[:, None].at[2].set(jnp.nan)
-        >>> loss, aux = model.negative_elbo(times, values, key=jax.random.key(1))
+        >>> loss, aux = eqx.filter_jit(model.negative_elbo)(times, values, key=jax.random.key(1))
         >>> sorted(aux)
         ['kl0', 'kl_path', 'nll']
-        >>> model.sample(times, values, jnp.array([2.0, 7.5]), key=jax.random.key(2)).shape
+        >>> eqx.filter_jit(model.sample)(times, values, jnp.array([2.0, 7.5]), key=jax.random.key(2)).shape
         (2, 1)
 
     References:
