@@ -39,10 +39,13 @@ def _eval(path, ts, what="evaluate"):
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_exact_on_linear_functions_with_nans_and_padding(method, dtype):
+def test_exact_on_linear_functions_with_nans_and_padding(method, x64):
     """Degree 1 is reproduced exactly (value and derivative) between each channel's first and
     last observation, on irregular times, with NaNs at the start, in the middle, at the end and
-    padding; outside, the first/last observed values are held and the derivative is zero."""
+    padding; outside, the first/last observed values are held and the derivative is zero. In
+    float64 to 1e-11 (float32 paths, padded and vmapped, are checked in
+    test_padding_vmap_and_index_time and test_gradients_are_finite)."""
+    dtype = jnp.dtype(jnp.float64)
     rng = np.random.default_rng(0)
     real = _series(rng, 9)
     times = np.concatenate([real, np.full(3, real[-1])])  # padded to 12
@@ -150,6 +153,7 @@ def test_padding_vmap_and_index_time(method):
     for b, (times, values) in enumerate(series):
         alone = _build(jnp.asarray(times), jnp.asarray(values), method)
         one = jax.tree.map(lambda x: x[b], batch)
+        assert one.coeffs.dtype == alone.coeffs.dtype == jnp.float32  # x64 off: float32 in, float32 out
         query = np.linspace(times[0] - 0.5, times[-1] + 2, 60)
         np.testing.assert_allclose(_eval(one, query), _eval(alone, query), rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(_eval(one, query, "derivative"), _eval(alone, query, "derivative"), rtol=1e-5,
