@@ -28,13 +28,14 @@ def test_deep_grid_program_does_not_grow_with_depth():
 
 @pytest.mark.parametrize("levy", ["increment", "space-time", "space-time-time"])
 def test_deep_grid_equals_tree(dtype, levy):
-    """A uniform grid and an uneven one with steps inside one leaf, 9 and 11 deep levels."""
+    """A uniform grid and an uneven one with steps inside one leaf, 9 and 11 deep levels. Both
+    grids have 17 times, so one jitted build (and one jitted vmap of single queries) serves both."""
     tree = skb.BrownianTree(jax.random.key(1), 0.0, 1.0, shape=(3,), tol=2.0**-14, levy=levy)
     tdt = tree.t0.dtype
-    uneven = np.sort(np.concatenate([[0.0, 1.0, 0.25, 0.25 + 2.0**-16], np.random.default_rng(0).uniform(0, 1, 10)]))
+    uneven = np.sort(np.concatenate([[0.0, 1.0, 0.25, 0.25 + 2.0**-16], np.random.default_rng(0).uniform(0, 1, 13)]))
+    both = jax.jit(lambda ts: (tree.grid_increments(ts), jax.vmap(tree.increment)(ts[:-1], ts[1:])))
     for ts in (jnp.linspace(0.0, 1.0, 17, dtype=tdt), jnp.asarray(uneven, tdt)):
-        grid = tree.grid_increments(ts)
-        single = jax.vmap(tree.increment)(ts[:-1], ts[1:])
+        grid, single = both(ts)
         eps = float(jnp.finfo(dtype).eps)
         for a, b in zip((grid.W, grid.H, grid.K), (single.W, single.H, single.K)):
             if a is not None:
