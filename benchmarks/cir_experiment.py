@@ -147,11 +147,14 @@ def final_value_fn(solver, sigma, *, adaptive: bool, propose_from_end: bool = Fa
     return one
 
 
-def run(volatility: str, n_paths: int, seed: int, modes, propose_from_end: bool, chunk: int, reference_offset: int = 2):
+def run(volatility: str, n_paths: int, seed: int, modes, propose_from_end: bool, chunk: int, reference_offset: int = 2,
+        solvers=("hosts", "die")):
     sigma = 1.5 if volatility == "medium" else 2.2
     keys = jax.random.split(jax.random.key(seed), n_paths)
     rows = []
     for name, step in (("hosts", hosts_step), ("die", die_step)):
+        if name not in solvers:
+            continue
         solver = user_solver(name, step)
         for mode, levels in zip(("constant", "adaptive"), LEVELS[volatility]):
             if mode not in modes:
@@ -185,6 +188,7 @@ def main():
     parser.add_argument("--modes", nargs="+", choices=["constant", "adaptive"], default=["constant", "adaptive"])
     parser.add_argument("--propose-from-end", action="store_true",
                         help="the authors' code's step rule: after an accepted step propose desired(X_n+1)")
+    parser.add_argument("--solvers", nargs="+", choices=["hosts", "die"], default=["hosts", "die"])
     parser.add_argument("--chunk", type=int, default=2000, help="paths per compiled call")
     parser.add_argument("--append", action="store_true", help="append the table to results/cir.md")
     parser.add_argument("--reference-offset", type=int, default=2,
@@ -194,7 +198,7 @@ def main():
     rows = []
     for volatility in (["medium", "high"] if args.volatility == "both" else [args.volatility]):
         rows += run(volatility, args.paths, args.seed, args.modes, args.propose_from_end, args.chunk,
-                    args.reference_offset)
+                    args.reference_offset, args.solvers)
     elapsed = time.perf_counter() - start
     table = markdown_table(["volatility", "solver", "steps", "strong order (sdekit)", "paper (50,000 paths)", "mean steps"], rows)
     rule = "next step desired(X_n+1) after acceptance" if args.propose_from_end else "next step desired(min(X_n, X_n+1))"
