@@ -60,20 +60,58 @@ class StepTo(eqx.Module):
     The grid's length is static (the loop is a `lax.scan`); its values are traced. `ts[0]` must be
     `t0` and `ts[-1]` must be `t1`.
 
+    With `padded=True` the grid may repeat a time: a repeated time is a step of length zero,
+    skipped at run time (no vector-field evaluation). Padding grids to one length with their
+    final time lets grids with different numbers of steps share one compiled program: a sweep
+    over step counts compiles once (`StepTo.pad` builds such a grid). Skipped steps are not
+    counted in `sol.stats`; with `SaveAt(steps=True)` their entries hold `inf` times and NaN
+    values.
+
     Args:
         ts: 1-D array of step boundaries.
+        padded: whether `ts` may repeat times (then monotonic rather than strictly so).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, sdekit as sk
+        >>> problem = sk.ODE(lambda t, y, args: -y)
+        >>> @jax.jit
+        ... def final(ts):  # one compilation for every step count below
+        ...     sol = sk.solve(problem, sk.solvers.heun(), 0.0, 1.0, 1.0, controller=sk.StepTo(ts, padded=True))
+        ...     return sol.ys[-1], sol.stats["num_steps"]
+        >>> [final(sk.StepTo.pad(jnp.linspace(0.0, 1.0, n + 1), 64).ts)[1].item() for n in (8, 16, 64)]
+        [8, 16, 64]
     """
 
     ts: Float[Array, " n"]
+    padded: bool = eqx.field(static=True, default=False)
     adaptive = False
 
-    def __init__(self, ts: Float[ArrayLike, " n"]):
+    def __init__(self, ts: Float[ArrayLike, " n"], padded: bool = False):
         ts = jnp.asarray(ts)
         if ts.ndim != 1 or ts.shape[0] < 2:
             raise ValueError(f"StepTo needs a 1-D grid of at least two times, got shape {ts.shape}.")
         if not jnp.issubdtype(ts.dtype, jnp.floating):
             ts = ts.astype(jnp.result_type(float))
         self.ts = ts
+        self.padded = bool(padded)
+
+    @classmethod
+    def pad(cls, ts: Float[ArrayLike, " n"], num_steps: int) -> "StepTo":
+        """`StepTo(ts, padded=True)` with `ts` extended to `num_steps + 1` times by repeating its
+        last: grids of up to `num_steps` steps then have one shape (and one compiled solve).
+
+        Args:
+            ts: 1-D array of step boundaries (at most `num_steps + 1` of them).
+            num_steps: the padded grid's number of steps (static).
+        """
+        ts = jnp.asarray(ts)
+        if ts.ndim != 1 or ts.shape[0] < 2:
+            raise ValueError(f"StepTo.pad needs a 1-D grid of at least two times, got shape {ts.shape}.")
+        if not isinstance(num_steps, int) or num_steps < ts.shape[0] - 1:
+            raise ValueError(f"StepTo.pad: num_steps must be an int of at least the grid's {ts.shape[0] - 1} steps, "
+                             f"got {num_steps!r}.")
+        fill = jnp.broadcast_to(ts[-1], (num_steps + 1 - ts.shape[0],))
+        return cls(jnp.concatenate([ts, fill]), padded=True)
 
 
 class PIDState(NamedTuple):

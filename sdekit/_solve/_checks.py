@@ -296,9 +296,10 @@ def check_vector_field(vector_field, t0, y0, args, what="vector field") -> None:
             )
 
 
-def _number_problems(t0, t1, dt0, saveat_ts, grid, brownian=None, xp=jnp):
+def _number_problems(t0, t1, dt0, saveat_ts, grid, brownian=None, xp=jnp, padded=False):
     """(bad, message) pairs; `bad` is a bool (or traced bool array). `xp` is `numpy` for
-    concrete numbers (no tiny jitted op to compile per check), `jax.numpy` for traced ones."""
+    concrete numbers (no tiny jitted op to compile per check), `jax.numpy` for traced ones.
+    `padded`: the grid may repeat times (`StepTo(ts, padded=True)`)."""
     problems = []
     if brownian is not None:
         tree_t0, tree_t1 = xp.asarray(brownian.t0), xp.asarray(brownian.t1)
@@ -334,8 +335,14 @@ def _number_problems(t0, t1, dt0, saveat_ts, grid, brownian=None, xp=jnp):
         # Every per-step check reads the shortest step: one reduction (two kernels on XLA:CPU)
         # for all of them. The monotonicity check comes first, so the tol check only decides
         # when all steps are positive, and then the shortest is the smallest in magnitude.
-        shortest = xp.min(steps)
-        problems.append((shortest <= 0, "StepTo(ts) must be strictly monotonic from t0 to t1."))
+        if padded:
+            # Repeated times are skipped steps: only the steps taken must respect the tree's tol.
+            problems.append((xp.min(steps) < 0, "StepTo(ts, padded=True) must be monotonic from t0 to t1."))
+            shortest = xp.min(xp.where(steps > 0, steps, xp.inf))
+        else:
+            shortest = xp.min(steps)
+            problems.append((shortest <= 0, "StepTo(ts) must be strictly monotonic from t0 to t1 (repeated times: "
+                             "StepTo(ts, padded=True))."))
         if brownian is not None:
             problems.append(
                 (shortest < brownian.tol, "StepTo(ts) has steps smaller than the Brownian tree's tol: "
@@ -344,26 +351,26 @@ def _number_problems(t0, t1, dt0, saveat_ts, grid, brownian=None, xp=jnp):
     return problems
 
 
-def check_numbers_eagerly(t0, t1, dt0, saveat_ts, grid, brownian=None) -> bool:
+def check_numbers_eagerly(t0, t1, dt0, saveat_ts, grid, brownian=None, padded=False) -> bool:
     """Raise ValueError for bad concrete numbers (the usual, non-traced call). Returns whether
     the numbers were concrete, and so checked: then no run-time checks are compiled."""
     tree_times = () if brownian is None else (brownian.t0, brownian.t1)
     if not all(is_concrete(x) for x in (t0, t1, dt0, saveat_ts, grid, *tree_times) if x is not None):
         return False
     numbers = (None if x is None else np.asarray(x) for x in (t0, t1, dt0, saveat_ts, grid))
-    for bad, message in _number_problems(*numbers, brownian, xp=np):
+    for bad, message in _number_problems(*numbers, brownian, xp=np, padded=padded):
         if bool(bad):
             raise ValueError(message)
     return True
 
 
-def traced_failure(t0, t1, dt0, saveat_ts, grid, brownian=None):
+def traced_failure(t0, t1, dt0, saveat_ts, grid, brownian=None, padded=False):
     """The checks on traced numbers as `(failed, index, messages)`: whether one fails, the first
     that does, and their messages; None when every check was decided at trace time.
 
     Scalar flags and a select chain, not a stacked vector with `any` and `argmax`: XLA fuses
     scalar work into one kernel, where each reduction costs two."""
-    traced = [(jnp.asarray(bad, bool), message) for bad, message in _number_problems(t0, t1, dt0, saveat_ts, grid, brownian)
+    traced = [(jnp.asarray(bad, bool), message) for bad, message in _number_problems(t0, t1, dt0, saveat_ts, grid, brownian, padded=padded)
               if not is_concrete(bad)]
     if not traced:
         return None
@@ -376,11 +383,11 @@ def traced_failure(t0, t1, dt0, saveat_ts, grid, brownian=None):
     return failed, index, tuple(message for _, message in traced)
 
 
-def check_numbers_traced(carrier, t0, t1, dt0, saveat_ts, grid, brownian=None):
+def check_numbers_traced(carrier, t0, t1, dt0, saveat_ts, grid, brownian=None, padded=False):
     """Attach runtime checks (for traced numbers) to `carrier`, returned unchanged. All of them
     go through one `branched_error_if` (the first failing check's message): each separate check
     costs trace and compile time."""
-    failure = traced_failure(t0, t1, dt0, saveat_ts, grid, brownian)
+    failure = traced_failure(t0, t1, dt0, saveat_ts, grid, brownian, padded)
     if failure is None:
         return carrier
     failed, index, messages = failure

@@ -137,7 +137,7 @@ def solve(
     problem = closure_converted(problem, t0, y0, args)
     if event is not None:
         event = closure_converted_event(event, t0, y0, args)
-    checked = _checks.check_numbers_eagerly(t0, t1, dt0, saveat_ts, grid, brownian)
+    checked = _checks.check_numbers_eagerly(t0, t1, dt0, saveat_ts, grid, brownian, _padded(controller))
     if isinstance(controller, ConstantStep) and _constant_steps_as_grid(saveat, adjoint):
         # Under `jit`, step ends known at trace time (Python or NumPy numbers) are fixed for that
         # trace, so they make a fixed grid at no cost in retracing: the scan loop, and for SDEs
@@ -194,6 +194,10 @@ def _constant_steps_as_grid(saveat, adjoint) -> bool:
     (the O(1)-memory adjoints and a chosen number of checkpoints bound the reverse pass's
     memory, which a grid's stored carries and increments would not)."""
     return adjoint.allows_grid and not (saveat.steps or saveat.dense) and _checks.staged()
+
+
+def _padded(controller) -> bool:
+    return isinstance(controller, StepTo) and controller.padded
 
 
 def _time_dtype(*times):
@@ -260,9 +264,9 @@ def solve_compiled(inputs: SolveInputs, adjoint: Adjoint) -> Solution:
         if i.throw and i.grid is not None:
             # A fixed grid bounds the work whatever the numbers, so the checks can wait for the
             # result's own error check and share it: one conditional and callback fewer to compile.
-            bad_input = _checks.traced_failure(*times, i.brownian)
+            bad_input = _checks.traced_failure(*times, i.brownian, _padded(i.controller))
         else:
-            y0 = _checks.check_numbers_traced(y0, *times, i.brownian)
+            y0 = _checks.check_numbers_traced(y0, *times, i.brownian, _padded(i.controller))
     tau0, tau1 = direction * t0, direction * t1
     controller = _controller_in_tau(i.controller, direction) if i.controller.adaptive else i.controller
     dt, init_fevals = _initial_dt(i._replace(y0=y0), tau_problem, tau0, error_order)

@@ -307,7 +307,7 @@ def _backward_segment(c, problem, static, diff, start, end, y, a, diff_bar):
         # zero-length steps, which change nothing).
         g = i.grid[::-1] if ode else -i.grid[::-1]
         grid = jnp.clip(g, jnp.minimum(t_from, t_to), jnp.maximum(t_from, t_to))
-        controller = StepTo(grid)
+        controller = StepTo(grid, padded=True)
     elif i.dt0 is not None or not ode:
         step = jnp.abs(i.dt0) if i.dt0 is not None else jnp.abs(i.grid[1] - i.grid[0])
         dt0 = -step if ode else step

@@ -38,12 +38,13 @@ def fit_order(step_sizes, errors) -> OrderFit:
     return OrderFit(float(result.slope), float(result.slope - half), float(result.slope + half))
 
 
-def _grid_errors(test: TestProblem, solver: sk.solvers.Solver, num_steps: int, reference) -> float:
-    """Largest error over the grid points of a fixed-step solve with `num_steps` steps."""
+def _grid_errors(test: TestProblem, solver: sk.solvers.Solver, num_steps: int, reference, pad_to: int) -> float:
+    """Largest error over the grid points of a fixed-step solve with `num_steps` steps (its grid
+    padded to `pad_to` steps: one compilation for every step count of a solver)."""
     grid = jnp.linspace(test.t0, test.t1, num_steps + 1)
-    sol = sk.solve(test.problem, solver, test.t0, test.t1, test.y0(), controller=sk.StepTo(grid),
+    sol = sk.solve(test.problem, solver, test.t0, test.t1, test.y0(), controller=sk.StepTo.pad(grid, pad_to),
                    saveat=sk.SaveAt(steps=True))
-    approx = np.asarray(sol.ys, dtype=np.float64).reshape(num_steps, -1)
+    approx = np.asarray(sol.ys, dtype=np.float64)[:num_steps].reshape(num_steps, -1)
     exact = np.asarray(reference(np.asarray(grid[1:], dtype=np.float64)), dtype=np.float64).reshape(num_steps, -1)
     return float(np.max(np.abs(approx - exact)))
 
@@ -126,7 +127,7 @@ def ode_order_experiment(test: TestProblem, solvers: dict[str, sk.solvers.Solver
         results = []
         for name, solver in solvers.items():
             counts = step_counts[name]
-            errors = np.array([_grid_errors(test, solver, n, reference) for n in counts])
+            errors = np.array([_grid_errors(test, solver, n, reference, max(counts)) for n in counts])
             step_sizes = (test.t1 - test.t0) / np.asarray(counts, dtype=np.float64)
             results.append(SolverResult(name, float(solver.order), step_sizes, errors, fit_order(step_sizes, errors)))
     return results

@@ -4,6 +4,7 @@
 from collections.abc import Callable
 from typing import NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -198,14 +199,22 @@ def path_trees(test: SDETestProblem, solvers: list[sk.solvers.Solver], finest: i
                                               area=area))(keys)
 
 
-def final_values(test: SDETestProblem, problem: sk.SDE, solver: sk.solvers.Solver, num_steps: int, trees):
-    """y(t1) of a `num_steps`-step solve on each path (vmapped over `trees`)."""
+def final_values(test: SDETestProblem, problem: sk.SDE, solver: sk.solvers.Solver, num_steps: int, trees,
+                 pad_to: int | None = None):
+    """y(t1) of a `num_steps`-step solve on each path (vmapped over `trees`). With `pad_to`, the
+    grid is padded to `pad_to` steps (`sk.StepTo.pad`): every step count up to it then reuses one
+    compiled solve (for the same `problem` and `solver` objects)."""
     grid = jnp.linspace(0.0, test.t1, num_steps + 1)
+    controller = sk.StepTo(grid) if pad_to is None else sk.StepTo.pad(grid, pad_to)
+    return _final_values(problem, solver, test.y0(), test.t1, controller, trees)
 
+
+@eqx.filter_jit
+def _final_values(problem, solver, y0, t1, controller, trees):
     def run(tree):
-        return sk.solve(problem, solver, 0.0, test.t1, test.y0(), controller=sk.StepTo(grid), brownian=tree).ys[-1]
+        return sk.solve(problem, solver, 0.0, t1, y0, controller=controller, brownian=tree).ys[-1]
 
-    return jax.jit(jax.vmap(run))(trees)
+    return jax.vmap(run)(trees)
 
 
 def path_errors(approx, truth) -> np.ndarray:
@@ -259,10 +268,11 @@ def sde_strong_order_experiment(
         else:
             ref = test.reference
             truth = final_values(test, ref.problem, ref.solver, ref.steps, trees)
+        pad_to = max(step_counts)
         step_sizes = test.t1 / np.asarray(step_counts, dtype=np.float64)
         results = []
         for (name, solver), problem in zip(solvers.items(), problems):
-            errors = np.stack([path_errors(final_values(test, problem, solver, n, trees), truth) for n in step_counts])
+            errors = np.stack([path_errors(final_values(test, problem, solver, n, trees, pad_to), truth) for n in step_counts])
             fit = bootstrap_order(step_sizes, errors, key)
             theory = solver.sde.strong(test.problem.noise)
             results.append(SolverResult(name, float(theory), step_sizes, errors.mean(axis=1), fit))

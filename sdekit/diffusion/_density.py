@@ -104,6 +104,7 @@ def sample_with_log_density(
     n_probes: int = 1,
     probe: str = "rademacher",
     args: Any = None,
+    padded: bool = False,
 ) -> LogDensitySample:
     r"""Sample from `x_T` through the grid `ts` and estimate each sample's log-density on the way.
 
@@ -131,6 +132,7 @@ def sample_with_log_density(
         prior_log_prob: `x_T -> log p_{ts[0]}(x_T)` per sample.
         trace, n_probes, probe: the divergence for ODE solvers, as in `skd.log_likelihood`.
         args: passed to the network.
+        padded: `ts` may repeat times, skipped (as in `skd.sample`).
 
     Returns:
         `LogDensitySample(x, log_density)`.
@@ -158,7 +160,7 @@ def sample_with_log_density(
         raise TypeError(f"solver must be an sk.solvers solver; got {type(solver).__name__}.")
     x_T = samples_first(x_T, "sample_with_log_density", "x_T")
     ts = jnp.asarray(ts, x_T.dtype)
-    check_grid(model, ts)
+    check_grid(model, ts, padded)
     prior = gaussian_prior_log_prob(model, ts[0], x_T) if prior_log_prob is None else prior_log_prob(x_T)
     y0 = {"x": x_T, "log_q": jnp.asarray(prior, x_T.dtype)}
     if _is_diffusion_sampler(solver):
@@ -167,9 +169,9 @@ def sample_with_log_density(
                         "heun, tsit5, ...).")
     if solver.sde is None:
         check_trace(trace, key, n_probes, probe, "sample_with_log_density")
-        x, log_q = _ode(model, solver, y0, ts, key, trace, n_probes, probe, args)
+        x, log_q = _ode(model, solver, y0, ts, key, trace, n_probes, probe, args, padded)
     else:
-        x, log_q = _sde(model, solver, y0, ts, key, args)
+        x, log_q = _sde(model, solver, y0, ts, key, args, padded)
     return LogDensitySample(x, log_q)
 
 
@@ -179,25 +181,25 @@ def _is_diffusion_sampler(solver) -> bool:
 
 
 @eqx.filter_jit
-def _ode(model, solver, y0, ts, key, trace, n_probes, probe, args):
+def _ode(model, solver, y0, ts, key, trace, n_probes, probe, args, padded):
     probes = None if trace == "exact" else draw_probes(key, y0["x"], n_probes, probe)
     sol = sk.solve(sk.ODE(FlowWithLogDensity(model)), solver, ts[0], ts[-1], y0, args=(args, probes),
-                   controller=sk.StepTo(ts))
+                   controller=sk.StepTo(ts, padded=padded))
     return sol.ys["x"][-1], sol.ys["log_q"][-1]
 
 
-def _sde(model, solver, y0, ts, key, args):
+def _sde(model, solver, y0, ts, key, args, padded):
     if key is None:
         raise ValueError(f"the SDE solver {solver.name} draws noise: pass key=jax.random.key(...).")
     s = -ts
     if not isinstance(s, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(s))):
         raise ValueError("sample_with_log_density with an SDE solver needs finite times; end the grid at a small t.")
     span = abs(float(s[-1] - s[0])) if not isinstance(s, jax.core.Tracer) else 1.0
-    return _sde_run(model, solver, y0, s, key, args, span)
+    return _sde_run(model, solver, y0, s, key, args, span, padded)
 
 
 @eqx.filter_jit
-def _sde_run(model, solver, y0, s, key, args, span):
+def _sde_run(model, solver, y0, s, key, args, span, padded):
     # (span, a Python float, is static: the tree resolution is fixed relative to the grid span.)
     sde = ito_density_sde(model)
     x_T = y0["x"]
@@ -207,7 +209,7 @@ def _sde_run(model, solver, y0, s, key, args, span):
     def one(i, y):
         tree = sk.BrownianTree(jax.random.fold_in(key, i), s[0], s[-1], shape=(event_size(x_T),), dtype=x_T.dtype,
                                tol=span * 2.0**-TREE_DEPTH, depth=TREE_DEPTH, levy=levy)
-        sol = sk.solve(sde, solver, s[0], s[-1], y, args=args, controller=sk.StepTo(s), brownian=tree)
+        sol = sk.solve(sde, solver, s[0], s[-1], y, args=args, controller=sk.StepTo(s, padded=padded), brownian=tree)
         return jax.tree.map(lambda a: a[-1], sol.ys)
 
     out = jax.vmap(one)(jnp.arange(x_T.shape[0]), y0)

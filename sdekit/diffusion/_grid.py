@@ -18,6 +18,7 @@ def time_grid(
     t_end: float | None = None,
     rho: float = 7.0,
     zero_end: bool = False,
+    pad_to: int | None = None,
 ) -> Float[Array, " steps_plus_1"]:
     r"""`steps + 1` decreasing times from `t_start` (noise) to `t_end` (data).
 
@@ -32,6 +33,10 @@ def time_grid(
     of the `steps` steps goes on to $\sigma = 0$ (the schedule's `t_zero`: EDM, VE, Flow), where
     samplers return the model's data prediction, as k-diffusion's and diffusers' grids do.
 
+    With `pad_to`, the grid is extended to `pad_to + 1` times by repeating its last: samplers
+    given `padded=True` skip the repeats, so grids of any number of steps up to `pad_to` share
+    one compiled sampler (`jax.jit` of `skd.sample` does not retrace for a new step count).
+
     Examples:
         >>> import sdekit.diffusion as skd
         >>> ts = skd.time_grid(skd.EDM(), 4, "karras", zero_end=True)
@@ -44,6 +49,8 @@ def time_grid(
         raise ValueError(f"spacing must be one of {SPACINGS}; got {spacing!r}.")
     if not isinstance(steps, int) or steps < 1 + zero_end:
         raise ValueError(f"steps must be an int >= {1 + zero_end}; got {steps!r}.")
+    if pad_to is not None and (not isinstance(pad_to, int) or pad_to < steps):
+        raise ValueError(f"pad_to must be an int >= steps = {steps}; got {pad_to!r}.")
     if zero_end and schedule.t_zero is None:
         raise ValueError(f"{type(schedule).__name__} never reaches sigma = 0: zero_end=True is not possible.")
     t_start = schedule.t_max if t_start is None else t_start
@@ -70,6 +77,8 @@ def time_grid(
     ts = ts.at[0].set(t_start).at[-1].set(t_end)
     if zero_end:
         ts = jnp.append(ts, jnp.asarray(schedule.t_zero, dtype))
+    if pad_to is not None:
+        ts = jnp.concatenate([ts, jnp.broadcast_to(ts[-1], (pad_to - steps,))])
     return ts
 
 

@@ -25,6 +25,7 @@ def sample(
     args: Any = None,
     progress: bool = False,
     adjoint: Any = None,
+    padded: bool = False,
 ) -> Float[Array, "..."]:
     r"""Run `sampler` from `x_T` at `ts[0]` through the grid `ts` (noise to data); return $x_0$.
 
@@ -44,6 +45,9 @@ def sample(
         args: passed to the network as `fn(x, t, args)` (class labels, conditioning).
         progress: a tqdm meter.
         adjoint: an `sk.adjoint` method for gradients through sampling (default checkpointed).
+        padded: `ts` may repeat times (`skd.time_grid(..., pad_to=N)`): the repeats are skipped,
+            so grids of different numbers of steps padded to one length share one compilation
+            (`sk.StepTo(ts, padded=True)`). The noise is the same as on the unpadded grid.
 
     Examples:
         >>> import jax, jax.numpy as jnp, sdekit.diffusion as skd
@@ -55,6 +59,9 @@ def sample(
         True
     """
     if isinstance(model, Superposition):
+        if padded:
+            raise ValueError("skd.sample of a superposition steps through its grid itself: padded grids are not "
+                             "supported there; pass the grid unpadded.")
         return sample_superposed(model, sampler, x_T, ts, key=key, args=args).x
     if not isinstance(model, Model):
         raise TypeError(f"sample needs an skd.Model or an skd.superpose(...) result; got {type(model).__name__}.")
@@ -62,10 +69,10 @@ def sample(
         raise TypeError(f"sampler must be one of skd.samplers; got {type(sampler).__name__}.")
     x_T = jnp.asarray(x_T)
     ts = jnp.asarray(ts, x_T.dtype) if jnp.issubdtype(x_T.dtype, jnp.floating) else jnp.asarray(ts)
-    check_grid(model, ts)
+    check_grid(model, ts, padded)
     kwargs = dict(args=args, controller=None, progress=progress, adjoint=adjoint)
     if sampler.sde is None:
-        kwargs["controller"] = sk.StepTo(ts)
+        kwargs["controller"] = sk.StepTo(ts, padded=padded)
         return sk.solve(probability_flow(model), sampler, ts[0], ts[-1], x_T, **kwargs).ys[-1]
     if key is None:
         raise ValueError(f"the sampler {sampler.name} draws noise: pass key=jax.random.key(...).")
@@ -75,5 +82,5 @@ def sample(
                          "(VE's sigma = 0): end at a small t instead, or use a deterministic sampler.")
     tree = sk.BrownianTree(key, s[0], s[-1], shape=x_T.shape, dtype=x_T.dtype,
                            tol=_tree_tol(s), depth=TREE_DEPTH, levy=sampler.sde.levy_area)
-    kwargs["controller"] = sk.StepTo(s)
+    kwargs["controller"] = sk.StepTo(s, padded=padded)
     return sk.solve(reverse_sde(model), sampler, s[0], s[-1], x_T, brownian=tree, **kwargs).ys[-1]

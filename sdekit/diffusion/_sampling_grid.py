@@ -31,8 +31,9 @@ def samples_first(x, who: str, name: str):
     return x
 
 
-def check_grid(model: Model, ts) -> None:
-    """A grid must be 1-D with at least two times, strictly decreasing in noise level."""
+def check_grid(model: Model, ts, padded: bool = False) -> None:
+    """A grid must be 1-D with at least two times, strictly decreasing in noise level (`padded`:
+    or repeating a time, a step the samplers skip)."""
     if ts.ndim != 1 or ts.shape[0] < 2:
         raise ValueError(f"a sampling grid is 1-D with at least two times; got shape {ts.shape}.")
     sched = model.schedule
@@ -45,6 +46,7 @@ def check_grid(model: Model, ts) -> None:
         raise ValueError(
             f"the grid leaves {type(sched).__name__}'s domain (alpha = 0 or a NaN at some times): was it built "
             f"for another schedule? Use skd.time_grid(model.schedule, ...); got ts = {ts}.")
-    if not bool(jnp.all(rho[1:] < rho[:-1])):
+    decreasing = (rho[1:] < rho[:-1]) | ((ts[1:] == ts[:-1]) if padded else False)
+    if not bool(jnp.all(decreasing)):
         raise ValueError("the sampling grid must go from noise to data: sigma/alpha strictly decreasing along ts "
-                         f"(use skd.time_grid); got ts = {ts}.")
+                         f"(use skd.time_grid; repeated times need padded=True); got ts = {ts}.")

@@ -1,7 +1,6 @@
 """Shared by the sampler tests: the 2-D Gaussian-mixture problem (the fixtures' too), its exact
 probability-flow solution, and fitted convergence orders."""
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -45,31 +44,13 @@ def _exact_cached(model, x_T, t0, t1):
     return _EXACT[key]
 
 
-@eqx.filter_jit
-def _final_state(model, sampler, x_T, ts, n):
-    """x_0 after the first `n` steps of the grid `ts` (padded beyond them): the sampler's own
-    `init`/`step` in a loop whose length is traced, so that one compilation serves every number
-    of steps (`skd.sample`'s grid length is static: one compilation per level)."""
-    problem = skd.probability_flow(model)
-
-    def body(i, carry):
-        x, state = carry
-        x, _, _, state = sampler.step(problem, ts[i], ts[i + 1], x, None, None, state)
-        return x, state
-
-    return jax.lax.fori_loop(0, n, body, (x_T, sampler.init(problem, ts[0], x_T, None)))[0]
-
-
 def final_states(model, sampler, x_T, steps_list, spacing="log_snr", **grid):
     """x_0 of a deterministic sampler for each number of steps in `steps_list` (the grid
-    `skd.time_grid(model.schedule, n, spacing, **grid)`), from one compilation."""
+    `skd.time_grid(model.schedule, n, spacing, **grid)`), from one compilation: the grids are
+    padded to one length (`pad_to`, `padded=True`)."""
     longest = max(steps_list)
-    out = []
-    for n in steps_list:
-        ts = skd.time_grid(model.schedule, n, spacing, **grid)
-        ts = jnp.concatenate([ts, jnp.full((longest - n,), ts[-1], ts.dtype)])
-        out.append(_final_state(model, sampler, x_T, ts, jnp.asarray(n)))
-    return out
+    return [skd.sample(model, sampler, x_T, skd.time_grid(model.schedule, n, spacing, pad_to=longest, **grid),
+                       padded=True) for n in steps_list]
 
 
 def errors(model, sampler, x_T, steps_list, spacing="log_snr", **grid):
