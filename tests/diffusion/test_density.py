@@ -78,3 +78,16 @@ def test_bad_input():
         skd.sample_with_log_density(model, sk.solvers.heun(), x_T, ts[::-1])
     with pytest.raises(TypeError, match="sk.solvers"):
         skd.sample_with_log_density(model, "euler", x_T, ts)
+
+
+@pytest.mark.parametrize("solver", [sk.solvers.milstein(), sk.solvers.heun()], ids=["sde", "ode"])
+def test_log_density_on_a_padded_grid_equals_the_unpadded(solver, x64):
+    gm = skd.GaussianMixture(jnp.ones(1), jnp.zeros((1, 2)), 0.25 * jnp.eye(2)[None])
+    sched = skd.VP.linear()
+    x_T = sched.prior(jax.random.key(0), (16, 2))
+    kwargs = dict(key=jax.random.key(1))
+    padded = skd.sample_with_log_density(gm.model(sched), solver, x_T, skd.time_grid(sched, 20, pad_to=33),
+                                         padded=True, **kwargs)
+    plain = skd.sample_with_log_density(gm.model(sched), solver, x_T, skd.time_grid(sched, 20), **kwargs)
+    np.testing.assert_allclose(padded.x, plain.x, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(padded.log_density, plain.log_density, rtol=1e-12, atol=1e-12)

@@ -145,3 +145,42 @@ def test_backsolve_adjoint_through_a_sampler(x64):
     backsolve = jax.grad(loss)(0.3, sk.adjoint.Backsolve(solver=sk.solvers.tsit5(), controller=sk.PID(rtol=1e-8, atol=1e-8)))
     np.testing.assert_allclose(backsolve, exact, rtol=1e-3)
     assert abs(float(backsolve - exact)) > 1e-8  # a different method, not the same computation
+
+
+@pytest.mark.parametrize("sampler", [skd.samplers.dpm_solver_pp(order=3), skd.samplers.dpm_solver_pp_sde(order=2)],
+                         ids=["pp3M", "sde-pp2M"])
+def test_padded_grids_sample_as_unpadded_from_one_compilation(sampler, x64):
+    """Grids of 10, 20 and 40 steps padded to 40 (`pad_to`, `padded=True`) give the unpadded
+    grids' samples (the same noise for the stochastic sampler) from one trace of a jitted sample."""
+    sched = skd.VP.linear()
+    model = _orders.mixture().model(sched)
+    x_T = _orders.starts(sched, 8)
+    traces = []
+
+    @jax.jit
+    def padded(ts):
+        traces.append(None)
+        return skd.sample(model, sampler, x_T, ts, key=jax.random.key(5), padded=True)
+
+    samples = []
+    for n in (10, 20, 40):
+        ts = skd.time_grid(sched, n, pad_to=40)
+        assert ts.shape == (41,) and bool(jnp.all(ts[n:] == ts[n]))
+        samples.append(padded(ts))
+        plain = skd.sample(model, sampler, x_T, skd.time_grid(sched, n), key=jax.random.key(5))
+        np.testing.assert_allclose(samples[-1], plain, rtol=1e-12, atol=1e-12)
+    assert len(traces) == 1
+    assert float(jnp.max(jnp.abs(samples[0] - samples[2]))) > 1e-4  # the step counts did differ
+
+
+def test_bad_padded_sampling_grids():
+    sched = skd.VP.linear()
+    model = _orders.mixture().model(sched)
+    x_T = _orders.starts(sched, 4)
+    with pytest.raises(ValueError, match="pad_to must be an int >= steps = 10"):
+        skd.time_grid(sched, 10, pad_to=8)
+    with pytest.raises(ValueError, match="repeated times need padded=True"):
+        skd.sample(model, skd.samplers.ddim(), x_T, skd.time_grid(sched, 10, pad_to=12))
+    sup = skd.superpose([model, model], mode="or")
+    with pytest.raises(ValueError, match="padded grids are not supported"):
+        skd.sample(sup, skd.samplers.ddim(), x_T, skd.time_grid(sched, 10, pad_to=12), padded=True)
