@@ -176,7 +176,8 @@ def run(volatility: str, n_paths: int, seed: int, modes, propose_from_end: bool,
             order = -np.polyfit(np.log(steps), np.log(errors), 1)[0]
             rows.append([volatility, name, mode, f"{order:.2f}", f"{PAPER[(volatility, name, mode)]:.2f}",
                          f"{steps[0]:.0f}-{steps[-1]:.0f}"])
-            print(rows[-1], " errors:", " ".join(f"{e:.3g}" for e in errors), flush=True)
+            print(rows[-1], " errors:", " ".join(f"{e:.3g}" for e in errors), " mean steps:",
+                  " ".join(f"{n:.0f}" for n in steps), flush=True)
     return rows
 
 
