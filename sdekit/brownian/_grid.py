@@ -135,20 +135,21 @@ def draw_nodes(spec, ids, groups=None) -> tuple:
 
 
 def _in_element_order(parts: tuple, start: int, length: int, n: int, shape, dtype, count: int, many: bool):
-    """Nodes `start..start+length` of a draw's per-word normals (`count` counters per node) as
-    `(n, length, *shape)` (with `many`, `(n, length, paths, *shape)`): the element order of
-    `_hash.in_element_order` for a node drawn with its own counter count (float32: its w0's
-    first, then its w1's)."""
+    """Nodes `start..start+length` of a draw's per-word normals (`count` counters per node,
+    axis 1) as `(n, length, *shape)` (with `many`, `(n, length, paths, *shape)`): the element
+    order of `_hash.in_element_order` for a node drawn with its own counter count."""
     own = _hash.word_count(n, shape, dtype)
     if (start, length, own) != (0, parts[0].shape[0], count):
         parts = tuple(lax.slice_in_dim(lax.slice_in_dim(p, start, start + length, axis=0), 0, own, axis=1) for p in parts)
-    x = jnp.concatenate(parts, axis=1)[:, : n * math.prod(shape)]
-    if many:  # (len, n, *shape, paths) -> (n, len, paths, *shape)
-        x = jnp.reshape(x, (x.shape[0], n, *shape, x.shape[-1]))
-        x = jnp.moveaxis(x, -1, 2)
-    else:
-        x = jnp.reshape(x, (x.shape[0], n, *shape))
-    return jnp.moveaxis(x, 1, 0)
+    x = parts[0] if len(parts) == 1 else _hash.interleave_words(parts, axis=1)
+    size = math.prod(shape)
+    x = x[:, : n * size]
+    if many:  # (len, size * n, paths) -> (n, len, paths, *shape)
+        x = jnp.reshape(x, (x.shape[0], size, n, x.shape[-1]))
+        x = jnp.transpose(x, (2, 0, 3, 1))
+        return jnp.reshape(x, (n, x.shape[1], x.shape[2], *shape))
+    x = jnp.reshape(x, (x.shape[0], size, n))  # (len, size * n) -> (n, len, *shape)
+    return jnp.reshape(jnp.transpose(x, (2, 0, 1)), (n, x.shape[0], *shape))
 
 
 def full_level_ids(depth: int, top: int):

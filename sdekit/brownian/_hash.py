@@ -162,11 +162,25 @@ def word_uniforms(w0: Array, w1: Array, dtype) -> tuple[Array, ...]:
 
 
 def in_element_order(parts: tuple[Array, ...], n: int, shape) -> Array:
-    """`word_uniforms` values (or normals of them) as elements `(..., n, *shape)`: the parts one
-    after another along the counter axis (float32: all w0's, then the w1's)."""
+    """`word_uniforms` values (or normals of them) as elements `(..., n, *shape)`.
+
+    The flat draw index of component c of element e is f = e * n + c (element-major), taken
+    from counter f (float64: both words) or word f % 2 of counter f // 2 (float32). An
+    element's normals therefore depend on its index alone, not on the array's size: the first
+    rows of a batch of 8 and of a batch of 1024 get the same draws, in both dtypes and for any
+    number of components n (W, H, K)."""
     size = n * math.prod(shape)
-    x = jnp.concatenate(parts, axis=-1)[..., :size]
-    return jnp.reshape(x, (*x.shape[:-1], n, *shape))
+    x = parts[0] if len(parts) == 1 else interleave_words(parts, axis=-1)
+    x = x[..., :size]
+    x = jnp.reshape(x, (*x.shape[:-1], math.prod(shape), n))
+    return jnp.reshape(jnp.moveaxis(x, -1, -2), (*x.shape[:-2], n, *shape))
+
+
+def interleave_words(parts: tuple[Array, Array], axis: int) -> Array:
+    """`a[0], b[0], a[1], b[1], ...` along `axis` (the float32 words of one counter side by side)."""
+    axis = axis % parts[0].ndim
+    both = jnp.stack(parts, axis=axis + 1)
+    return jnp.reshape(both, (*parts[0].shape[:axis], 2 * parts[0].shape[axis], *parts[0].shape[axis + 1:]))
 
 
 def _wide(dtype) -> bool:

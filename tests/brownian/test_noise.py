@@ -73,14 +73,49 @@ def test_grid_batched_draw_matches_single_node_draws(dtype, levy, shape):
     np.testing.assert_array_equal(np.asarray(batched), np.asarray(single))
 
 
+def _words(seed, count):
+    ident = jnp.full((count,), (1 << 2) | 2, jnp.uint32)  # node (tag 3, index 2), packed
+    return [np.asarray(w) for w in _hash.threefry2x32(seed[0], seed[1], ident, jnp.arange(count, dtype=jnp.uint32))]
+
+
 def test_float32_element_order():
-    """float32 elements take all first hash words, then the second ones (the stream's layout)."""
+    """float32: component c of element e takes word f % 2 of counter f // 2, f = e * n + c (both
+    words of a counter side by side, element-major)."""
     seed = _hash.seed_words(jax.random.key(1))
-    u = np.asarray(_hash.node_uniforms(seed, 3, 2, 3, (), jnp.float32, 10))
-    w0, w1 = _hash.threefry2x32(seed[0], seed[1], jnp.full((2,), (1 << 2) | 2, jnp.uint32), jnp.arange(2, dtype=jnp.uint32))
-    words = np.concatenate([np.asarray(w0), np.asarray(w1)])[:3]
-    expected = (2 * (words >> 8).astype(np.int64) + 1 - 2**24).astype(np.float32) * np.float32(2.0**-24)
-    np.testing.assert_array_equal(u, expected)
+    u = np.asarray(_hash.node_uniforms(seed, 3, 2, 2, (3,), jnp.float32, 10))  # (n, *shape) = (2, 3)
+    w0, w1 = _words(seed, 3)
+    flat = np.stack([w0, w1], axis=-1).reshape(-1)  # f = 0, 1, 2, ...: w0[0], w1[0], w0[1], ...
+    expected = (2 * (flat >> 8).astype(np.int64) + 1 - 2**24).astype(np.float32) * np.float32(2.0**-24)
+    np.testing.assert_array_equal(u, expected.reshape(3, 2).T)
+
+
+def test_float64_element_order(x64):
+    """float64: component c of element e takes counter f = e * n + c (53 bits of its two words)."""
+    seed = _hash.seed_words(jax.random.key(1))
+    u = np.asarray(_hash.node_uniforms(seed, 3, 2, 3, (2,), jnp.float64, 10))  # (3, 2)
+    w0, w1 = (w.astype(np.uint64) for w in _words(seed, 6))
+    bits = (w0 << np.uint64(21)) | (w1 >> np.uint64(11))  # 53 bits, the first word's on top
+    expected = (2 * bits.astype(np.int64) + (1 - 2**53)).astype(np.float64) * 2.0**-53
+    np.testing.assert_array_equal(u, expected.reshape(2, 3).T)
+
+
+@pytest.mark.parametrize("levy", ["increment", "space-time", "space-time-time"])
+def test_an_elements_draws_do_not_depend_on_the_array_size(dtype, levy):
+    """The first rows of a batch of 3 and of a batch of 8 get bitwise the same normals from every
+    node (through the descent and the grid build's batched draw), for every number of pieces."""
+    from sdekit.brownian import BrownianTree, _grid
+
+    tags = jnp.asarray([0, 1, 2, 11], jnp.int32)
+    indices = jnp.asarray([0, 0, 1, 1023], jnp.int32)
+    draws = []
+    for rows in (3, 8):
+        tree = BrownianTree(jax.random.key(2), 0.0, 1.0, shape=(rows, 2), tol=2.0**-10, levy=levy, dtype=dtype)
+        batched = _grid.draw_nodes(tree.spec, _grid.node_ids(tree.depth, tags, indices))[0]  # (n, nodes, rows, 2)
+        single = jax.vmap(lambda g, i: _hash.node_normals(tree.spec.seeds[0], g, i, tree.spec.n, (rows, 2), dtype,
+                                                          tree.depth))(tags, indices)  # (nodes, n, rows, 2)
+        np.testing.assert_array_equal(np.asarray(batched), np.moveaxis(np.asarray(single), 1, 0))
+        draws.append(np.asarray(batched))
+    np.testing.assert_array_equal(draws[0], draws[1][:, :, :3])
 
 
 def test_seed_words_are_a_threefry_keys_data_and_random_bits_otherwise():

@@ -70,31 +70,43 @@ def _drive(sampler, problem, grid, x, tree):
 
 
 # --- batch size ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("case", ["2M", "3M", "2S"])
-def test_batch_size_invariance(case, x64):
+@pytest.mark.parametrize("case, dtype", [("2M", "float64"), ("3M", "float64"), ("2S", "float64"), ("2M", "float32"),
+                                         ("pc", "float64"), ("pc", "float32")])
+def test_batch_size_invariance(case, dtype):
     """The first 8 samples of a batch of 8 and of a batch of 1024 from one key: the same Brownian
-    increments bit for bit, and the same samples, bitwise for 2M on a single Gaussian. Elsewhere
-    XLA's code for a batch of 1024 (vector loops) and of 8 rounds some operations differently
-    (the mixture's denoiser itself differs by an ulp between the two batches), so the samples
-    agree to a few ulps; in float32, and in float64 with Lévy areas, the tree's element order
-    makes the noise itself depend on the batch size (see docs/diffusion.md)."""
-    sched = skd.EDM()
-    model = (_gaussian() if case == "2M" else _orders.mixture()).model(sched)
-    ts = skd.time_grid(sched, 12, "karras", zero_end=True)
-    sampler = {"2M": S.dpm_solver_pp_sde(2), "3M": S.dpm_solver_pp_sde(3),
-               "2S": S.dpm_solver_pp_sde(2, method="singlestep")}[case]
-    if case == "2S":
-        ts = S.midpoint_grid(sched, ts)
-    x_T = sched.prior(jax.random.key(0), (1024, 2))
-    key = jax.random.key(7)
-    noise = [_tree(ts, x.shape, seed=7).grid_increments(-ts).W for x in (x_T, x_T[:8])]
-    np.testing.assert_array_equal(noise[1], noise[0][:, :8])
-    big = skd.sample(model, sampler, x_T, ts, key=key)
-    small = skd.sample(model, sampler, x_T[:8], ts, key=key)
-    assert big.dtype == jnp.float64 and bool(jnp.all(jnp.isfinite(big)))
-    if case == "2M":
-        np.testing.assert_array_equal(small, big[:8])
-    np.testing.assert_allclose(small, big[:8], rtol=1e-13, atol=1e-13)
+    draws (every element's normals depend on its index alone, with or without Lévy areas, in
+    both dtypes: tests/brownian/test_noise.py), so the same increments, bitwise for 2M in float64
+    on a single Gaussian. Elsewhere XLA's code for a batch of 1024 (vector loops) and of 8 rounds
+    some operations differently (the bridge arithmetic, the mixture's denoiser), so increments
+    and samples agree to a few ulps. The predictor-corrector (space-time Lévy areas) uses its
+    per-sample step size (Song's "batch" rule reads the whole batch by design)."""
+    with jax.enable_x64(dtype == "float64"):
+        sched = skd.EDM()
+        dt = jnp.dtype(dtype)
+        model = (_gaussian(dt) if case == "2M" else _orders.mixture(dt)).model(sched)
+        ts = skd.time_grid(sched, 12, "karras", zero_end=case != "pc")
+        sampler = {"2M": S.dpm_solver_pp_sde(2), "3M": S.dpm_solver_pp_sde(3),
+                   "2S": S.dpm_solver_pp_sde(2, method="singlestep"),
+                   "pc": S.predictor_corrector(1, step_size="sample")}[case]
+        if case == "2S":
+            ts = S.midpoint_grid(sched, ts)
+        x_T = sched.prior(jax.random.key(0), (1024, 2)).astype(dt)
+        key = jax.random.key(7)
+        noise = [_tree(ts, x.shape, sampler.sde.levy_area, seed=7, dtype=dt).grid_increments(-ts) for x in (x_T, x_T[:8])]
+        exact = dtype == "float64" and case != "pc"
+        ulps = 0.0 if exact else 4 * float(jnp.finfo(dt).eps)
+        for field in ("W", "H"):
+            big, small = getattr(noise[0], field), getattr(noise[1], field)
+            if big is not None:
+                np.testing.assert_allclose(small, big[:, :8], rtol=ulps, atol=ulps)
+        big = skd.sample(model, sampler, x_T, ts, key=key)
+        small = skd.sample(model, sampler, x_T[:8], ts, key=key)
+        assert big.dtype == dt and bool(jnp.all(jnp.isfinite(big)))
+        if case == "2M" and dtype == "float64":
+            np.testing.assert_array_equal(noise[1].W, noise[0].W[:, :8])
+            np.testing.assert_array_equal(small, big[:8])
+        tol = 1e-13 if dtype == "float64" else 2e-5
+        np.testing.assert_allclose(small, big[:8], rtol=tol, atol=tol)
 
 
 # --- step count: strong order on one Brownian path -------------------------------------------------
