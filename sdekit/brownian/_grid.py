@@ -93,7 +93,7 @@ def draw_nodes(spec, ids, groups=None) -> tuple:
     total = (ids if packed else ids[0]).shape[0]
     grouped = groups is not None
     groups = groups if grouped else ((total, spec.n, lambda shape: shape),)
-    counts = [max(_hash.word_count(n, f(s), d) for _, n, f in groups) for s, d in leaves]
+    counts = [max(_hash.word_count(n, f(s)) for _, n, f in groups) for s, _ in leaves]
 
     def words(seed, count):
         # The hash words of every node (and path: one seed per path, path axis last), broadcast
@@ -117,9 +117,9 @@ def draw_nodes(spec, ids, groups=None) -> tuple:
         return _hash.threefry2x32(k0, k1, ident, ctr)
 
     def draw():
-        # Per-word parts, put in element order after the loop (see `_hash.word_uniforms`).
+        # Normals in counter order, put in element order after the loop.
         return tuple(
-            tuple(_hash.uniform_to_normal(u, d) for u in _hash.word_uniforms(*words(seed, c), d))
+            _hash.uniform_to_normal(_hash.word_uniforms(*words(seed, c), d), d)
             for seed, (_, d), c in zip(seeds, leaves, counts)
         )
 
@@ -127,29 +127,25 @@ def draw_nodes(spec, ids, groups=None) -> tuple:
     out, start = [], 0
     for length, n, element_shape in groups:
         out.append(tuple(
-            _in_element_order(parts, start, length, n, element_shape(s), d, c, many)
-            for parts, (s, d), c in zip(drawn, leaves, counts)
+            _in_element_order(normals, start, length, n, element_shape(s), c, many)
+            for normals, (s, _), c in zip(drawn, leaves, counts)
         ))
         start += length
     return out if grouped else out[0]
 
 
-def _in_element_order(parts: tuple, start: int, length: int, n: int, shape, dtype, count: int, many: bool):
-    """Nodes `start..start+length` of a draw's per-word normals (`count` counters per node,
-    axis 1) as `(n, length, *shape)` (with `many`, `(n, length, paths, *shape)`): the element
-    order of `_hash.in_element_order` for a node drawn with its own counter count."""
-    own = _hash.word_count(n, shape, dtype)
-    if (start, length, own) != (0, parts[0].shape[0], count):
-        parts = tuple(lax.slice_in_dim(lax.slice_in_dim(p, start, start + length, axis=0), 0, own, axis=1) for p in parts)
-    x = parts[0] if len(parts) == 1 else _hash.interleave_words(parts, axis=1)
-    size = math.prod(shape)
-    x = x[:, : n * size]
-    if many:  # (len, size * n, paths) -> (n, len, paths, *shape)
-        x = jnp.reshape(x, (x.shape[0], size, n, x.shape[-1]))
-        x = jnp.transpose(x, (2, 0, 3, 1))
-        return jnp.reshape(x, (n, x.shape[1], x.shape[2], *shape))
-    x = jnp.reshape(x, (x.shape[0], size, n))  # (len, size * n) -> (n, len, *shape)
-    return jnp.reshape(jnp.transpose(x, (2, 0, 1)), (n, x.shape[0], *shape))
+def _in_element_order(x: Array, start: int, length: int, n: int, shape, count: int, many: bool):
+    """Nodes `start..start+length` of a draw's normals (`count` counters per node, axis 1) as
+    `(n, length, *shape)` (with `many`, `(n, length, paths, *shape)`): the element order of
+    `_hash.in_element_order` for a node drawn with its own counter count."""
+    own = _hash.word_count(n, shape)
+    if (start, length, own) != (0, x.shape[0], count):
+        x = lax.slice_in_dim(lax.slice_in_dim(x, start, start + length, axis=0), 0, own, axis=1)
+    x = _hash.rows_pieces(x, n, shape, axis=1)  # (len, rows, n, *rest[, paths])
+    k = len(shape[1:])
+    # -> (n, len, [paths,] rows, *rest)
+    x = jnp.transpose(x, (2, 0, *([3 + k] if many else []), 1, *range(3, 3 + k)))
+    return jnp.reshape(x, (*x.shape[: 3 if many else 2], *shape))
 
 
 def full_level_ids(depth: int, top: int):

@@ -86,7 +86,7 @@ def index_dtype(depth: int):
 
 def _to_uniform(bits: tuple[Array, Array], dtype) -> Array:
     """A uniform in (-1, 1), symmetric and never 0 or +-1: float64 for wide dtypes (53 bits
-    from a word pair), else float32 (24 bits of one word)."""
+    from a word pair, the first word's on top), else float32 (the first word's top 24 bits)."""
     if _wide(dtype):
         hi = bits[0].astype(jnp.uint64) << np.uint64(21)
         u = (hi | (bits[1] >> np.uint32(11)).astype(jnp.uint64)).astype(jnp.int64)
@@ -122,10 +122,10 @@ def node_ident(tag: Array, index: Array) -> Array:
 def node_words(seed: Array, tag: Array, index: Array, n: int, shape, dtype, depth: int) -> tuple[Array, Array]:
     """The two uint32 hash words behind `node_uniforms`, one per counter `0..count-1`."""
     if depth <= PACKED_DEPTH:
-        return ident_words(seed, node_ident(tag, index), n, shape, dtype)
+        return ident_words(seed, node_ident(tag, index), n, shape)
     hi, ident = index_words(index)
     k0, k1 = threefry2x32(seed[0], seed[1], jnp.asarray(tag, jnp.uint32), hi)
-    return ident_words(jnp.stack([k0, k1]), ident, n, shape, dtype)
+    return ident_words(jnp.stack([k0, k1]), ident, n, shape)
 
 
 def index_words(index: Array) -> tuple[Array, Array]:
@@ -135,15 +135,20 @@ def index_words(index: Array) -> tuple[Array, Array]:
     return (index >> 32).astype(jnp.uint32), (index & np.int64(0xFFFFFFFF)).astype(jnp.uint32)
 
 
-def word_count(n: int, shape, dtype) -> int:
-    """How many counters (word pairs) a node's normals take."""
-    size = n * math.prod(shape)
-    return size if _wide(dtype) else (size + 1) // 2
+def rows_of(shape) -> tuple[int, int]:
+    """`(rows, row size)`: the leading axis of `shape` (a batch) and the size of the rest; a
+    scalar shape is one row of one element."""
+    return (shape[0], math.prod(shape[1:])) if len(shape) else (1, 1)
 
 
-def ident_words(seed: Array, ident: Array, n: int, shape, dtype) -> tuple[Array, Array]:
+def word_count(n: int, shape) -> int:
+    """How many counters (word pairs) a node's normals take: one per normal, in either dtype."""
+    return n * math.prod(shape)
+
+
+def ident_words(seed: Array, ident: Array, n: int, shape) -> tuple[Array, Array]:
     """`node_words` of a packed identifier word (`node_ident`) under `seed`."""
-    ctr = lax.iota(jnp.uint32, word_count(n, shape, dtype))
+    ctr = lax.iota(jnp.uint32, word_count(n, shape))
     return threefry2x32(seed[0], seed[1], jnp.broadcast_to(ident, ctr.shape), ctr)
 
 
@@ -152,35 +157,34 @@ def words_to_uniforms(w0: Array, w1: Array, n: int, shape, dtype) -> Array:
     return in_element_order(word_uniforms(w0, w1, dtype), n, shape)
 
 
-def word_uniforms(w0: Array, w1: Array, dtype) -> tuple[Array, ...]:
-    """The uniforms of `node_words`, before element order: float64 one array (53 bits from each
-    word pair), float32 two (24 bits of each word), per-word arrays that a batched draw can keep
-    apart: interleaved in the hashing kernel, XLA hashes once per element, twice per pair."""
-    if _wide(dtype):
-        return (_to_uniform((w0, w1), dtype),)
-    return tuple(_to_uniform((w, None), dtype) for w in (w0, w1))
+def word_uniforms(w0: Array, w1: Array, dtype) -> Array:
+    """The uniforms of `node_words`, one per counter, before element order: float64 takes 53
+    bits of the word pair, float32 the top 24 bits of the first word, the same bits as
+    float64's top ones: a float32 path is the float64 path to float32 rounding."""
+    return _to_uniform((w0, w1), dtype)
 
 
-def in_element_order(parts: tuple[Array, ...], n: int, shape) -> Array:
-    """`word_uniforms` values (or normals of them) as elements `(..., n, *shape)`.
+def in_element_order(x: Array, n: int, shape) -> Array:
+    """`word_uniforms` values (or normals of them), trailing counter axis, as elements
+    `(..., n, *shape)`.
 
-    The flat draw index of component c of element e is f = e * n + c (element-major), taken
-    from counter f (float64: both words) or word f % 2 of counter f // 2 (float32). An
-    element's normals therefore depend on its index alone, not on the array's size: the first
-    rows of a batch of 8 and of a batch of 1024 get the same draws, in both dtypes and for any
-    number of components n (W, H, K)."""
-    size = n * math.prod(shape)
-    x = parts[0] if len(parts) == 1 else interleave_words(parts, axis=-1)
-    x = x[..., :size]
-    x = jnp.reshape(x, (*x.shape[:-1], math.prod(shape), n))
-    return jnp.reshape(jnp.moveaxis(x, -1, -2), (*x.shape[:-2], n, *shape))
+    Row r of the shape's leading axis (a batch) owns its own run of `n * row size` counters:
+    piece c of element j of row r is counter `r * n * size + c * size + j`. So a row's normals
+    depend on its index alone, not on the number of rows: the first rows of a batch of 8 and
+    of a batch of 1024 get the same draws, for any number of pieces (W, H, K); and float32
+    and float64 read the same counters (`word_uniforms`)."""
+    x = rows_pieces(x, n, shape, x.ndim - 1)  # (..., rows, n, *row shape)
+    if not shape:
+        return x[..., 0, :]
+    k = len(shape) - 1
+    return jnp.moveaxis(x, -k - 1, -k - 2)  # the pieces before the rows
 
 
-def interleave_words(parts: tuple[Array, Array], axis: int) -> Array:
-    """`a[0], b[0], a[1], b[1], ...` along `axis` (the float32 words of one counter side by side)."""
-    axis = axis % parts[0].ndim
-    both = jnp.stack(parts, axis=axis + 1)
-    return jnp.reshape(both, (*parts[0].shape[:axis], 2 * parts[0].shape[axis], *parts[0].shape[axis + 1:]))
+def rows_pieces(x: Array, n: int, shape, axis: int) -> Array:
+    """The counter axis `axis` of `x` as `(rows, n, *row shape)` in its place (see
+    `in_element_order`): a reshape."""
+    rows, _ = rows_of(shape)
+    return jnp.reshape(x, (*x.shape[:axis], rows, n, *shape[1:], *x.shape[axis + 1:]))
 
 
 def _wide(dtype) -> bool:

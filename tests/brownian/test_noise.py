@@ -7,7 +7,7 @@ import pytest
 import scipy.stats
 from jax.extend.random import threefry_2x32
 
-from sdekit.brownian import _hash
+from sdekit.brownian import BrownianTree, _hash
 
 
 def test_threefry_matches_jax():
@@ -79,18 +79,37 @@ def _words(seed, count):
 
 
 def test_float32_element_order():
-    """float32: component c of element e takes word f % 2 of counter f // 2, f = e * n + c (both
-    words of a counter side by side, element-major)."""
+    """float32: piece c of element j of row r (the shape's leading axis) takes the top 24 bits of
+    the first word of counter r * n * size + c * size + j, the bits on top of float64's."""
     seed = _hash.seed_words(jax.random.key(1))
-    u = np.asarray(_hash.node_uniforms(seed, 3, 2, 2, (3,), jnp.float32, 10))  # (n, *shape) = (2, 3)
-    w0, w1 = _words(seed, 3)
-    flat = np.stack([w0, w1], axis=-1).reshape(-1)  # f = 0, 1, 2, ...: w0[0], w1[0], w0[1], ...
-    expected = (2 * (flat >> 8).astype(np.int64) + 1 - 2**24).astype(np.float32) * np.float32(2.0**-24)
-    np.testing.assert_array_equal(u, expected.reshape(3, 2).T)
+    n, rows, size = 2, 3, 2
+    u = np.asarray(_hash.node_uniforms(seed, 3, 2, n, (rows, size), jnp.float32, 10))  # (n, rows, size)
+    w0 = _words(seed, rows * n * size)[0]
+    expected = np.empty((n, rows, size), np.float32)
+    for c in range(n):
+        for r in range(rows):
+            for j in range(size):
+                w = w0[r * n * size + c * size + j]
+                expected[c, r, j] = np.float32(2 * int(w >> 8) + 1 - 2**24) * np.float32(2.0**-24)
+    np.testing.assert_array_equal(u, expected)
+
+
+@pytest.mark.parametrize("levy", ["increment", "space-time", "space-time-time"])
+def test_a_float32_path_is_the_float64_path_rounded(x64, levy):
+    """One key, two dtypes: the same path, to float32 rounding (both read the same counters)."""
+    trees = [BrownianTree(jax.random.key(3), 0.0, 1.0, shape=(5, 3), tol=2.0**-12, levy=levy, dtype=d)
+             for d in (jnp.float32, jnp.float64)]
+    grid = jnp.linspace(0.0, 1.0, 17)
+    for query in (lambda t: t.increment(0.1, 0.7), lambda t: t.grid_increments(grid.astype(t.dtype))):
+        low, high = (query(t) for t in trees)
+        for field in ("W", "H", "K"):
+            if getattr(high, field) is not None:
+                np.testing.assert_allclose(getattr(low, field), getattr(high, field), rtol=2e-5, atol=2e-6)
 
 
 def test_float64_element_order(x64):
-    """float64: component c of element e takes counter f = e * n + c (53 bits of its two words)."""
+    """float64: piece c of row r (one element per row here) takes counter r * n + c (53 bits of
+    its two words)."""
     seed = _hash.seed_words(jax.random.key(1))
     u = np.asarray(_hash.node_uniforms(seed, 3, 2, 3, (2,), jnp.float64, 10))  # (3, 2)
     w0, w1 = (w.astype(np.uint64) for w in _words(seed, 6))

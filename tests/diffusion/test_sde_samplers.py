@@ -94,7 +94,7 @@ def test_batch_size_invariance(case, dtype):
         key = jax.random.key(7)
         noise = [_tree(ts, x.shape, sampler.sde.levy_area, seed=7, dtype=dt).grid_increments(-ts) for x in (x_T, x_T[:8])]
         exact = dtype == "float64" and case != "pc"
-        ulps = 0.0 if exact else 4 * float(jnp.finfo(dt).eps)
+        ulps = 0.0 if exact else (1e-13 if dtype == "float64" else 2e-5)  # (H: a float32 bridge cancels digits)
         for field in ("W", "H"):
             big, small = getattr(noise[0], field), getattr(noise[1], field)
             if big is not None:
