@@ -255,8 +255,8 @@ def dpm_solver_pp_sde(order: int = 2, eta: float = 1.0, solver_type: str | None 
         >>> x_T = sched.prior(jax.random.key(0), (2048, 2))
         >>> ts = skd.time_grid(sched, 20, "karras", zero_end=True)
         >>> x0 = skd.sample(gm.model(sched), skd.samplers.dpm_solver_pp_sde(2), x_T, ts, key=jax.random.key(1))
-        >>> round(float(jnp.std(x0)), 1)
-        0.5
+        >>> bool(abs(float(jnp.std(x0)) - 0.5) < 0.1)   # the data's std 0.5, after 20 steps from sigma = 80
+        True
     """
     if method not in METHODS:
         raise ValueError(f"dpm_solver_pp_sde: method must be one of {METHODS}; got {method!r}.")
