@@ -84,19 +84,6 @@ def index_dtype(depth: int):
     return jnp.int32 if depth <= 30 else jnp.int64
 
 
-def _to_uniform(bits: tuple[Array, Array], dtype) -> Array:
-    """A uniform in (-1, 1), symmetric and never 0 or +-1: float64 for wide dtypes (53 bits
-    from a word pair, the first word's on top), else float32 (the first word's top 24 bits)."""
-    if _wide(dtype):
-        hi = bits[0].astype(jnp.uint64) << np.uint64(21)
-        u = (hi | (bits[1] >> np.uint32(11)).astype(jnp.uint64)).astype(jnp.int64)
-        odd = 2 * u + (1 - 2**53)  # odd integer in (-2**53, 2**53): exact in float64
-        return odd.astype(dtype) * (2.0**-53)
-    u = (bits[0] >> np.uint32(8)).astype(jnp.int32)
-    odd = 2 * u + (1 - 2**24)  # odd integer in (-2**24, 2**24): exact in float32
-    return odd.astype(jnp.float32) * (2.0**-24)
-
-
 def uniform_to_normal(x: Array, dtype) -> Array:
     r"""The standard normal $\sqrt2\,\mathrm{erf}^{-1}(x)$ of a `node_uniforms` value."""
     return (math.sqrt(2.0) * lax.erf_inv(x)).astype(dtype)
@@ -108,7 +95,7 @@ def node_uniforms(seed: Array, tag: Array, index: Array, n: int, shape, dtype, d
     Split from the normal transform so that a loop can hash one level ahead and transform
     the next: XLA then compiles integer hashing and float transform as separate, vectorised
     kernels (fused together, the float64 transform ran several times slower)."""
-    return words_to_uniforms(*node_words(seed, tag, index, n, shape, dtype, depth), n, shape, dtype)
+    return words_to_uniforms(*node_words(seed, tag, index, n, shape, depth), n, shape, dtype)
 
 
 def node_ident(tag: Array, index: Array) -> Array:
@@ -119,7 +106,7 @@ def node_ident(tag: Array, index: Array) -> Array:
     return jnp.where(tag == 0, np.uint32(0), (one << (tag - one)) | jnp.asarray(index, jnp.uint32))
 
 
-def node_words(seed: Array, tag: Array, index: Array, n: int, shape, dtype, depth: int) -> tuple[Array, Array]:
+def node_words(seed: Array, tag: Array, index: Array, n: int, shape, depth: int) -> tuple[Array, Array]:
     """The two uint32 hash words behind `node_uniforms`, one per counter `0..count-1`."""
     if depth <= PACKED_DEPTH:
         return ident_words(seed, node_ident(tag, index), n, shape)
@@ -133,12 +120,6 @@ def index_words(index: Array) -> tuple[Array, Array]:
     tag) keys the node's own hash, the low word is its identifier under that key."""
     index = jnp.asarray(index, jnp.int64)
     return (index >> 32).astype(jnp.uint32), (index & np.int64(0xFFFFFFFF)).astype(jnp.uint32)
-
-
-def rows_of(shape) -> tuple[int, int]:
-    """`(rows, row size)`: the leading axis of `shape` (a batch) and the size of the rest; a
-    scalar shape is one row of one element."""
-    return (shape[0], math.prod(shape[1:])) if len(shape) else (1, 1)
 
 
 def word_count(n: int, shape) -> int:
@@ -158,10 +139,18 @@ def words_to_uniforms(w0: Array, w1: Array, n: int, shape, dtype) -> Array:
 
 
 def word_uniforms(w0: Array, w1: Array, dtype) -> Array:
-    """The uniforms of `node_words`, one per counter, before element order: float64 takes 53
-    bits of the word pair, float32 the top 24 bits of the first word, the same bits as
-    float64's top ones: a float32 path is the float64 path to float32 rounding."""
-    return _to_uniform((w0, w1), dtype)
+    """The uniforms in (-1, 1) of `node_words`, one per counter, before element order: symmetric,
+    never 0 or +-1. float64 takes 53 bits of the word pair (the first word's on top), float32
+    the first word's top 24 bits, the same bits as float64's top ones: a float32 path is the
+    float64 path to float32 rounding."""
+    if _wide(dtype):
+        hi = w0.astype(jnp.uint64) << np.uint64(21)
+        u = (hi | (w1 >> np.uint32(11)).astype(jnp.uint64)).astype(jnp.int64)
+        odd = 2 * u + (1 - 2**53)  # odd integer in (-2**53, 2**53): exact in float64
+        return odd.astype(dtype) * (2.0**-53)
+    u = (w0 >> np.uint32(8)).astype(jnp.int32)
+    odd = 2 * u + (1 - 2**24)  # odd integer in (-2**24, 2**24): exact in float32
+    return odd.astype(jnp.float32) * (2.0**-24)
 
 
 def in_element_order(x: Array, n: int, shape) -> Array:
@@ -183,7 +172,7 @@ def in_element_order(x: Array, n: int, shape) -> Array:
 def rows_pieces(x: Array, n: int, shape, axis: int) -> Array:
     """The counter axis `axis` of `x` as `(rows, n, *row shape)` in its place (see
     `in_element_order`): a reshape."""
-    rows, _ = rows_of(shape)
+    rows = shape[0] if shape else 1  # a scalar shape: one row of one element
     return jnp.reshape(x, (*x.shape[:axis], rows, n, *shape[1:], *x.shape[axis + 1:]))
 
 
