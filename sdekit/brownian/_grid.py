@@ -67,7 +67,7 @@ def node_ids(depth: int, tags: Array, indices: Array):
     return tags, indices
 
 
-def draw_nodes(spec, ids, groups=None) -> tuple:
+def draw_nodes(spec, ids, groups=None, once: bool = True) -> tuple:
     """Normals of many nodes (`ids` from `node_ids`), `(n, len, *shape)` per shape leaf.
 
     The build draws through as few calls as it can: each call site inlines the whole hash
@@ -78,7 +78,11 @@ def draw_nodes(spec, ids, groups=None) -> tuple:
     `(length, n, element_shape)` with `element_shape(shape)` the element shape of a shape
     leaf; then the result is a list with one such tuple per group, `(n, length,
     *element_shape(shape))` per shape leaf. All groups share one hash with the most counters
-    any needs, each node's normals bitwise those of `_hash.node_normals` with its own."""
+    any needs, each node's normals bitwise those of `_hash.node_normals` with its own.
+
+    `once=False` leaves the draw to XLA, for a caller with one reader of the whole draw (the
+    grid build's deep loop, which starts from it as its buffer: the hash then writes that
+    buffer directly, where the one-trip loop would cost a zeroed buffer and a copy)."""
     # (The node identifiers' few integer ops are left to XLA, which fuses them into the draw: a
     # buffer of their own cost three kernels more to compile, and no measurable run time.)
     packed = not isinstance(ids, tuple)
@@ -123,7 +127,7 @@ def draw_nodes(spec, ids, groups=None) -> tuple:
             for seed, (_, d), c in zip(seeds, leaves, counts)
         )
 
-    drawn = computed_once(draw, word)
+    drawn = computed_once(draw, word) if once else draw()
     out, start = [], 0
     for length, n, element_shape in groups:
         out.append(tuple(
@@ -230,11 +234,17 @@ def all_leaves(spec, xi_all: tuple | None = None) -> tuple:
 
 
 
-def _deep_paths(spec, top_nodes, k: Array, top: int, xi_all: tuple):
+def _deep_paths(spec, top_nodes, k: Array, top: int, xi_all: tuple, first: tuple | None = None):
     """Per point: node at level D, siblings at levels top+1..D, and the leaf's bridge
     normals (`xi_all`: the normals of `_deep_ids`). The siblings come as a list over the
-    levels (unrolled) or stacked per shape leaf, `(D - top, n, len, *shape)` (rolled, from
-    `ROLLED_FROM` levels on), level `top + 1 + i` at `i` in both."""
+    levels (unrolled), level `top + 1 + i` at `i`, or (rolled, from `ROLLED_FROM` levels on)
+    as `xi_all`'s own buffers with level `top + 1 + i`'s siblings written over the normals
+    that made them, at nodes `i * len .. (i + 1) * len` (`_sibling_at`); then `first` are the
+    first level's normals, drawn apart (see `grid_pieces`).
+
+    The rolled loop updates the draw in place: no stacked output to zero and no copy of
+    the normals into a per-level layout (each of those was a pass over the whole draw, which
+    together cost more than the draw's hash)."""
     depth = spec.depth
     m = k.shape[0]
     node = tuple(x[:, k >> (depth - top)] for x in top_nodes)
@@ -254,14 +264,25 @@ def _deep_paths(spec, top_nodes, k: Array, top: int, xi_all: tuple):
             node, sibling = level(node, lvl, tuple(x[:, i * m : (i + 1) * m] for x in xi_all))
             siblings.append(sibling)
     else:
-        per_level = tuple(
-            jnp.moveaxis(jnp.reshape(x[:, : (depth - top) * m], (x.shape[0], depth - top, m, *x.shape[2:])), 1, 0)
-            for x in xi_all
-        )
-        levels = lax.iota(jnp.int32, depth - top) + top
-        node, siblings = lax.scan(lambda node, xs: level(node, *xs), node, (levels, per_level))
+        # The level's normals come in the carry, read from the buffer after the previous
+        # level's write: the write is then the buffer's only use, which XLA does in place
+        # (with a read of the buffer beside it, it copied the whole buffer every level).
+        def body(i, carry):
+            i = lax.convert_element_type(i, jnp.int32)  # (an int64 loop index under x64)
+            node, xis, buffers = carry
+            node, sibling = level(node, i + top, xis)
+            buffers = tuple(lax.dynamic_update_slice_in_dim(b, x, lax.mul(i, np.int32(m)), axis=1) for b, x in zip(buffers, sibling))
+            return node, tuple(_sibling_at(b, i + 1, m) for b in buffers), buffers
+
+        node, _, siblings = lax.fori_loop(np.int32(0), np.int32(depth - top), body, (node, first, xi_all))
+        xi_all = siblings
     leaf_normals = tuple(x[:, (depth - top) * m :] for x in xi_all)
     return node, siblings, leaf_normals
+
+
+def _sibling_at(buffer: Array, i: Array, m: int) -> Array:
+    """Nodes `i * m .. (i + 1) * m` of a rolled build's buffer (axis 1): level `top + 1 + i`."""
+    return lax.dynamic_slice_in_dim(buffer, lax.mul(i, np.int32(m)), m, axis=1)
 
 
 def _deep_folds(spec, siblings, top: int, u: Array, k: Array, level: Array, suffix, prefix):
@@ -299,9 +320,13 @@ def _deep_folds(spec, siblings, top: int, u: Array, k: Array, level: Array, suff
         for lvl in range(depth - 1, top - 1, -1):
             carry = fold(carry, lvl, siblings[lvl - top])
         return carry
-    levels = lax.iota(jnp.int32, depth - top) + top
-    carry, _ = lax.scan(lambda carry, xs: (fold(carry, *xs), None), carry, (levels, siblings), reverse=True)
-    return carry
+    m = k.shape[0]
+
+    def body(j, carry):
+        i = lax.sub(np.int32(depth - top - 1), lax.convert_element_type(j, jnp.int32))  # from the deepest level up
+        return fold(carry, i + top, tuple(_sibling_at(b, i, m) for b in siblings))
+
+    return lax.fori_loop(np.int32(0), np.int32(depth - top), body, carry)
 
 
 def _leaf_pieces(spec, node, normals, u: Array, k: Array) -> tuple:
@@ -336,10 +361,21 @@ def grid_pieces(spec, u: Array) -> tuple:
     ks, kt, us, ut = k[:-1], k[1:], u[:-1], u[1:]
     level = _cursor.common_level(ks, kt, depth)
     weights = _cursor.combine_weights(us, ut, ks, kt, level, depth)
-    # All normals in one draw: each draw inlines the whole hash and normal transform.
-    xi = draw_nodes(spec, jax.tree.map(lambda a, b: jnp.concatenate([a, b]), full_ids, deep_ids))
-    levels = _full_levels(spec, top, tuple(x[:, : 2**top] for x in xi))
-    node, siblings, normals = _deep_paths(spec, levels[top], k, top, tuple(x[:, 2**top :] for x in xi))
+    if depth - top < ROLLED_FROM:
+        # All normals in one draw: each draw inlines the whole hash and normal transform.
+        xi = draw_nodes(spec, jax.tree.map(lambda a, b: jnp.concatenate([a, b]), full_ids, deep_ids))
+        xi_full, xi_deep, first = tuple(x[:, : 2**top] for x in xi), tuple(x[:, 2**top :] for x in xi), None
+    else:
+        # The deep normals straight into the rolled loop's buffer, its only reader: one kernel,
+        # with no zeroed buffer and no copy (together more than the deep levels' own work). The
+        # first deep level's normals are drawn again with the full levels': read from the
+        # buffer, they would be a second reader of the deep draw, which XLA then splits into
+        # several kernels with the normal transform's intermediates materialised.
+        small = draw_nodes(spec, jax.tree.map(lambda a, b: jnp.concatenate([a, b[: k.shape[0]]]), full_ids, deep_ids))
+        xi_full, first = tuple(x[:, : 2**top] for x in small), tuple(x[:, 2**top :] for x in small)
+        xi_deep = draw_nodes(spec, deep_ids, once=False)
+    levels = _full_levels(spec, top, xi_full)
+    node, siblings, normals = _deep_paths(spec, levels[top], k, top, xi_deep, first)
     prefix_d, suffix_d = _leaf_pieces(spec, node, normals, u, k)
 
     suf, pre, cap_s, cap_p = _deep_folds(spec, siblings, top, u, k, level, suffix_d, prefix_d)
