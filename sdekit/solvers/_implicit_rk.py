@@ -3,7 +3,8 @@ r"""Shared engine for ESDIRK and IMEX (additive) Runge--Kutta methods given by a
 The state is flattened to one vector (`ravel_pytree`); the stages run in a `lax.scan` over the
 tableau's rows (one traced copy of the vector field and of the Newton loop, whatever the number
 of stages: small programs, fast compiles); each implicit stage is a chord iteration
-(`_newton.chord`) sharing one factorisation of $I - h\gamma J$ per step. A step whose Newton
+(`_newton.chord`) sharing one factorisation of $I - h\gamma J$ per step, started from the
+stage derivative predicted by the earlier stages (`predictor_weights`). A step whose Newton
 iteration fails even with a fresh Jacobian returns NaN and an infinite error (the loop rejects
 it and keeps its state) and reports `RESULTS.implicit_solve_failed` in its state.
 """
@@ -22,6 +23,29 @@ from . import _newton
 from ._base import Solver
 from ._explicit_rk import HermiteDense, hermite_interpolate
 from ._implicit_tableau import ImplicitTableau
+
+
+#: Earlier stages whose derivatives predict a stage's (the Newton iteration's starting guess):
+#: the polynomial through the most recent ones at distinct nodes, at the stage's node. A
+#: quadratic (3) took 15-27% fewer evaluations than the previous stage's derivative (1) on
+#: Robertson, Van der Pol and HIRES with Kvaerno 5; 2 and 4-6 points did no better than 3.
+PREDICTOR_POINTS = 3
+
+
+def predictor_weights(c: np.ndarray, points: int) -> np.ndarray:
+    r"""`(s, s)` weights $P$: stage $i$'s guess for its derivative is $\sum_j P_{ij} k_j$, the
+    Lagrange polynomial through the (up to) `points` most recent earlier stages with distinct
+    nodes, at $c_i$ (`points=1`: the previous stage's derivative)."""
+    s = len(c)
+    weights = np.zeros((s, s))
+    for i in range(1, s):
+        chosen = []
+        for j in range(i - 1, -1, -1):
+            if len(chosen) < points and all(abs(c[j] - c[m]) > 1e-12 for m in chosen):
+                chosen.append(j)
+        for j in chosen:
+            weights[i, j] = np.prod([(c[i] - c[m]) / (c[j] - c[m]) for m in chosen if m != j])
+    return weights
 
 
 class _Stages(NamedTuple):
@@ -69,7 +93,6 @@ def _attempt(tableau: ImplicitTableau, options, ctx: _Context, jacobian) -> _new
     class _Carry(NamedTuple):
         k_implicit: jax.Array
         k_explicit: jax.Array
-        k_prev: jax.Array
         z: jax.Array
         eta: jax.Array
         ok: jax.Array
@@ -77,11 +100,11 @@ def _attempt(tableau: ImplicitTableau, options, ctx: _Context, jacobian) -> _new
         fevals: jax.Array
 
     def stage(c: _Carry, xs):
-        index, a_row, ae_row, node = xs
+        index, a_row, ae_row, node, p_row = xs
         base = v0 + h * (a_row @ c.k_implicit + ae_row @ c.k_explicit)
         t_stage = ctx.t0 + node * ctx.h
         result = _newton.chord(
-            lambda z: z - base - h_gamma * ctx.flat_implicit.f(t_stage, z), solve, base + h_gamma * c.k_prev,
+            lambda z: z - base - h_gamma * ctx.flat_implicit.f(t_stage, z), solve, base + h_gamma * (p_row @ c.k_implicit),
             ctx.scale, c.eta, c.ok, _newton.tangent_solver(options), ctx.tied,
         )
         # The stage's derivative from the stage equation itself, not f(z): for stiff problems
@@ -93,16 +116,17 @@ def _attempt(tableau: ImplicitTableau, options, ctx: _Context, jacobian) -> _new
         if explicit:
             k_explicit = k_explicit.at[index].set(ctx.flat_explicit.f(t_stage, result.z))
             fevals = fevals + 1
-        return _Carry(k_implicit, k_explicit, k, result.z, result.eta, c.ok & result.converged,
+        return _Carry(k_implicit, k_explicit, result.z, result.eta, c.ok & result.converged,
                       jnp.maximum(c.rate, result.rate), fevals), None
 
-    start = _Carry(k_implicit, k_explicit, ctx.k0_implicit, v0, ctx.eta, jnp.ones((), bool),
+    start = _Carry(k_implicit, k_explicit, v0, ctx.eta, jnp.ones((), bool),
                    jnp.zeros((), dtype), jnp.zeros((), jnp.int32))
     xs = (
         jnp.arange(1, s),
         jnp.asarray(arrays["a"][1:], dtype),
         jnp.asarray(a_explicit[1:], dtype),
         jnp.asarray(arrays["c"][1:], ctx.h.dtype),
+        jnp.asarray(predictor_weights(arrays["c"], PREDICTOR_POINTS)[1:], dtype),
     )
     c, _ = lax.scan(stage, start, xs)
     return _newton.Attempt(_Stages(c.k_implicit, c.k_explicit, c.z), c.ok, c.eta, c.rate, c.fevals)
