@@ -162,3 +162,23 @@ def test_gammas_are_the_l_stable_roots():
 def test_kvaerno5_nodes_match_published():
     published = [0.52, 1.230333209967908, 0.8957659843500759, 0.43639360985864756, 1.0, 1.0]
     np.testing.assert_allclose([float(c) for c in KVAERNO5_TABLEAU.c[1:]], published, rtol=0, atol=2e-16)
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_stage_predictor_is_exact_on_low_degree_polynomials(name):
+    """The Newton starting guess of each stage: the weights reproduce every polynomial in c of
+    degree below the number of distinct earlier nodes used (at most PREDICTOR_POINTS), so a
+    derivative that is smooth in time is predicted to that order; the first stage after the
+    explicit one is the previous stage's derivative."""
+    from sdekit.solvers._implicit_rk import PREDICTOR_POINTS, predictor_weights
+
+    c = METHODS[name][0].arrays()["c"]
+    weights = predictor_weights(c, PREDICTOR_POINTS)
+    assert np.all(weights[0] == 0) and (len(c) < 2 or weights[1, 0] == 1.0)
+    for i in range(1, len(c)):
+        used = np.flatnonzero(weights[i])
+        distinct = len(set(np.round(c[:i], 12)))
+        assert len(used) == min(PREDICTOR_POINTS, distinct) or (len(used) < min(PREDICTOR_POINTS, distinct)
+                                                                 and np.any(np.isclose(c[used], c[i])))
+        for degree in range(len(used)):
+            np.testing.assert_allclose(weights[i] @ c**degree, c[i] ** degree, rtol=1e-12, atol=1e-12)
