@@ -35,9 +35,9 @@ KAPPA = 1e-2
 MAX_ITERS = 10
 FIXED_STEP_MAX_ITERS = 30
 #: Contraction rate above which the next step starts with a fresh Jacobian. At 0.05 rather than
-#: 0.2, Kvaerno 5 took 15-25% fewer evaluations and less run time on the stiff benchmarks
-#: (at most three states more Jacobians); scipy's Radau refreshes above 1e-3 (after more than
-#: two iterations), Hairer's RADAU5 above 1e-3.
+#: 0.2, Kvaerno 5 took 15-25% fewer evaluations and less run time on the stiff benchmarks, for
+#: 2-3x the Jacobians (benchmarks/results/stiff.md); scipy's Radau refreshes above 1e-3 (after
+#: more than two iterations), Hairer's RADAU5 above 1e-3.
 REFRESH_RATE = 0.05
 #: The relative tolerance is at least this many machine epsilons: below it increments stall
 #: at rounding and the test could never pass.
