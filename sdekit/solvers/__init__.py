@@ -30,6 +30,7 @@ from ._milstein import milstein as milstein
 from ._milstein_general import milstein_general as milstein_general
 from ._reversible_heun import reversible_heun as reversible_heun
 from ._quicsort import quicsort as quicsort
+from ._radau5 import radau5 as radau5
 from ._rk4 import rk4 as rk4
 from ._sea import sea as sea
 from ._second_order import heun as heun, midpoint as midpoint, ralston as ralston
@@ -86,6 +87,7 @@ __all__ = [
     "ralston",
     "reversible_heun",
     "quicsort",
+    "radau5",
     "rk4",
     "sea",
     "shark",

@@ -68,6 +68,8 @@ class ImplicitState(NamedTuple):
         result: the last step's `sk.RESULTS` code (`implicit_solve_failed` when its Newton
             iteration failed even with a fresh Jacobian); the solve loop reads it.
         num_fevals: vector-field evaluations the last step made (the loop counts them).
+        history: what a method keeps of its last step to start the next one's iteration (Radau
+            IIA: the collocation polynomial); `()` for the others.
     """
 
     f0: Any
@@ -79,6 +81,7 @@ class ImplicitState(NamedTuple):
     tied: jax.Array
     result: jax.Array
     num_fevals: jax.Array
+    history: Any = ()
 
     def with_tolerances(self, rtol, atol) -> "ImplicitState":
         """The same state with Newton's tolerances set to a step-size controller's."""
@@ -111,7 +114,7 @@ def check_options(name: str, jacobian, linear_solver) -> NewtonOptions:
     return NewtonOptions(jacobian, linear_solver)
 
 
-def initial_state(options: NewtonOptions, y0, f0=()) -> ImplicitState:
+def initial_state(options: NewtonOptions, y0, f0=(), history=()) -> ImplicitState:
     """A state that computes a Jacobian at the first step, with the fixed-step tolerances."""
     v0, _ = ravel_pytree(y0)
     n = 0 if options.linear_solver == "gmres" else v0.shape[0]
@@ -126,6 +129,7 @@ def initial_state(options: NewtonOptions, y0, f0=()) -> ImplicitState:
         tied=jnp.zeros((), bool),
         result=jnp.zeros((), jnp.int32),
         num_fevals=jnp.zeros((), jnp.int32),
+        history=history,
     )
 
 
@@ -218,13 +222,16 @@ def tangent_solver(options: NewtonOptions):
     return tangent_solve
 
 
-def chord(residual, solve, z0, scale, eta, active, tangent_solve, tied) -> NewtonResult:
+def chord(residual, solve, z0, scale, eta, active, tangent_solve, tied, kappa=KAPPA,
+          first_may_stop=True) -> NewtonResult:
     r"""Chord iteration on `residual(z) = 0` from `z0`, with `solve(r)` $= M^{-1} r$ and the
     increments measured by `scale(z)` (`tolerances`).
 
     `eta` starts the convergence test of the first iteration ($\max(\eta, \epsilon)^{0.8}$,
     Hairer's choice); `active=False` skips the iteration (an earlier stage already failed);
-    `tied` (adaptive steps) gives up early on a slow iteration and allows fewer iterations.
+    `tied` (adaptive steps) gives up early on a slow iteration and allows fewer iterations;
+    `kappa` is the stopping constant (a float or a traced scalar); `first_may_stop=False` makes
+    the iteration measure its own rate (two iterations at least) instead of trusting `eta`.
     Differentiated by the implicit function theorem (`lax.custom_root`, solving with the exact
     Jacobian through `tangent_solve`), not through the iterations."""
     dtype = z0.dtype
@@ -239,9 +246,10 @@ def chord(residual, solve, z0, scale, eta, active, tangent_solve, tied) -> Newto
         rate = jnp.where(first, 0 * one, norm / jnp.maximum(it.last_norm, jnp.finfo(dtype).tiny))
         eta_k = jnp.where(first, it.eta, rate / jnp.maximum(1 - rate, eps))
         finite = jnp.isfinite(norm)
-        converged = finite & (first | (rate < 1)) & ((eta_k * norm <= KAPPA) | (norm <= 4 * eps))
+        trusted = ~first if not first_may_stop else True
+        converged = finite & (first | (rate < 1)) & ((trusted & (eta_k * norm <= kappa)) | (norm <= 4 * eps))
         remaining = jnp.where(tied, MAX_ITERS, FIXED_STEP_MAX_ITERS) - 1 - it.k
-        slow = tied & (rate ** remaining.astype(dtype) / jnp.maximum(1 - rate, eps) * norm > KAPPA)
+        slow = tied & (rate ** remaining.astype(dtype) / jnp.maximum(1 - rate, eps) * norm > kappa)
         hopeless = ~first & ((rate >= 1) | slow)
         failed = ~finite | (~converged & (hopeless | (remaining <= 0)))
         status = jnp.where(converged, 1, jnp.where(failed, 2, 0)).astype(jnp.int32)
@@ -304,14 +312,14 @@ def with_fresh_retry(attempt, fresh_jacobian, state: ImplicitState, template: At
     return out.last, out.jacobian, out.fresh, out.fevals
 
 
-def next_state(state: ImplicitState, tried: Attempt, jacobian, f0, fevals) -> ImplicitState:
-    """The state after a step: the Jacobian kept (refreshed next time if convergence was slow),
-    the step's result code and evaluation count."""
+def next_state(state: ImplicitState, tried: Attempt, jacobian, f0, fevals, refresh_rate=REFRESH_RATE) -> ImplicitState:
+    """The state after a step: the Jacobian kept (refreshed next time if the iteration contracted
+    more slowly than `refresh_rate`), the step's result code and evaluation count."""
     failed = ~tried.converged
     return state._replace(
         f0=f0,
         jacobian=jacobian,
-        refresh=failed | (tried.rate > REFRESH_RATE),
+        refresh=failed | (tried.rate > refresh_rate),
         eta=jnp.where(failed, state.eta, tried.eta).astype(state.eta.dtype),
         result=jnp.where(failed, int(RESULTS.implicit_solve_failed), int(RESULTS.successful)).astype(jnp.int32),
         num_fevals=jnp.asarray(fevals, jnp.int32),

@@ -38,6 +38,8 @@ CASES = {
     "kencarp3": (3, 3, [32, 64, 128, 256, 512]),
     "kencarp4": (4, 4, [32, 64, 128, 256, 512]),
     "kencarp5": (5, 4, [24, 32, 48, 64, 96]),
+    # Dense output by the collocation polynomial (degree 3): order 4.
+    "radau5": (5, 4, [16, 24, 32, 48, 64]),
 }
 
 
@@ -58,7 +60,7 @@ def _errors(name, num_steps):
 
 
 #: Run in every test session; the other methods' cases are marked slow (they still run in CI).
-FAST = ("kvaerno5", "kencarp4")
+FAST = ("kvaerno5", "kencarp4", "radau5")
 
 
 def _cases(names):
@@ -80,7 +82,7 @@ def test_solution_and_dense_orders(name, x64):
     assert abs(_slope(hs, errors[:, 1]) - dense_order) < 0.15, errors[:, 1]
 
 
-@pytest.mark.parametrize("name", _cases(["implicit_euler", "kvaerno3", "kvaerno5", "kencarp4"]))
+@pytest.mark.parametrize("name", _cases(["implicit_euler", "kvaerno3", "kvaerno5", "kencarp4", "radau5"]))
 def test_embedded_error_order(name, x64):
     """The error estimate of one step scales like h^(embedded order + 1)."""
     solver = getattr(sk.solvers, name)()
@@ -111,9 +113,10 @@ PR_SPLIT = sk.Split(lambda t, y, lam: jnp.cos(t) * jnp.ones_like(y), lambda t, y
 #: Measured stiff orders (lambda = -1e6, h = 1/8 .. 1/128, hence |lambda h| >= 7800): ESDIRKs
 #: of stage order 2 reduce to order 2 (with errors O(1/|lambda|) smaller than the classical
 #: ones); implicit Euler keeps order 1; the IMEX pairs with the forcing explicit reach 2, 3 and
-#: ~2.7 (KenCarp5 between 2 and 3 on this range). Recorded in docs/stiff.md.
+#: ~2.7 (KenCarp5 between 2 and 3 on this range); Radau IIA (stage order 3) reduces to 3.
+#: Recorded in docs/stiff.md.
 STIFF_ORDERS = {"implicit_euler": 1.0, "kvaerno3": 2.0, "kvaerno4": 2.0, "kvaerno5": 2.0, "kencarp3": 2.0,
-                "kencarp4": 3.0, "kencarp5": 2.65}
+                "kencarp4": 3.0, "kencarp5": 2.65, "radau5": 3.0}
 
 
 @pytest.mark.parametrize("name", _cases(STIFF_ORDERS))

@@ -182,3 +182,55 @@ def test_stage_predictor_is_exact_on_low_degree_polynomials(name):
                                                                  and np.any(np.isclose(c[used], c[i])))
         for degree in range(len(used)):
             np.testing.assert_allclose(weights[i] @ c**degree, c[i] ** degree, rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- Radau IIA
+
+
+class _FullTableau:
+    """A fully implicit tableau (Radau IIA) in the shape `residuals` and `stability` read."""
+
+    a_explicit = None
+
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+
+    def implicit_matrix(self):
+        return np.array([[Fraction(float(x)) for x in row] for row in self.a], dtype=object)
+
+
+def test_radau5_tableau_is_the_order_5_collocation_method():
+    from sdekit.solvers._radau5 import A, C
+
+    tab = _FullTableau(A, A[-1])
+    assert max(abs(float(r)) for r in residuals(tab, tab.b, 5)) < 1e-14
+    assert max(abs(float(r)) for r in residuals(tab, tab.b, 6)) > 1e-4
+    # Stage order 3 (collocation: A c^(k-1) = c^k / k), rows summing to the nodes.
+    for k in (1, 2, 3):
+        np.testing.assert_allclose(A @ C ** (k - 1), C**k / k, rtol=0, atol=1e-15)
+    # The nodes are the right Radau points: zeros of P_3(2x - 1) - P_2(2x - 1).
+    legendre = np.polynomial.legendre
+    np.testing.assert_allclose(legendre.legval(2 * C - 1, [0, 0, -1, 1]), 0, atol=1e-14)
+    # L-stable: A-stable on the imaginary axis and R(z) -> 0 as z -> -inf.
+    y = np.concatenate([-np.logspace(-3, 6, 400), np.logspace(-3, 6, 400)])
+    assert np.max(np.abs(stability(tab, 1j * y))) <= 1 + 1e-12
+    assert np.max(np.abs(stability(tab, np.array([-1e8])))) < 1e-7
+
+
+def test_radau5_transformed_newton_solve_and_error_constants():
+    """The eigen-transformed solve of (I - h A (x) J) r, done with one real and one complex
+    n x n system, equals the dense 3n x 3n solve; the error weights are Hairer's RADAU5 ones."""
+    from sdekit.solvers._radau5 import A, ERROR_WEIGHTS, LAMBDA_0, LAMBDA_1, V_0, V_1, W_0, W_1
+
+    rng = np.random.default_rng(0)
+    n, h = 4, 0.3
+    jacobian = rng.standard_normal((n, n)) * 5
+    r = rng.standard_normal((3, n))
+    dense = np.linalg.solve(np.eye(3 * n) - h * np.kron(A, jacobian), r.reshape(-1)).reshape(3, n)
+    x0 = np.linalg.solve(LAMBDA_0 * np.eye(n) - h * jacobian, LAMBDA_0 * W_0 @ r)
+    x1 = np.linalg.solve(LAMBDA_1 * np.eye(n) - h * jacobian, LAMBDA_1 * W_1 @ r)
+    np.testing.assert_allclose(np.outer(V_0, x0) + 2 * np.real(np.outer(V_1, x1)), dense, rtol=1e-12, atol=1e-12)
+    s6 = math.sqrt(6)
+    np.testing.assert_allclose(ERROR_WEIGHTS, np.array([-(13 + 7 * s6), -13 + 7 * s6, -1]) / 3, rtol=1e-13)
+    np.testing.assert_allclose(1 / LAMBDA_0, np.max(np.linalg.eigvals(A).real[np.abs(np.linalg.eigvals(A).imag) < 1e-12]),
+                               rtol=1e-13)
