@@ -149,6 +149,40 @@ def test_pid_gains_and_dt_bounds(x64):
     assert n >= 200 and np.max(np.diff(np.concatenate([[0.0], np.asarray(capped.ts[:n])]))) <= 0.05 + 1e-12
 
 
+def test_predictive_pid_bounds_growth_by_gustafsson_and_after_rejections(x64):
+    """`predictive=True`: the growth after an accepted step is at most Gustafsson's
+    safety r^(-1/k) (h / h_prev)(r_prev / r)^(1/k) (so a rising error slows it; a falling one
+    leaves the plain factor), and a step right after a rejection does not grow."""
+    plain, predictive = sk.PID(rtol=1e-6, atol=1e-9), sk.PID(rtol=1e-6, atol=1e-9, predictive=True)
+    h, k = jnp.asarray(0.1), 4.0
+
+    def next_h(controller, state, r):
+        return float(controller.adapt(state, h, jnp.asarray(r), k)[1])
+
+    rising = predictive.init()._replace(prev_error=jnp.asarray(0.2), prev_h=jnp.asarray(0.1))
+    expected = 0.1 * 0.9 * 0.8 ** -0.25 * (0.2 / 0.8) ** 0.25
+    np.testing.assert_allclose(next_h(predictive, rising, 0.8), expected, rtol=1e-12)
+    np.testing.assert_allclose(next_h(plain, rising, 0.8), 0.1 * 0.9 * 0.8 ** -0.25, rtol=1e-12)
+    falling = rising._replace(prev_error=jnp.asarray(0.9))
+    assert next_h(predictive, falling, 0.05) == next_h(plain, falling, 0.05) > 0.1
+    # A rejection, then a small error: the plain controller grows, the predictive one holds.
+    accepted, _, after_rejection = predictive.adapt(rising, h, jnp.asarray(5.0), k)
+    assert not bool(accepted) and bool(after_rejection.rejected)
+    assert next_h(predictive, after_rejection, 1e-3) == pytest.approx(0.1) and next_h(plain, after_rejection, 1e-3) > 0.5
+
+
+def test_predictive_pid_rejects_fewer_steps_on_van_der_pol(x64):
+    """Van der Pol (mu = 1000) through two relaxation jumps with Radau IIA: the predictive
+    controller rejects far fewer steps (scipy's Radau uses it) for about the same accuracy."""
+    mu = 1000.0
+    field = lambda t, y, a: jnp.stack([y[1], mu * (1 - y[0] ** 2) * y[1] - y[0]])  # noqa: E731
+    sols = [sk.solve(sk.ODE(field), sk.solvers.radau5(), 0.0, 1200.0, jnp.array([2.0, 0.0]),
+                     controller=sk.PID(rtol=1e-4, atol=1e-6, predictive=p), max_steps=4096) for p in (False, True)]
+    plain, predictive = (int(s.stats["num_rejected_steps"]) for s in sols)
+    assert 3 * predictive < plain, (plain, predictive)
+    np.testing.assert_allclose(sols[1].ys[-1], sols[0].ys[-1], rtol=1e-2, atol=1e-3)
+
+
 def test_result_max_steps(x64):
     sol = sk.solve(sk.ODE(decay), sk.solvers.euler(), 0.0, 1.0, jnp.array(1.0), dt0=0.01, max_steps=10, throw=False)
     assert int(sol.result) == sk.RESULTS.max_steps_reached
