@@ -226,8 +226,9 @@ def radau5(jacobian=None) -> Solver:
     coupled stages are solved together by a simplified Newton iteration through one real and
     one complex LU factorisation per step (Hairer & Wanner's eigen-transformation), started from
     the previous step's collocation polynomial; the Jacobian is reused across steps until the
-    iteration slows. Fewer evaluations per step than an ESDIRK of the same order at tight
-    tolerances; the method of scipy's `Radau` and Hairer's RADAU5. For large states use
+    iteration slows. Fewer evaluations than an ESDIRK of the same order at equal error; the
+    method of scipy's `Radau` and Hairer's RADAU5, best with their step-size strategy,
+    `sk.PID(rtol, atol, predictive=True)`. For large states use
     `kvaerno5(linear_solver="gmres")`: this method factorises dense matrices.
 
     Args:
@@ -239,7 +240,7 @@ def radau5(jacobian=None) -> Solver:
         ...     a, b, c = y
         ...     return jnp.stack([-0.04 * a + 1e4 * b * c, 0.04 * a - 1e4 * b * c - 3e7 * b**2, 3e7 * b**2])
         >>> sol = sk.solve(sk.ODE(robertson), sk.solvers.radau5(), 0.0, 100.0, jnp.array([1.0, 0.0, 0.0]),
-        ...                controller=sk.PID(rtol=1e-4, atol=1e-8))
+        ...                controller=sk.PID(rtol=1e-4, atol=1e-8, predictive=True))
         >>> round(float(sol.ys[-1, 0]), 3), int(sol.result)
         (0.617, 0)
 
