@@ -13,9 +13,15 @@ import pytest
 SCRIPT = pathlib.Path(__file__).with_name("_devices_script.py")
 
 
+def _with_devices(n):
+    """The run's XLA flags (code generation included: results are compared bitwise with this
+    process's) plus `n` forced CPU devices."""
+    return (os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n}").strip()
+
+
 @pytest.mark.slow
 def test_ensembles_over_8_devices():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, "XLA_FLAGS": _with_devices(8), "JAX_PLATFORMS": "cpu"}
     done = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=400, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])

@@ -35,12 +35,18 @@ def _combine(files, name, n):
     return out
 
 
+def _with_devices(n):
+    """The run's XLA flags (code generation included: results are compared bitwise with this
+    process's) plus `n` forced CPU devices."""
+    return (os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n}").strip()
+
+
 @pytest.mark.slow
 def test_two_processes_equal_one(tmp_path):
     sys.path.insert(0, str(HERE))
     from _devices_script import GBM, N, TS
 
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu",
+    env = {**os.environ, "XLA_FLAGS": _with_devices(4), "JAX_PLATFORMS": "cpu",
            "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
     port = str(_free_port())
     procs = [subprocess.Popen([sys.executable, str(HERE / "_multihost_script.py"), str(rank), port, str(tmp_path)],
