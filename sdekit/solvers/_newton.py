@@ -156,10 +156,18 @@ def jacobian_at(options: NewtonOptions, flat: Flat, t, v, args, direction=None):
     if options.jacobian is None:
         return jax.jacfwd(lambda z: flat.f(t, z))(v)
     if direction is None:
-        return jnp.asarray(options.jacobian(t, flat.unravel(v), args), v.dtype)
+        return _checked(jnp.asarray(options.jacobian(t, flat.unravel(v), args), v.dtype), v)
     # The solve integrates in tau = direction * t, where the field is direction * f(direction * tau).
     d = direction.astype(v.dtype)
-    return d * jnp.asarray(options.jacobian(direction * t, flat.unravel(v), args), v.dtype)
+    return d * _checked(jnp.asarray(options.jacobian(direction * t, flat.unravel(v), args), v.dtype), v)
+
+
+def _checked(jacobian, v):
+    n = v.shape[0]
+    if jacobian.shape != (n, n):
+        raise ValueError(f"jacobian(t, y, args) must return an ({n}, {n}) array (the state flattened in "
+                         f"ravel_pytree order has {n} elements), got shape {jacobian.shape}.")
+    return jacobian
 
 
 def linear_solver(options: NewtonOptions, flat: Flat, jacobian, h_gamma, t, v0):

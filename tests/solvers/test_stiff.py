@@ -116,6 +116,10 @@ def test_bad_options_are_refused():
         sk.solvers.kencarp4(jacobian=lambda t, y, a: y, linear_solver="gmres")
     with pytest.raises(TypeError, match="jacobian"):
         sk.solvers.kvaerno3(jacobian=3.0)
+    # A user Jacobian of the wrong shape is named, not left to fail deep in the linear algebra.
+    for solver in (sk.solvers.kvaerno3(jacobian=lambda t, y, a: jnp.eye(2)), sk.solvers.radau5(jacobian=lambda t, y, a: jnp.eye(2))):
+        with pytest.raises(ValueError, match=r"must return an \(3, 3\) array"):
+            sk.solve(sk.ODE(lambda t, y, a: -y), solver, 0.0, 1.0, jnp.ones(3), dt0=0.1)
 
 
 @pytest.mark.parametrize("name", ["kvaerno5", "radau5"])
