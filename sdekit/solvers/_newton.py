@@ -189,13 +189,17 @@ def tolerances(state: ImplicitState, v0):
     r"""Newton's scale as a function of the iterate $z$: $\text{atol} + \text{rtol}\max(|y_0|, |z|)$
     per component, with rtol floored above rounding (a component starting at 0 is measured
     against its iterate, whose rounding the increments cannot go below)."""
-    floor = RTOL_FLOOR_EPS * jnp.finfo(v0.dtype).eps
-    rtol = jnp.maximum(state.rtol, floor)
+    rtol = floored_rtol(state, v0.dtype)
     magnitude = jnp.abs(v0)
     return lambda z: state.atol + rtol * jnp.maximum(magnitude, jnp.abs(z))
 
 
-def _rms(x):
+def floored_rtol(state: ImplicitState, dtype):
+    """The state's relative tolerance, at least RTOL_FLOOR_EPS machine epsilons."""
+    return jnp.maximum(state.rtol, RTOL_FLOOR_EPS * jnp.finfo(dtype).eps)
+
+
+def rms(x):
     return jnp.sqrt(jnp.mean(jnp.square(x))) if x.size else jnp.zeros((), x.dtype)
 
 
@@ -249,7 +253,7 @@ def chord(residual, solve, z0, scale, eta, active, tangent_solve, tied, kappa=KA
     def body(it: _Iterate) -> _Iterate:
         dz = -solve(residual(it.z))
         z = it.z + dz
-        norm = _rms(dz / scale(z))
+        norm = rms(dz / scale(z))
         first = it.k == 0
         rate = jnp.where(first, 0 * one, norm / jnp.maximum(it.last_norm, jnp.finfo(dtype).tiny))
         eta_k = jnp.where(first, it.eta, rate / jnp.maximum(1 - rate, eps))

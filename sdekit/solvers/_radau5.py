@@ -129,10 +129,6 @@ def _init(options, problem, t0, y0, args):
     return _newton.initial_state(options, y0, f0, history)
 
 
-def _rms(x):
-    return jnp.sqrt(jnp.mean(jnp.square(x)))
-
-
 def _starting_stages(history: History, h, v0):
     """The last step's collocation polynomial at this step's nodes (0 at the first step)."""
     valid = history.h != 0
@@ -169,18 +165,17 @@ def _attempt(options, flat, t0, h, v0, f0, start, state, jacobian) -> _newton.At
         y = stages.reshape(3, n)
         return (y - v0[None] - hy * (a @ jax.vmap(flat.f)(times, y))).reshape(-1)
 
-    rtol = jnp.maximum(state.rtol, _newton.RTOL_FLOOR_EPS * jnp.finfo(dtype).eps)
     result = _newton.chord(residual, solve, start.reshape(-1), _newton.tolerances(state, jnp.tile(v0, 3)),
                            state.eta, jnp.ones((), bool), _newton.tangent_solver(options), state.tied,
-                           newton_kappa(rtol, dtype), first_may_stop=False)
+                           newton_kappa(_newton.floored_rtol(state, dtype), dtype), first_may_stop=False)
     z = result.z.reshape(3, n) - v0[None]
     weighted = jnp.asarray(ERROR_WEIGHTS, dtype) @ z
     error = jsl.lu_solve(real_lu, hy * f0 + weighted)
     # A step the estimate would reject (adaptive steps) gets Hairer's second estimate, with f at
     # y0 + error in place of f0: the first overestimates stiff components on steps much longer
     # than their time scale (and at the first step), which would reject steps that are accurate.
-    scale = state.atol + rtol * jnp.maximum(jnp.abs(v0), jnp.abs(v0 + z[2]))
-    refine = state.tied & result.converged & (_rms(error / scale) > 1)
+    scale = _newton.tolerances(state, v0)(v0 + z[2])  # the controller's scale: atol + rtol max(|y0|, |y1|)
+    refine = state.tied & result.converged & (_newton.rms(error / scale) > 1)
     error = lax.cond(refine, lambda: jsl.lu_solve(real_lu, hy * flat.f(t0, v0 + error) + weighted), lambda: error)
     fevals = 3 * result.iterations + refine.astype(jnp.int32)
     return _newton.Attempt(_Outcome(result.z, error), result.converged, result.eta, result.rate, fevals)
