@@ -71,7 +71,7 @@ def _drive(sampler, problem, grid, x, tree):
 
 # --- batch size ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("case, dtype", [("2M", "float64"), ("3M", "float64"), ("2S", "float64"), ("2M", "float32"),
-                                         ("pc", "float64"), ("pc", "float32")])
+                                         ("pc", "float64"), ("pc", "float32"), ("er", "float32")])
 def test_batch_size_invariance(case, dtype):
     """The first 8 samples of a batch of 8 and of a batch of 1024 from one key: the same Brownian
     draws (every element's normals depend on its index alone, with or without Lévy areas, in
@@ -87,7 +87,7 @@ def test_batch_size_invariance(case, dtype):
         ts = skd.time_grid(sched, 12, "karras", zero_end=case != "pc")
         sampler = {"2M": S.dpm_solver_pp_sde(2), "3M": S.dpm_solver_pp_sde(3),
                    "2S": S.dpm_solver_pp_sde(2, method="singlestep"),
-                   "pc": S.predictor_corrector(1, step_size="sample")}[case]
+                   "pc": S.predictor_corrector(1, step_size="sample"), "er": S.er_sde(3)}[case]
         if case == "2S":
             ts = S.midpoint_grid(sched, ts)
         x_T = sched.prior(jax.random.key(0), (1024, 2)).astype(dt)
@@ -127,6 +127,8 @@ ORDER_CASES = {
     "sde_pp2M": (lambda: S.dpm_solver_pp_sde(2), "increment", 1.0, 1.0, 0.15),
     "sde_pp3M": (lambda: S.dpm_solver_pp_sde(3), "increment", 1.0, 1.0, 0.15),
     "sde_pp2S": (lambda: S.dpm_solver_pp_sde(2, method="singlestep"), "increment", 1.0, 1.0, 0.2),
+    "er_sde1": (lambda: S.er_sde(1), "increment", 1.0, 1.0, 0.15),
+    "er_sde3": (lambda: S.er_sde(3), "increment", 1.0, 1.0, 0.15),
     "euler_maruyama": (sk.solvers.euler_maruyama, "increment", 1.0, 1.0, 0.15),
     "shark": (sk.solvers.shark, "space-time", 1.5, 2.0, 0.15),
 }
@@ -262,7 +264,7 @@ def test_evaluation_counts(x64):
     x_T = _orders.starts(sched, 4)
     for sampler, grid, nfe in [(S.dpm_solver_pp_sde(3), ts, 6), (S.dpm_solver_pp_sde(2, method="singlestep"),
                                                                  S.midpoint_grid(sched, ts), 12),
-                               (S.predictor_corrector(2), ts, 18)]:
+                               (S.predictor_corrector(2), ts, 18), (S.er_sde(3), ts, 6)]:
         tree = _tree(grid, x_T.shape, sampler.sde.levy_area)
         sol = sk.solve(skd.reverse_sde(model), sampler, -grid[0], -grid[-1], x_T, controller=sk.StepTo(-grid),
                        brownian=tree)
