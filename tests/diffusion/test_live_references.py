@@ -18,7 +18,7 @@ COMPARISONS = ["test_reference_basic.py", "test_dpm_solver.py", "test_unipc_deis
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("torch", "diffusers", "torchsde")),
+@pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("torch", "diffusers", "torchsde", "k_diffusion")),
                     reason="needs the reference extra (torch, diffusers, k-diffusion)")
 def test_live_references(tmp_path):
     made = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path)], capture_output=True, text=True)
