@@ -5,17 +5,40 @@ code generation.
 The suite is compile-bound: most of its time is XLA compiling thousands of distinct programs,
 which users compile once each. LLVM's optimisation level 0 (`--xla_backend_optimization_level`)
 changes how the kernels are generated, not the computation they do; it compiles 15-25% faster
-(tests/solve 175 -> 149 s, tests/brownian 187 -> 138 s) and runs the longest training
-notebooks about 12% slower. A run that sets the flag itself keeps its own choice; benchmarks
-never use this file.
+(tests/solve 175 -> 149 s, tests/brownian 187 -> 138 s). Notebooks, whose training loops
+are run-time-bound, keep the default (below). A run that sets the flag itself keeps its own
+choice; benchmarks never use this file.
 """
 
 import os
 
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+import pytest
+
+_OWN_FLAGS = os.environ.get("XLA_FLAGS")  # None: unset
+_CHEAP_CODEGEN = "xla_backend_optimization_level" not in (_OWN_FLAGS or "")
+if _CHEAP_CODEGEN:
+    os.environ["XLA_FLAGS"] = ((_OWN_FLAGS or "") + " --xla_backend_optimization_level=0").strip()
 
 import jax  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Notebooks run in kernels of their own, which inherit the environment: they keep the
+    default code generation. They are run-time-bound (training loops), and at level 0 they ran
+    1.2-4x slower (neural_sde.ipynb 31 -> 124 s), more than the level saves them in compiling."""
+    notebook = _CHEAP_CODEGEN and item.path.suffix == ".ipynb"
+    if notebook:
+        cheap = os.environ["XLA_FLAGS"]
+        if _OWN_FLAGS is None:
+            del os.environ["XLA_FLAGS"]
+        else:
+            os.environ["XLA_FLAGS"] = _OWN_FLAGS
+    try:
+        yield
+    finally:
+        if notebook:
+            os.environ["XLA_FLAGS"] = cheap
