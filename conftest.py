@@ -14,10 +14,17 @@ import os
 
 import pytest
 
-_OWN_FLAGS = os.environ.get("XLA_FLAGS")  # None: unset
-_CHEAP_CODEGEN = "xla_backend_optimization_level" not in (_OWN_FLAGS or "")
-if _CHEAP_CODEGEN:
-    os.environ["XLA_FLAGS"] = ((_OWN_FLAGS or "") + " --xla_backend_optimization_level=0").strip()
+# The run's own XLA_FLAGS, kept in the environment for pytest-xdist's workers, which start with
+# the flags this file added (and must still know that it added them).
+_BEFORE = "SDEKIT_TESTS_XLA_FLAGS_BEFORE"
+if _BEFORE in os.environ:
+    _OWN_FLAGS, _CHEAP_CODEGEN = os.environ[_BEFORE] or None, True
+else:
+    _OWN_FLAGS = os.environ.get("XLA_FLAGS")  # None: unset
+    _CHEAP_CODEGEN = "xla_backend_optimization_level" not in (_OWN_FLAGS or "")
+    if _CHEAP_CODEGEN:
+        os.environ[_BEFORE] = _OWN_FLAGS or ""
+        os.environ["XLA_FLAGS"] = ((_OWN_FLAGS or "") + " --xla_backend_optimization_level=0").strip()
 
 import jax  # noqa: E402
 
