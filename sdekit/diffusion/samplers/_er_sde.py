@@ -135,7 +135,8 @@ def _step(cfg: _Config, problem, tau0, tau1, x, args, inc, hist: c.History):
             slope = d1 if cfg.third_order == "reference" else d1 - gap0 * d2
             update = c1 * slope + 2 * c2 * d2
         y1 = y1 + update
-    noise = rt * jnp.sqrt(jnp.maximum((1 - q) * (1 + q), 0)) * cfg.s_noise
+    variance = (1 - q) * (1 + q)  # / rho_t^2; 0 for the ODE, where sqrt has no derivative
+    noise = rt * jnp.where(variance > 0, jnp.sqrt(jnp.where(variance > 0, variance, 1)), 0) * cfg.s_noise
     x1 = t.alpha * (y1 + noise * c.standard_noise(inc, dtype))
     x1 = c.at_data_end(t, x0, x1)
     # A step from rho = inf starts the history afresh: no divided difference reaches across it.
