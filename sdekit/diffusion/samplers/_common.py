@@ -100,17 +100,13 @@ def deterministic(name: str, init, step, order: int, fevals_per_step: int) -> sk
         embedded_order=None, interpolation_order=1, fevals_per_step=fevals_per_step)
 
 
-def additive_strong_one() -> sk.solvers.SDEFacts:
-    """Exponential-integrator SDE samplers (SDE-DPM-Solver++, ER-SDE): their noise is the exact
-    variance times the step's normalised increment, so strong order 1 on the reverse SDE's
-    additive noise, weak order 1."""
-    return sk.solvers.SDEFacts(calculus="ito", strong_order=(("additive", 1.0),), weak_order=(("additive", 1.0),))
-
-
-def stochastic(name: str, init, step, weak_order: float, fevals_per_step: int) -> sk.solvers.Solver:
-    """A sampler of the reverse-time SDE (additive noise, Itô) as an `sk.solvers.Solver`."""
+def stochastic(name: str, init, step, weak_order: float, fevals_per_step: int,
+               strong_order: float = 0.5) -> sk.solvers.Solver:
+    """A sampler of the reverse-time SDE (additive noise, Itô) as an `sk.solvers.Solver`. Strong
+    order 1 for the exponential integrators (SDE-DPM-Solver++, ER-SDE), whose noise is the exact
+    variance times the step's normalised Brownian increment."""
     facts = sk.solvers.SDEFacts(
-        calculus="ito", strong_order=(("additive", 0.5),), weak_order=(("additive", weak_order),))
+        calculus="ito", strong_order=(("additive", strong_order),), weak_order=(("additive", weak_order),))
     return sk.solvers.Solver(
         name=name, init=init, step=step, interpolate=sk.solvers.linear_interpolate, order=None,
         embedded_order=None, interpolation_order=1, fevals_per_step=fevals_per_step, sde=facts)

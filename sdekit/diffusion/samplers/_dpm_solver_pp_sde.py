@@ -215,10 +215,8 @@ def midpoint_grid(schedule, ts: Float[ArrayLike, " n"], r: float = 0.5, zero_end
 @functools.cache
 def _build(cfg: _Config) -> sk.solvers.Solver:
     init, step = (_multistep_init, _multistep_step) if cfg.method == "multistep" else (_singlestep_init, _singlestep_step)
-    return sk.solvers.Solver(
-        name=cfg.name, init=functools.partial(init, cfg), step=functools.partial(step, cfg),
-        interpolate=sk.solvers.linear_interpolate, order=None, embedded_order=None, interpolation_order=1,
-        fevals_per_step=1, sde=c.additive_strong_one())
+    return c.stochastic(cfg.name, functools.partial(init, cfg), functools.partial(step, cfg), weak_order=1.0,
+                        fevals_per_step=1, strong_order=1.0)
 
 
 def dpm_solver_pp_sde(order: int = 2, eta: float = 1.0, solver_type: str | None = None, method: str = "multistep",

@@ -147,10 +147,8 @@ def _step(cfg: _Config, problem, tau0, tau1, x, args, inc, hist: c.History):
 
 @functools.cache
 def _build(cfg: _Config) -> sk.solvers.Solver:
-    return sk.solvers.Solver(
-        name=cfg.name, init=functools.partial(_init, cfg), step=functools.partial(_step, cfg),
-        interpolate=sk.solvers.linear_interpolate, order=None, embedded_order=None, interpolation_order=1,
-        fevals_per_step=1, sde=c.additive_strong_one())
+    return c.stochastic(cfg.name, functools.partial(_init, cfg), functools.partial(_step, cfg), weak_order=1.0,
+                        fevals_per_step=1, strong_order=1.0)
 
 
 def _checked_scale(noise_scale):
