@@ -28,11 +28,16 @@ def computed_once(fn, word: Array):
     # Traced once: the loop body replays the jaxpr (tracing `fn` again, as `eval_shape` and a
     # body call would, doubled the grid build's trace time).
     closed, shapes = jax.make_jaxpr(fn, return_shape=True)()
+    return _replayed_once(closed, shapes, (), word)
+
+
+def _replayed_once(closed, shapes, args, word: Array):
+    """A traced `closed` jaxpr applied to `args` in the one-trip loop of `computed_once`."""
     treedef = jax.tree.structure(shapes)
     zeros = [jnp.zeros(x.shape, x.dtype) for x in jax.tree.leaves(shapes)]
     trips = 1 + ((word >> 31) >> 1).astype(jnp.int32)
     replay = jax.extend.core.jaxpr_as_fun(closed)
-    return jax.tree.unflatten(treedef, lax.fori_loop(0, trips, lambda i, _: list(replay()), zeros))
+    return jax.tree.unflatten(treedef, lax.fori_loop(0, trips, lambda i, _: list(replay(*args)), zeros))
 
 
 def opaque_word(x: Array) -> Array:
@@ -52,20 +57,24 @@ def computed_once_differentiable(fn, inputs, word: Array):
     copies its results, which for a large state (a backsolve's parameter cotangents, say)
     costs more than the recomputation it saves (an XLA:CPU policy: see `_xla_cpu`)."""
     dynamic, static = eqx.partition(inputs, eqx.is_array)
+    leaves, in_tree = jax.tree.flatten(dynamic)
 
     def call(d):
         return fn(eqx.combine(d, static))
 
-    size = sum(x.size for x in jax.tree.leaves(jax.eval_shape(call, dynamic)))
-    if size > ONCE_MAX_ELEMENTS:
-        return call(dynamic)
+    # `fn` is traced once, here: its jaxpr gives the output's size and is what the loop
+    # replays (an `eval_shape` and a second trace doubled the solve's trace time).
+    closed, shapes = jax.make_jaxpr(lambda *xs: call(jax.tree.unflatten(in_tree, xs)), return_shape=True)(*leaves)
+    if sum(x.size for x in jax.tree.leaves(shapes)) > ONCE_MAX_ELEMENTS:
+        outs = jax.extend.core.jaxpr_as_fun(closed)(*leaves)
+        return jax.tree.unflatten(jax.tree.structure(shapes), outs)
 
     @jax.custom_jvp
-    def once(d, w):
-        return computed_once(lambda: call(d), w)
+    def once(xs, w):
+        return _replayed_once(closed, shapes, xs, w)
 
     @once.defjvp
     def _jvp(primals, tangents):
-        return jax.jvp(call, (primals[0],), (tangents[0],))
+        return jax.jvp(call, (jax.tree.unflatten(in_tree, primals[0]),), (jax.tree.unflatten(in_tree, tangents[0]),))
 
-    return once(dynamic, word)
+    return once(leaves, word)

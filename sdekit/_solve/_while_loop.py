@@ -147,8 +147,8 @@ def _initial_state(setup: _Setup) -> WhileState:
     zero = jnp.zeros((), int32)
     t_start = _start_past_jump(setup.jump_ts, i.t0, i.t1)
     solver_state = _tied_to_controller(setup, i.solver.init(i.problem, t_start, i.y0, i.args))
-    uses_dense = i.saveat_ts is not None or i.saveat.dense
-    dense_template = _dense_template(i, solver_state) if uses_dense else None
+    # Only a dense-output buffer needs the template (tracing the step for it doubles trace time).
+    dense_template = _dense_template(i, solver_state) if i.saveat.dense else None
     return WhileState(
         t=t_start,
         y=i.y0,
