@@ -35,6 +35,7 @@ from ._rk4 import rk4 as rk4
 from ._sea import sea as sea
 from ._second_order import heun as heun, midpoint as midpoint, ralston as ralston
 from ._shark import shark as shark
+from ._skencarp3 import skencarp3 as skencarp3
 from ._should import should as should
 from ._slow_rk import slow_rk as slow_rk
 from ._spark import spark as spark
@@ -99,4 +100,5 @@ __all__ = [
     # After the explicit methods, so that hints listing solvers for a noise type name those first.
     "implicit_euler_maruyama",
     "implicit_milstein",
+    "skencarp3",
 ]

@@ -74,6 +74,8 @@ class _Context(NamedTuple):
     scale: jax.Array
     eta: jax.Array
     tied: jax.Array
+    #: `(s, n)` additive shifts of the stages' values (an SDE's noise; `None` for ODEs).
+    stage_noise: jax.Array | None = None
 
 
 def _attempt(tableau: ImplicitTableau, options, ctx: _Context, jacobian) -> _newton.Attempt:
@@ -100,8 +102,10 @@ def _attempt(tableau: ImplicitTableau, options, ctx: _Context, jacobian) -> _new
         fevals: jax.Array
 
     def stage(c: _Carry, xs):
-        index, a_row, ae_row, node, p_row = xs
+        index, a_row, ae_row, node, p_row, *noise_row = xs
         base = v0 + h * (a_row @ c.k_implicit + ae_row @ c.k_explicit)
+        if noise_row:
+            base = base + noise_row[0]
         t_stage = ctx.t0 + node * ctx.h
         result = _newton.chord(
             lambda z: z - base - h_gamma * ctx.flat_implicit.f(t_stage, z), solve, base + h_gamma * (p_row @ c.k_implicit),
@@ -127,7 +131,7 @@ def _attempt(tableau: ImplicitTableau, options, ctx: _Context, jacobian) -> _new
         jnp.asarray(a_explicit[1:], dtype),
         jnp.asarray(arrays["c"][1:], ctx.h.dtype),
         jnp.asarray(predictor_weights(arrays["c"], PREDICTOR_POINTS)[1:], dtype),
-    )
+    ) + (() if ctx.stage_noise is None else (ctx.stage_noise[1:],))
     c, _ = lax.scan(stage, start, xs)
     return _newton.Attempt(_Stages(c.k_implicit, c.k_explicit, c.z), c.ok, c.eta, c.rate, c.fevals)
 
@@ -139,17 +143,27 @@ def _template(tableau: ImplicitTableau, v0) -> _newton.Attempt:
     return _newton.Attempt(stages, jnp.zeros((), bool), zero, zero, jnp.zeros((), jnp.int32))
 
 
-def _step(tableau: ImplicitTableau, options: _newton.NewtonOptions, problem, t0, t1, y0, args, inc, state):
-    del inc
-    t0, t1 = jnp.asarray(t0), jnp.asarray(t1)
-    h = t1 - t0
-    explicit_field, implicit_field, direction = split_parts(problem)
-    if tableau.a_explicit is None and explicit_field is not None:
-        # A fully implicit method on a split field: the whole field is implicit.
-        explicit_field, implicit_field = None, problem.vector_field
+class SolvedStages(NamedTuple):
+    """One step's stages, solved: what a method forms its solution, error and state from."""
+
+    v0: jax.Array  # the flattened y0
+    unravel: object
+    k0_implicit: jax.Array
+    k0_explicit: jax.Array
+    stages: _Stages
+    failed: jax.Array  # the Newton iteration failed even with a fresh Jacobian
+    tried: _newton.Attempt
+    jacobian: jax.Array
+    fevals: object  # evaluations made, beyond the Newton iterations'
+
+
+def solve_stages(tableau: ImplicitTableau, options: _newton.NewtonOptions, explicit_field, implicit_field,
+                 direction, t0, h, y0, args, state, stage_noise=None) -> SolvedStages:
+    """Every stage of one step of `tableau` for $f_E$ = `explicit_field` (or `None`) and $f_I$ =
+    `implicit_field`, each stage's value shifted by its row of `stage_noise` (`(s, n)`, flat;
+    `None` for none), with the Jacobian retry of `_newton.with_fresh_retry`."""
     v0, flat_implicit = _newton.flat_field(implicit_field, y0, args)
     flat_explicit = None if explicit_field is None else _newton.flat_field(explicit_field, y0, args)[1]
-    arrays = tableau.arrays()
     fevals = 0
     if tableau.stiffly_accurate:
         k0_implicit = ravel_pytree(state.f0)[0].astype(v0.dtype)
@@ -161,28 +175,39 @@ def _step(tableau: ImplicitTableau, options: _newton.NewtonOptions, problem, t0,
         k0_explicit = flat_explicit.f(t0, v0)
         fevals += 1
     ctx = _Context(flat_implicit, flat_explicit, t0, h, v0, k0_implicit, k0_explicit, _newton.tolerances(state, v0),
-                   state.eta, state.tied)
+                   state.eta, state.tied, stage_noise)
     tried, jacobian, _, newton_fevals = _newton.with_fresh_retry(
         functools.partial(_attempt, tableau, options, ctx),
         lambda: _newton.jacobian_at(options, flat_implicit, t0, v0, args, direction),
         state,
         _template(tableau, v0),
     )
-    stages: _Stages = tried.outcome
-    dtype = v0.dtype
-    hy = h.astype(dtype)
+    return SolvedStages(v0, flat_implicit.unravel, k0_implicit, k0_explicit, tried.outcome, ~tried.converged, tried, jacobian,
+                        fevals + newton_fevals)
+
+
+def _step(tableau: ImplicitTableau, options: _newton.NewtonOptions, problem, t0, t1, y0, args, inc, state):
+    del inc
+    t0, t1 = jnp.asarray(t0), jnp.asarray(t1)
+    h = t1 - t0
+    explicit_field, implicit_field, direction = split_parts(problem)
+    if tableau.a_explicit is None and explicit_field is not None:
+        # A fully implicit method on a split field: the whole field is implicit.
+        explicit_field, implicit_field = None, problem.vector_field
+    solved = solve_stages(tableau, options, explicit_field, implicit_field, direction, t0, h, y0, args, state)
+    stages, failed, unravel, v0 = solved.stages, solved.failed, solved.unravel, solved.v0
+    arrays = tableau.arrays()
+    hy = h.astype(v0.dtype)
     k_total = stages.k_implicit + stages.k_explicit
     if tableau.stiffly_accurate:
         v1 = stages.z_last
     else:
-        v1 = v0 + hy * (jnp.asarray(arrays["b"], dtype) @ k_total)
-    failed = ~tried.converged
-    unravel = flat_implicit.unravel
+        v1 = v0 + hy * (jnp.asarray(arrays["b"], v0.dtype) @ k_total)
     y1 = _newton.failed_to_nan(failed, unravel(v1))
     y_error = None
     if arrays["e"] is not None:
-        y_error = _newton.failed_to_inf(failed, unravel(hy * (jnp.asarray(arrays["e"], dtype) @ k_total)))
-    f0 = unravel(k0_implicit + k0_explicit)
+        y_error = _newton.failed_to_inf(failed, unravel(hy * (jnp.asarray(arrays["e"], v0.dtype) @ k_total)))
+    f0 = unravel(solved.k0_implicit + solved.k0_explicit)
     if tableau.stiffly_accurate:
         f1 = unravel(stages.k_implicit[-1])
         new_f0 = _newton.failed_to_nan(failed, f1)
@@ -190,7 +215,7 @@ def _step(tableau: ImplicitTableau, options: _newton.NewtonOptions, problem, t0,
         # Only computed when dense output is used; XLA removes it otherwise.
         f1 = problem.vector_field(t1, y1, args)
         new_f0 = ()
-    new_state = _newton.next_state(state, tried, jacobian, new_f0, fevals + newton_fevals)
+    new_state = _newton.next_state(state, solved.tried, solved.jacobian, new_f0, solved.fevals)
     return y1, y_error, HermiteDense(y0, y1, f0, f1), new_state
 
 
