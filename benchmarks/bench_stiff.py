@@ -14,7 +14,7 @@ controller; `radau5` adds `predictive=True`, Gustafsson's bound that scipy's Rad
 Reported per case: the error against a tight reference (scipy Radau, rtol 1e-12), as the RMS
 over components of |y - ref| / (|ref| + floor); steps taken (accepted + rejected); vector-field
 and Jacobian evaluations (sdekit and diffrax counted in a separate run by a counting wrapper
-on the vector field; scipy's own counts); run time (median of 3 after warm-up); and first
+on the vector field; scipy's own counts); run time (median of RUN_REPEATS after warm-up); and first
 compile time (trace + lower + compile, in one fresh process per entry: tolerances are traced,
 so one compilation serves all three). Writes benchmarks/results/stiff.md.
 
@@ -43,6 +43,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from _timing import markdown_table, run_seconds, warm_up_xla  # noqa: E402
 
 RTOLS = (1e-4, 1e-6, 1e-8)
+#: Runs per timing (median): a few milliseconds on a shared 2-core host vary by up to 2x between
+#: single runs, and a median of 3 carried that into the ratios (HIRES `radau5`: 7.5 ms, later 2 ms).
+RUN_REPEATS = 15
 
 
 # ------------------------------------------------------------------------------------ problems
@@ -251,7 +254,7 @@ def measure_jax(problem: Problem, name: str, ref):
     for rtol in RTOLS:
         atol = rtol * problem.atol_scale
         y, steps, _, result = compiled(rtol, atol)
-        seconds = run_seconds(compiled, rtol, atol, repeats=3)
+        seconds = run_seconds(compiled, rtol, atol, repeats=RUN_REPEATS)
         counter.f = counter.jac = 0
         jax.block_until_ready(counting(rtol, atol))
         fevals, jacs = counter.f, counter.jac
@@ -335,7 +338,7 @@ def main():
                                f"{ca / cb:.2f}x", f"{ra['fevals']} / {rr['fevals']}"])
     text = (
         f"Device: {jax.devices()[0].platform}; jax {jax.__version__}, diffrax {diffrax.__version__}, float64. "
-        "Run: median of 3 after warm-up. First compile: one fresh process per entry (trace + lower + compile). "
+        f"Run: median of {RUN_REPEATS} after warm-up. First compile: one fresh process per entry (trace + lower + compile). "
         "Error: RMS over components of |y(t1) - ref| / (|ref| + floor) against scipy Radau at rtol 1e-12. "
         "f evals: vector-field evaluations (split problems: stage evaluations, both parts counted once); "
         "Jacobians: Jacobian evaluations (scipy: njev). scipy is given the exact Jacobian (compiled with JAX).\n\n"
