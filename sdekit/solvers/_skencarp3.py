@@ -123,12 +123,13 @@ def skencarp3(jacobian=None, linear_solver: str = "lu") -> Solver:
     $\int g\,dW$ for $g$ linear in $t$.
 
     - Noise: additive only ($g$ may depend on $t$, not on $y$; `init` checks this).
-    - Orders: strong 1.5, weak 2 (additive noise); order 3 when $g = 0$, where it is KenCarp3.
+    - Orders: strong 1.5, weak 2 (additive noise; weak order measured by
+      `benchmarks/skencarp3_weak_order.py`); order 3 when $g = 0$, where it is KenCarp3.
     - Stability: the drift's stiff part is treated by the L-stable ESDIRK, so steps need not
       resolve its time scales (Euler--Maruyama and SRA1 blow up beyond $h \approx 2/\lambda$).
     - Evaluations per step: $f_E$ 4, $f_I$ 1 plus one per Newton iteration (chord iteration,
-      Jacobian reused across stages and steps); $g$ at $t_0$ and $t_1$; one more solve with
-      the step's Newton matrix for the error estimate.
+      Jacobian reused across stages and steps); $g$ at $t_0$ and $t_1$; one more LU
+      factorisation and solve of $I - h\gamma J$ for the error estimate's filter.
     - Lévy area: space-time ($H$; build the tree with `levy="space-time"`).
     - Error estimate: the difference from the Euler--Maruyama step,
       $h \sum_i b_i (k_i + \hat k_i) - h (k_1 + \hat k_1)$, whose leading term is
