@@ -6,6 +6,7 @@ import sys
 import time
 
 import jax
+import numpy as np
 
 
 def warm_up_xla() -> None:
@@ -48,6 +49,15 @@ def run_seconds(compiled, *args, repeats: int = 5) -> float:
         jax.block_until_ready(compiled(*args))
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def time_at_error(rows, error) -> float:
+    """Run time at `error` along one solver's curve, by log-log interpolation; `rows` are
+    `(tolerance, error, steps, seconds)`. Outside the curve's errors it returns the nearest end."""
+    errors = np.log([r[1] for r in rows])
+    times = np.log([r[3] for r in rows])
+    order = np.argsort(errors)
+    return float(np.exp(np.interp(np.log(error), errors[order], times[order])))
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:

@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 import sdekit as sk  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from _timing import compile_seconds, markdown_table, run_seconds, warm_up_xla  # noqa: E402
+from _timing import compile_seconds, markdown_table, run_seconds, time_at_error, warm_up_xla  # noqa: E402
 
 T0, T1, Y0, N_PATHS = 0.0, 4.0, 2.0, 1000  # 200 paths: the mean errors moved 30% between key sets
 TOL = (T1 - T0) * 2.0**-14
@@ -104,14 +104,6 @@ def sweep(name, adaptive, reference, keys, tolerances):
         print(f"{name:7s} rtol={float(rtol):.0e} error={error:.3e} steps={float(jnp.mean(steps)):7.1f} "
               f"time={seconds * 1e3:8.1f} ms", flush=True)
     return rows
-
-
-def time_at_error(rows, error):
-    """Log-log interpolation of run time against mean error along one library's curve."""
-    errors = np.log([r[1] for r in rows])
-    times = np.log([r[3] for r in rows])
-    order = np.argsort(errors)
-    return float(np.exp(np.interp(np.log(error), errors[order], times[order])))
 
 
 def main():

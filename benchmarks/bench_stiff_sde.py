@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import sdekit as sk  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from _timing import compile_seconds, markdown_table, run_seconds, warm_up_xla  # noqa: E402
+from _timing import compile_seconds, markdown_table, run_seconds, time_at_error, warm_up_xla  # noqa: E402
 
 N, T, SIGMA, PATHS = 16, 1.0, 0.1, 32
 TOL = T * 2.0**-16
@@ -127,13 +127,6 @@ def sweep(label, adaptive, reference, keys):
     return rows
 
 
-def time_at_error(rows, error):
-    errors, times = np.log([r[1] for r in rows]), np.log([r[3] for r in rows])
-    order = np.argsort(errors)
-    inside = errors.min() <= np.log(error) <= errors.max()
-    return float(np.exp(np.interp(np.log(error), errors[order], times[order]))), inside
-
-
 def main():
     warm_up_xla()
     keys = jax.random.split(jax.random.key(0), PATHS)
@@ -149,7 +142,8 @@ def main():
     for _, error, _, ours in curves["sdekit skencarp3"]:
         cells = [f"{error:.2e}", f"{ours * 1e3:.1f}"]
         for label in ("sdekit sra1", "diffrax SRA1", "diffrax ShARK"):
-            theirs, inside = time_at_error(curves[label], error)
+            theirs = time_at_error(curves[label], error)
+            inside = min(r[1] for r in curves[label]) <= error <= max(r[1] for r in curves[label])
             cells.append(f"{ours / theirs:.2f}x" + ("" if inside else " (extrapolated)"))
         matched.append(cells)
     text = (

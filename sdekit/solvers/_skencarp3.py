@@ -14,7 +14,7 @@ from . import _newton
 from ._base import LinearDense, SDEFacts, Solver, linear_interpolate
 from ._implicit_rk import solve_stages
 from ._kencarp3 import KENCARP3_TABLEAU
-from ._srk import check_additive
+from ._srk import check_additive, levy_quantity
 
 
 def _noise_h_weights(b) -> tuple[F, ...]:
@@ -48,12 +48,7 @@ def _init(options, problem, t0, y0, args):
 def _step(options, noise_h, problem, t0, t1, y0, args, inc, state):
     if inc is None:
         raise ValueError("skencarp3 is an SDE solver: it needs a Brownian increment, got inc=None.")
-    if inc.H is None:
-        raise ValueError(
-            "skencarp3 needs the space-time Lévy area H of each Brownian increment, but the increment has "
-            "H=None: build the Brownian tree with levy='space-time' (e.g. sk.BrownianTree(key, t0, t1, "
-            "shape=..., tol=..., levy='space-time'))."
-        )
+    levy_quantity(inc, "H", "space-time", "skencarp3")
     tdtype = jnp.promote_types(jnp.asarray(t0).dtype, jnp.asarray(inc.dt).dtype)
     t0, t1 = jnp.asarray(t0, tdtype), jnp.asarray(t1, tdtype)
     h = t1 - t0

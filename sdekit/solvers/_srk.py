@@ -198,20 +198,23 @@ def _add(*trees):
     return out
 
 
+def levy_quantity(inc, field: str, levy_area: str, name: str):
+    """`inc.W`, `inc.H` or `inc.K` (`field`), or a `ValueError` naming the tree's `levy_area`
+    that provides it when the increment lacks it."""
+    x = getattr(inc, field)
+    if x is None:
+        raise ValueError(
+            f"{name} needs the {'space-time' if field == 'H' else 'space-time-time'} Lévy area {field} "
+            f"of each Brownian increment, but the increment has {field}=None: build the Brownian tree "
+            f"with levy={levy_area!r} (e.g. sk.BrownianTree(key, t0, t1, shape=..., tol=..., "
+            f"levy={levy_area!r}))."
+        )
+    return x
+
+
 def _levy(inc, tableau: StochasticTableau, name: str) -> tuple:
     """The Brownian quantities the tableau uses, in the order of `tableau.noise_coeffs`."""
-    out = []
-    for field, _ in tableau.noise_coeffs:
-        x = getattr(inc, field)
-        if x is None:
-            raise ValueError(
-                f"{name} needs the {'space-time' if field == 'H' else 'space-time-time'} Lévy area {field} "
-                f"of each Brownian increment, but the increment has {field}=None: build the Brownian tree "
-                f"with levy={tableau.levy_area!r} (e.g. sk.BrownianTree(key, t0, t1, shape=..., tol=..., "
-                f"levy={tableau.levy_area!r}))."
-            )
-        out.append(x)
-    return tuple(out)
+    return tuple(levy_quantity(inc, field, tableau.levy_area, name) for field, _ in tableau.noise_coeffs)
 
 
 def _scaled(h, tree):
