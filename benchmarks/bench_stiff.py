@@ -16,12 +16,16 @@ over components of |y - ref| / (|ref| + floor); steps taken (accepted + rejected
 and Jacobian evaluations (sdekit and diffrax counted in a separate run by a counting wrapper
 on the vector field; scipy's own counts); run time (median of RUN_REPEATS after warm-up); and first
 compile time (trace + lower + compile, in one fresh process per entry: tolerances are traced,
-so one compilation serves all three). Writes benchmarks/results/stiff.md.
+so one compilation serves all three). The compile time is measured twice: with XLA's default
+CPU code generation, and with its older IR emitters (`XLA_FLAGS=--xla_cpu_use_fusion_emitters=false`,
+which compiles about twice as fast); with the latter also the run time at rtol 1e-6, since the
+emitters generate different code. Writes benchmarks/results/stiff.md.
 
     python benchmarks/bench_stiff.py            # everything (several minutes)
     python benchmarks/bench_stiff.py --compile-only PROBLEM SOLVER
 """
 
+import os
 import pathlib
 import subprocess
 import sys
@@ -46,6 +50,8 @@ RTOLS = (1e-4, 1e-6, 1e-8)
 #: Runs per timing (median): a few milliseconds on a shared 2-core host vary by up to 2x between
 #: single runs, and a median of 3 carried that into the ratios (HIRES `radau5`: 7.5 ms, later 2 ms).
 RUN_REPEATS = 15
+#: XLA:CPU's older IR emitters: the second code generation the compile times are measured with.
+IR_EMITTERS = "--xla_cpu_use_fusion_emitters=false"
 
 
 # ------------------------------------------------------------------------------------ problems
@@ -232,18 +238,23 @@ def error(y, ref, floor):
 # ------------------------------------------------------------------------------------ timing
 
 
-def compile_only(problem_name: str, solver_name: str) -> float:
+def compile_only(problem_name: str, solver_name: str) -> tuple[float, float]:
+    """The first compile's seconds in this process, then the run's milliseconds at rtol 1e-6."""
     warm_up_xla()
     problem = PROBLEMS[problem_name]
     start = time.perf_counter()
-    jax.jit(jax_fn(problem, solver_name)).lower(1e-6, 1e-6 * problem.atol_scale).compile()
-    return time.perf_counter() - start
+    compiled = jax.jit(jax_fn(problem, solver_name)).lower(1e-6, 1e-6 * problem.atol_scale).compile()
+    seconds = time.perf_counter() - start
+    return seconds, 1e3 * run_seconds(compiled, 1e-6, 1e-6 * problem.atol_scale, repeats=RUN_REPEATS)
 
 
-def first_compile(problem_name: str, solver_name: str) -> float:
+def first_compile(problem_name: str, solver_name: str, xla_flags: str = "") -> tuple[float, float]:
+    """`compile_only` in a fresh process, with `xla_flags` added to the environment's XLA_FLAGS."""
+    flags = f"{os.environ.get('XLA_FLAGS', '')} {xla_flags}".strip()
     out = subprocess.run([sys.executable, __file__, "--compile-only", problem_name, solver_name],
-                         capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+                         capture_output=True, text=True, check=True, env={**os.environ, "XLA_FLAGS": flags})
+    seconds, ms = out.stdout.strip().splitlines()[-1].split()
+    return float(seconds), float(ms)
 
 
 def measure_jax(problem: Problem, name: str, ref):
@@ -286,7 +297,7 @@ def equal_error_table(summary) -> str:
         return value, bool(errors[0] <= np.log(e) <= errors[-1])
 
     lines = []
-    for (problem_name, name), (rows, _) in summary.items():
+    for (problem_name, name), (rows, _, _) in summary.items():
         if not name.startswith("sdekit"):
             continue
         theirs = "diffrax KenCarp4 (split)" if "split" in name else "diffrax Kvaerno5"
@@ -307,7 +318,7 @@ def equal_error_table(summary) -> str:
 def main():
     warm_up_xla()
     header = ["problem", "solver", "rtol", "error", "steps", "f evals", "Jacobians", "run (ms)",
-              "first compile (s)"]
+              "first compile (s)", "IR emitters: compile (s)", "IR emitters: run at 1e-6 (ms)"]
     table, summary = [], {}
     for problem_name, problem in PROBLEMS.items():
         ref = reference(problem)
@@ -315,14 +326,16 @@ def main():
             if not applies(problem, name):
                 continue
             if name.startswith("scipy"):
-                rows, compile_s = measure_scipy(problem, name.split()[1], ref), None
+                rows, compile_s, ir = measure_scipy(problem, name.split()[1], ref), None, None
             else:
-                rows, compile_s = measure_jax(problem, name, ref), first_compile(problem_name, name)
-            summary[(problem_name, name)] = (rows, compile_s)
+                rows, (compile_s, _) = measure_jax(problem, name, ref), first_compile(problem_name, name)
+                ir = first_compile(problem_name, name, IR_EMITTERS)
+            summary[(problem_name, name)] = (rows, compile_s, ir)
             for r in rows:
                 table.append([problem_name, name, f"{r['rtol']:.0e}", f"{r['error']:.1e}" + ("" if r["ok"] else " (failed)"),
                               r["steps"], r["fevals"], r["jacs"], f"{r['ms']:.1f}",
-                              "" if compile_s is None else f"{compile_s:.2f}"])
+                              "" if compile_s is None else f"{compile_s:.2f}", "" if ir is None else f"{ir[0]:.2f}",
+                              "" if ir is None or r["rtol"] != 1e-6 else f"{ir[1]:.1f}"])
             print(table[-1], flush=True)
     ratios = []
     for problem_name in PROBLEMS:
@@ -330,12 +343,12 @@ def main():
                              ("sdekit kencarp4 (split)", "diffrax KenCarp4 (split)")):
             if (problem_name, ours) not in summary:
                 continue
-            (a, ca), (b, cb) = summary[(problem_name, ours)], summary[(problem_name, theirs)]
+            (a, ca, ira), (b, cb, irb) = summary[(problem_name, ours)], summary[(problem_name, theirs)]
             radau = summary[(problem_name, "scipy Radau")][0]
             for ra, rb, rr in zip(a, b, radau):
                 ratios.append([problem_name, f"{ours} / {theirs.split()[0]}", f"{ra['rtol']:.0e}",
                                f"{ra['error']:.1e} / {rb['error']:.1e}", f"{ra['ms'] / rb['ms']:.2f}x",
-                               f"{ca / cb:.2f}x", f"{ra['fevals']} / {rr['fevals']}"])
+                               f"{ca / cb:.2f}x", f"{ira[0] / irb[0]:.2f}x", f"{ra['fevals']} / {rr['fevals']}"])
     text = (
         f"Device: {jax.devices()[0].platform}; jax {jax.__version__}, diffrax {diffrax.__version__}, float64. "
         f"Run: median of {RUN_REPEATS} after warm-up. First compile: one fresh process per entry (trace + lower + compile). "
@@ -344,7 +357,8 @@ def main():
         "Jacobians: Jacobian evaluations (scipy: njev). scipy is given the exact Jacobian (compiled with JAX).\n\n"
         + markdown_table(header, table)
         + "\n\nRatios (sdekit / diffrax at the same tolerance; f evals sdekit / scipy Radau):\n\n"
-        + markdown_table(["problem", "pair", "rtol", "error (ours / theirs)", "run", "compile", "f evals vs Radau"], ratios)
+        + markdown_table(["problem", "pair", "rtol", "error (ours / theirs)", "run", "compile", "compile (IR emitters)",
+                          "f evals vs Radau"], ratios)
         + "\n\nAt equal error (log-log interpolation of the other solver's three points):\n\n"
         + equal_error_table(summary)
         + "\n"
@@ -356,6 +370,6 @@ def main():
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--compile-only":
-        print(compile_only(sys.argv[2], sys.argv[3]))
+        print(*compile_only(sys.argv[2], sys.argv[3]))
     else:
         main()
