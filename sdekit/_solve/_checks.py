@@ -146,8 +146,9 @@ def _check_sde_static(problem, solver, controller, dt0, brownian) -> None:
     if controller.adaptive and facts.error(noise) is None:
         raise ValueError(
             f"The solver {solver.name} has no embedded error estimate for {problem.noise!r} noise, so it "
-            "cannot step adaptively (adaptive Euler-Maruyama need not converge). Use fixed steps, or an "
-            "SRK method with an error estimate (e.g. shark() for additive noise, spark() otherwise)."
+            "cannot step adaptively (and adaptive steps without one need not converge). Use fixed steps, or "
+            "an SRK method with an error estimate (e.g. shark() for additive noise, spark() otherwise; "
+            "skencarp3() for additive noise and a stiff drift)."
         )
     _check_step_options(controller, dt0)
 

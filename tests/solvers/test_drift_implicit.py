@@ -82,3 +82,8 @@ def test_theta_and_bad_input():
     sol = sk.solve(_stiff_ou(), sk.solvers.implicit_euler_maruyama(theta=0.5), 0.0, 1.0, jnp.ones(3), dt0=1 / 64,
                    brownian=tree)
     assert sol.ys.dtype == jnp.float32 and np.all(np.abs(np.asarray(sol.ys)) < 1.0)
+    # No error estimate: adaptive steps are refused, naming the adaptive stiff method.
+    for solver in (sk.solvers.implicit_euler_maruyama(), sk.solvers.implicit_milstein()):
+        with pytest.raises(ValueError, match="no embedded error estimate.*skencarp3"):
+            sk.solve(_stiff_ou(), solver, 0.0, 1.0, jnp.ones(3), dt0=1 / 64, brownian=tree,
+                     controller=sk.PID(rtol=1e-2, atol=1e-2))
