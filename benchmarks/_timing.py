@@ -51,6 +51,23 @@ def run_seconds(compiled, *args, repeats: int = 5) -> float:
     return statistics.median(times)
 
 
+def tolerance_sweep(label, adaptive, reference_ys, keys, tolerances, error, repeats: int) -> list[tuple]:
+    """An adaptive solve `adaptive(keys, rtol) -> (ys, steps)` at each tolerance: compiled once
+    per tolerance, its `error(ys, reference_ys)`, mean steps and median run time (of `repeats`
+    runs), printed as it goes. Returns rows `(rtol, error, steps, seconds)` (`time_at_error`'s)."""
+    rows = []
+    for rtol in tolerances:
+        rtol = jax.numpy.asarray(rtol)
+        _, compiled = compile_seconds(adaptive, keys, rtol)
+        ys, steps = compiled(keys, rtol)
+        err, mean_steps = float(error(ys, reference_ys)), float(jax.numpy.mean(steps))
+        seconds = run_seconds(compiled, keys, rtol, repeats=repeats)
+        rows.append((float(rtol), err, mean_steps, seconds))
+        print(f"{label:18s} rtol={float(rtol):.0e} error={err:.3e} steps={mean_steps:8.1f} time={seconds * 1e3:8.1f} ms",
+              flush=True)
+    return rows
+
+
 def time_at_error(rows, error) -> float:
     """Run time at `error` along one solver's curve, by log-log interpolation; `rows` are
     `(tolerance, error, steps, seconds)`. Outside the curve's errors it returns the nearest end."""

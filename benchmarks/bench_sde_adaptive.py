@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 import sdekit as sk  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from _timing import compile_seconds, markdown_table, run_seconds, time_at_error, warm_up_xla  # noqa: E402
+from _timing import markdown_table, time_at_error, tolerance_sweep, warm_up_xla  # noqa: E402
 
 T0, T1, Y0, N_PATHS = 0.0, 4.0, 2.0, 1000  # 200 paths: the mean errors moved 30% between key sets
 TOL = (T1 - T0) * 2.0**-14
@@ -91,19 +91,10 @@ def diffrax_solvers():
 
 
 def sweep(name, adaptive, reference, keys, tolerances):
-    ref = jax.jit(reference)(keys)
-    rows = []
-    for rtol in tolerances:
-        fn = jax.jit(adaptive)
-        rtol = jnp.asarray(rtol)
-        _, compiled = compile_seconds(fn, keys, rtol)
-        ys, steps = compiled(keys, rtol)
-        error = float(jnp.mean(jnp.abs(ys - ref)))
-        seconds = run_seconds(compiled, keys, rtol, repeats=3)
-        rows.append((float(rtol), error, float(jnp.mean(steps)), seconds))
-        print(f"{name:7s} rtol={float(rtol):.0e} error={error:.3e} steps={float(jnp.mean(steps)):7.1f} "
-              f"time={seconds * 1e3:8.1f} ms", flush=True)
-    return rows
+    def mean_abs_error(ys, ref):
+        return jnp.mean(jnp.abs(ys - ref))
+
+    return tolerance_sweep(name, adaptive, jax.jit(reference)(keys), keys, tolerances, mean_abs_error, repeats=3)
 
 
 def main():

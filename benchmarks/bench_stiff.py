@@ -22,7 +22,7 @@ which compiles about twice as fast); with the latter also the run time at rtol 1
 emitters generate different code. Writes benchmarks/results/stiff.md.
 
     python benchmarks/bench_stiff.py            # everything (several minutes)
-    python benchmarks/bench_stiff.py --compile-only PROBLEM SOLVER
+    python benchmarks/bench_stiff.py --compile-only PROBLEM SOLVER      # or --compile-and-run
 """
 
 import os
@@ -238,23 +238,26 @@ def error(y, ref, floor):
 # ------------------------------------------------------------------------------------ timing
 
 
-def compile_only(problem_name: str, solver_name: str) -> tuple[float, float]:
-    """The first compile's seconds in this process, then the run's milliseconds at rtol 1e-6."""
+def compile_only(problem_name: str, solver_name: str, run: bool = False) -> list[float]:
+    """The first compile's seconds in this process; with `run`, then the run's milliseconds at
+    rtol 1e-6."""
     warm_up_xla()
     problem = PROBLEMS[problem_name]
     start = time.perf_counter()
     compiled = jax.jit(jax_fn(problem, solver_name)).lower(1e-6, 1e-6 * problem.atol_scale).compile()
-    seconds = time.perf_counter() - start
-    return seconds, 1e3 * run_seconds(compiled, 1e-6, 1e-6 * problem.atol_scale, repeats=RUN_REPEATS)
+    figures = [time.perf_counter() - start]
+    if run:
+        figures.append(1e3 * run_seconds(compiled, 1e-6, 1e-6 * problem.atol_scale, repeats=RUN_REPEATS))
+    return figures
 
 
-def first_compile(problem_name: str, solver_name: str, xla_flags: str = "") -> tuple[float, float]:
+def first_compile(problem_name: str, solver_name: str, xla_flags: str = "", run: bool = False) -> list[float]:
     """`compile_only` in a fresh process, with `xla_flags` added to the environment's XLA_FLAGS."""
     flags = f"{os.environ.get('XLA_FLAGS', '')} {xla_flags}".strip()
-    out = subprocess.run([sys.executable, __file__, "--compile-only", problem_name, solver_name],
+    mode = "--compile-and-run" if run else "--compile-only"
+    out = subprocess.run([sys.executable, __file__, mode, problem_name, solver_name],
                          capture_output=True, text=True, check=True, env={**os.environ, "XLA_FLAGS": flags})
-    seconds, ms = out.stdout.strip().splitlines()[-1].split()
-    return float(seconds), float(ms)
+    return [float(x) for x in out.stdout.strip().splitlines()[-1].split()]
 
 
 def measure_jax(problem: Problem, name: str, ref):
@@ -328,8 +331,8 @@ def main():
             if name.startswith("scipy"):
                 rows, compile_s, ir = measure_scipy(problem, name.split()[1], ref), None, None
             else:
-                rows, (compile_s, _) = measure_jax(problem, name, ref), first_compile(problem_name, name)
-                ir = first_compile(problem_name, name, IR_EMITTERS)
+                rows, (compile_s,) = measure_jax(problem, name, ref), first_compile(problem_name, name)
+                ir = first_compile(problem_name, name, IR_EMITTERS, run=True)
             summary[(problem_name, name)] = (rows, compile_s, ir)
             for r in rows:
                 table.append([problem_name, name, f"{r['rtol']:.0e}", f"{r['error']:.1e}" + ("" if r["ok"] else " (failed)"),
@@ -369,7 +372,7 @@ def main():
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--compile-only":
-        print(*compile_only(sys.argv[2], sys.argv[3]))
+    if len(sys.argv) > 1 and sys.argv[1] in ("--compile-only", "--compile-and-run"):
+        print(*compile_only(sys.argv[2], sys.argv[3], run=sys.argv[1] == "--compile-and-run"))
     else:
         main()

@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import sdekit as sk  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from _timing import compile_seconds, markdown_table, run_seconds, time_at_error, warm_up_xla  # noqa: E402
+from _timing import markdown_table, time_at_error, tolerance_sweep, warm_up_xla  # noqa: E402
 
 N, T, SIGMA, PATHS = 16, 1.0, 0.1, 32
 TOL = T * 2.0**-16
@@ -113,18 +113,10 @@ def _diagonal_terms(key):
 
 
 def sweep(label, adaptive, reference, keys):
-    ref = jax.jit(reference)(keys)
-    rows = []
-    for rtol in TOLERANCES:
-        rtol = jnp.asarray(rtol)
-        _, compiled = compile_seconds(jax.jit(adaptive), keys, rtol)
-        ys, steps = compiled(keys, rtol)
-        error = float(jnp.mean(jnp.sqrt(jnp.mean((ys - ref) ** 2, axis=-1))))
-        seconds = run_seconds(compiled, keys, rtol, repeats=5)
-        rows.append((float(rtol), error, float(jnp.mean(steps)), seconds))
-        print(f"{label:18s} rtol={float(rtol):.0e} error={error:.3e} steps={float(jnp.mean(steps)):8.1f} "
-              f"time={seconds * 1e3:8.1f} ms", flush=True)
-    return rows
+    def rms_error(ys, ref):  # mean over paths of the RMS over the grid points
+        return jnp.mean(jnp.sqrt(jnp.mean((ys - ref) ** 2, axis=-1)))
+
+    return tolerance_sweep(label, adaptive, jax.jit(reference)(keys), keys, TOLERANCES, rms_error, repeats=5)
 
 
 def main():
