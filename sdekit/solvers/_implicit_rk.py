@@ -23,6 +23,7 @@ from . import _newton
 from ._base import Solver
 from ._explicit_rk import HermiteDense, hermite_interpolate
 from ._implicit_tableau import ImplicitTableau
+from ._weighted import weighted_rows
 
 
 #: Earlier stages whose derivatives predict a stage's (the Newton iteration's starting guess):
@@ -103,12 +104,12 @@ def _attempt(tableau: ImplicitTableau, options, ctx: _Context, jacobian) -> _new
 
     def stage(c: _Carry, xs):
         index, a_row, ae_row, node, p_row, *noise_row = xs
-        base = v0 + h * (a_row @ c.k_implicit + ae_row @ c.k_explicit)
+        base = v0 + h * (weighted_rows(a_row, c.k_implicit) + weighted_rows(ae_row, c.k_explicit))
         if noise_row:
             base = base + noise_row[0]
         t_stage = ctx.t0 + node * ctx.h
         result = _newton.chord(
-            lambda z: z - base - h_gamma * ctx.flat_implicit.f(t_stage, z), solve, base + h_gamma * (p_row @ c.k_implicit),
+            lambda z: z - base - h_gamma * ctx.flat_implicit.f(t_stage, z), solve, base + h_gamma * weighted_rows(p_row, c.k_implicit),
             ctx.scale, c.eta, c.ok, _newton.tangent_solver(options), ctx.tied,
         )
         # The stage's derivative from the stage equation itself, not f(z): for stiff problems
@@ -202,11 +203,11 @@ def _step(tableau: ImplicitTableau, options: _newton.NewtonOptions, problem, t0,
     if tableau.stiffly_accurate:
         v1 = stages.z_last
     else:
-        v1 = v0 + hy * (jnp.asarray(arrays["b"], v0.dtype) @ k_total)
+        v1 = v0 + hy * weighted_rows(jnp.asarray(arrays["b"], v0.dtype), k_total)
     y1 = _newton.failed_to_nan(failed, unravel(v1))
     y_error = None
     if arrays["e"] is not None:
-        y_error = _newton.failed_to_inf(failed, unravel(hy * (jnp.asarray(arrays["e"], v0.dtype) @ k_total)))
+        y_error = _newton.failed_to_inf(failed, unravel(hy * weighted_rows(jnp.asarray(arrays["e"], v0.dtype), k_total)))
     f0 = unravel(solved.k0_implicit + solved.k0_explicit)
     if tableau.stiffly_accurate:
         f1 = unravel(stages.k_implicit[-1])

@@ -28,6 +28,7 @@ from jax import lax
 from ..terms import split_parts
 from . import _newton
 from ._base import Solver
+from ._weighted import weighted_rows
 
 #: Contraction rate above which the next step starts with a fresh Jacobian (scipy's Radau:
 #: 1e-3). At the ESDIRKs' 0.05 this method took 10-30% more evaluations on Robertson and Van der
@@ -133,7 +134,7 @@ def _starting_stages(history: History, h, v0):
     """The last step's collocation polynomial at this step's nodes (0 at the first step)."""
     valid = history.h != 0
     ratio = h / jnp.where(valid, history.h, 1)
-    extrapolated = collocation_weights(1 + jnp.asarray(C, v0.dtype) * ratio) @ history.z - history.z[2][None]
+    extrapolated = weighted_rows(collocation_weights(1 + jnp.asarray(C, v0.dtype) * ratio), history.z) - history.z[2][None]
     return v0[None] + jnp.where(valid, extrapolated, 0)
 
 
@@ -154,8 +155,8 @@ def _attempt(options, flat, t0, h, v0, f0, start, state, jacobian) -> _newton.At
 
     def solve(r):
         r = r.reshape(3, n)
-        x0 = jsl.lu_solve(real_lu, w0 @ r)
-        x1 = jsl.lu_solve(complex_lu, w1 @ r.astype(complex_dtype))
+        x0 = jsl.lu_solve(real_lu, weighted_rows(w0, r))
+        x1 = jsl.lu_solve(complex_lu, weighted_rows(w1, r.astype(complex_dtype)))
         return (jnp.outer(v_0, x0) + 2 * jnp.real(jnp.outer(v_1, x1))).reshape(-1)
 
     times = t0 + jnp.asarray(C, t0.dtype) * h
@@ -163,13 +164,13 @@ def _attempt(options, flat, t0, h, v0, f0, start, state, jacobian) -> _newton.At
 
     def residual(stages):
         y = stages.reshape(3, n)
-        return (y - v0[None] - hy * (a @ jax.vmap(flat.f)(times, y))).reshape(-1)
+        return (y - v0[None] - hy * weighted_rows(a, jax.vmap(flat.f)(times, y))).reshape(-1)
 
     result = _newton.chord(residual, solve, start.reshape(-1), _newton.tolerances(state, jnp.tile(v0, 3)),
                            state.eta, jnp.ones((), bool), _newton.tangent_solver(options), state.tied,
                            newton_kappa(_newton.floored_rtol(state, dtype), dtype), first_may_stop=False)
     z = result.z.reshape(3, n) - v0[None]
-    weighted = jnp.asarray(ERROR_WEIGHTS, dtype) @ z
+    weighted = weighted_rows(jnp.asarray(ERROR_WEIGHTS, dtype), z)
     error = jsl.lu_solve(real_lu, hy * f0 + weighted)
     # A step the estimate would reject (adaptive steps) gets Hairer's second estimate, with f at
     # y0 + error in place of f0: the first overestimates stiff components on steps much longer
@@ -203,7 +204,7 @@ def _step(options, problem, t0, t1, y0, args, inc, state):
     hy = h.astype(dtype)
     # f(t1, y1) from the stage equations (F = A^-1 Z / h), not a new evaluation: for stiff
     # problems f amplifies the iteration's error by the stiffness (Shampine).
-    f1 = jnp.asarray(A_INV[2], dtype) @ z / jnp.where(hy == 0, 1, hy)
+    f1 = weighted_rows(jnp.asarray(A_INV[2], dtype), z) / jnp.where(hy == 0, 1, hy)
     unravel = flat.unravel
     y1 = _newton.failed_to_nan(failed, unravel(v0 + z[2]))
     y_error = _newton.failed_to_inf(failed, unravel(tried.outcome.error))
