@@ -15,6 +15,7 @@ from ._base import LinearDense, SDEFacts, Solver, linear_interpolate
 from ._implicit_rk import solve_stages
 from ._kencarp3 import KENCARP3_TABLEAU
 from ._srk import check_additive, levy_quantity
+from ._weighted import weighted_rows
 
 
 def _noise_h_weights(b) -> tuple[F, ...]:
@@ -71,12 +72,13 @@ def _step(options, noise_h, problem, t0, t1, y0, args, inc, state):
     k_total = solved.stages.k_implicit + solved.stages.k_explicit
     # ∫ g dW = g(t0) W + (g(t1) - g(t0))(W/2 - H), exact for g linear in t.
     noise = g0w + 0.5 * (g1w - g0w) - (g1h - g0h)
-    v1 = v0 + hy * (jnp.asarray(arrays["b"], dtype) @ k_total) + noise
+    b_sum = weighted_rows(jnp.asarray(arrays["b"], dtype), k_total)
+    v1 = v0 + hy * b_sum + noise
     y1 = _newton.failed_to_nan(solved.failed, solved.unravel(v1))
     # The error estimate: the difference from the Euler--Maruyama step y0 + h f(y0) + ∫ g dW,
     # whose leading term is a' g I_(1,0) (the local error of an order-1 method, as SRA1's), filtered
     # by (I - h gamma J)^-1 so that a stiff component contributes its size, not lambda h times it.
-    euler_difference = hy * (jnp.asarray(arrays["b"], dtype) @ k_total - k_total[0])
+    euler_difference = hy * (b_sum - k_total[0])
     _, flat_implicit = _newton.flat_field(implicit, y0, args)
     filtered = _newton.linear_solver(options, flat_implicit, solved.jacobian,
                                      hy * float(TABLEAU.gamma), t0, v0)(euler_difference)
