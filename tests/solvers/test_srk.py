@@ -150,8 +150,8 @@ def _channel(inc: Increment, j: int) -> Increment:
 
 
 def _padded(inc: Increment, length: int) -> Increment:
-    """Append zero increments (dt = W = H = 0: an SRK step that leaves y unchanged) up to
-    `length` steps, so every resolution runs through one compiled solve."""
+    """Append zero increments up to `length` steps (never stepped: `_final_on_grid` takes the
+    real ones), so every resolution has the fine grid's shapes and one compiled solve."""
 
     def pad(x):
         return jnp.concatenate([x, jnp.zeros((x.shape[0], length - x.shape[1], *x.shape[2:]), x.dtype)], axis=1)
@@ -176,8 +176,24 @@ def _scan_solve(solver, problem, y0, incs, t0=0.0):
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _batched_final(solver, problem, y0, incs):
-    return jax.vmap(lambda inc: _scan_solve(solver, problem, y0, inc))(incs)
+def _final_on_grid(solver, problem, y0, incs, num_steps):
+    """Final states of fixed-step solves on the first `num_steps` increments of each path
+    (leaves `(paths, steps, ...)`), the paths stepped together under vmap. The step count is
+    traced: one compilation serves every resolution, and padding beyond it is never stepped."""
+    paths = incs.dt.shape[0]
+    ts = jnp.concatenate([jnp.zeros((paths, 1), incs.dt.dtype), jnp.cumsum(incs.dt, axis=1)], axis=1)
+    ys = jax.tree.map(lambda x: jnp.broadcast_to(x, (paths, *jnp.shape(x))), y0)
+    states = jax.vmap(lambda t, y: solver.init(problem, t, y, None))(ts[:, 0], ys)
+
+    def step(ta, tb, y, inc, state):
+        y1, _, _, state1 = solver.step(problem, ta, tb, y, None, inc, state)
+        return y1, state1
+
+    def body(i, carry):
+        inc = jax.tree.map(lambda x: lax.dynamic_index_in_dim(x, i, 1, keepdims=False), incs)
+        return jax.vmap(step)(ts[:, i], ts[:, i + 1], *carry[:1], inc, carry[1])
+
+    return lax.fori_loop(0, num_steps, body, (ys, states))[0]
 
 
 def _errors(solver, problem, y0, fine, resolutions, reference=None):
@@ -185,10 +201,10 @@ def _errors(solver, problem, y0, fine, resolutions, reference=None):
     the same solver on the fine grid."""
     length = fine.dt.shape[1]
     if reference is None:
-        reference = _batched_final(solver, problem, y0, fine)
+        reference = _final_on_grid(solver, problem, y0, fine, length)
     errs = []
     for n in resolutions:
-        y = _batched_final(solver, problem, y0, _padded(_coarsen(fine, n), length))
+        y = _final_on_grid(solver, problem, y0, _padded(_coarsen(fine, n), length), n)
         diff = np.abs(np.asarray(y - reference)).reshape(y.shape[0], -1)
         errs.append(diff.max(axis=1).mean())
     return np.asarray(errs)
