@@ -41,6 +41,8 @@ class GaussianMixture(eqx.Module):
         return alpha * self.means, covs
 
     def _log_terms(self, x, alpha, sigma):
+        r"""Per component: log(weight x density) at `x`, the Cholesky factor L of its covariance
+        C and $L^{-1}(x - \alpha\mu_k)$."""
         means, covs = self._components(alpha, sigma)
         chol = jnp.linalg.cholesky(covs)
         diff = x[None, :] - means
@@ -48,7 +50,7 @@ class GaussianMixture(eqx.Module):
         logdet = 2 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=1, axis2=2)), axis=1)
         d = self.means.shape[1]
         log_pdf = -0.5 * (jnp.sum(sol**2, axis=1) + logdet + d * jnp.log(2 * jnp.pi))
-        return jnp.log(self.weights) + log_pdf, covs, diff
+        return jnp.log(self.weights) + log_pdf, chol, sol
 
     def log_prob(self, x: Float[ArrayLike, "... d"], alpha=1.0, sigma=0.0) -> Array:
         r"""$\log p(x)$ of the law $\sum_k\pi_k N(\alpha\mu_k, \alpha^2\Sigma_k + \sigma^2 I)$ (default: the data)."""
@@ -60,9 +62,10 @@ class GaussianMixture(eqx.Module):
         r"""$E[x_0 \mid x_t = x] = \sum_k w_k(x)[\mu_k + \alpha\Sigma_k C_k^{-1}(x - \alpha\mu_k)]$."""
 
         def one(v):
-            logw, covs, diff = self._log_terms(v, alpha, sigma)
+            logw, chol, sol = self._log_terms(v, alpha, sigma)
             w = jax.nn.softmax(logw)
-            cinv_diff = jnp.linalg.solve(covs, diff[..., None])[..., 0]
+            # C^{-1} (x - alpha mu) = L^{-T} sol: the factor already made, no second factorisation.
+            cinv_diff = jax.vmap(lambda l, r: jax.scipy.linalg.solve_triangular(l, r, lower=True, trans="T"))(chol, sol)
             post = self.means + alpha * jnp.einsum("kij,kj->ki", self.covs, cinv_diff)
             return jnp.sum(w[:, None] * post, axis=0)
 

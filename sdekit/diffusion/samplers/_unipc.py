@@ -78,8 +78,28 @@ def _rhos(r, size, b):
     powers = jnp.cumprod(jnp.concatenate([jnp.ones((1, n), r.dtype), jnp.broadcast_to(r[None], (n - 1, n))]), axis=0)
     mask = live[:, None] & live[None, :]
     eye = jnp.eye(n, dtype=r.dtype)
-    rho = jnp.linalg.solve(jnp.where(mask, powers, eye), jnp.where(live, b, 0.0))
+    rho = _eliminate(jnp.where(mask, powers, eye), jnp.where(live, b, 0.0))
     return jnp.where(size == 1, jnp.where(idx == 0, 0.5, 0.0).astype(r.dtype), rho)
+
+
+def _eliminate(a, b):
+    """$a^{-1} b$ by Gaussian elimination without pivoting, unrolled over the static size (at
+    most 3): scalar arithmetic that XLA fuses, where `jnp.linalg.solve` added an LU call and its
+    pivot loop to every step (a quarter of the sampler's kernels). Pivoting is not needed: the
+    matrix is a Vandermonde block in distinct nodes (leading row of ones), identity beyond it,
+    so every leading minor is nonzero."""
+    n = a.shape[0]
+    rows = [[a[i, j] for j in range(n)] for i in range(n)]
+    rhs = [b[i] for i in range(n)]
+    for k in range(n):
+        for i in range(k + 1, n):
+            factor = rows[i][k] / rows[k][k]
+            rows[i] = [rows[i][j] - factor * rows[k][j] if j > k else rows[i][j] for j in range(n)]
+            rhs[i] = rhs[i] - factor * rhs[k]
+    x = [None] * n
+    for i in reversed(range(n)):
+        x[i] = (rhs[i] - sum((rows[i][j] * x[j] for j in range(i + 1, n)), jnp.zeros((), a.dtype))) / rows[i][i]
+    return jnp.stack(x)
 
 
 def _older(hist: c.History, s: c.Point, hh, ok):
