@@ -155,6 +155,22 @@ def test_gradient_against_finite_differences(name, x64):
     np.testing.assert_allclose(jnp.vdot(grad, v), fd, rtol=1e-6)
 
 
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_unrolled_elimination_solves_masked_vandermonde_systems(n, x64):
+    """UniPC's systems (Vandermonde in the step ratios, identity beyond the usable history) as
+    numpy's pivoted LU solves them."""
+    from sdekit.diffusion.samplers._unipc import _eliminate
+
+    rng = np.random.default_rng(n)
+    for size in range(1, n + 1):
+        for _ in range(50):
+            a = np.eye(n)
+            nodes = -np.cumsum(rng.uniform(0.2, 3.0, size))  # older points: r_k < 0, distinct
+            a[:size, :size] = np.vander(nodes, size, increasing=True).T
+            b = rng.normal(size=n)
+            np.testing.assert_allclose(_eliminate(jnp.asarray(a), jnp.asarray(b)), np.linalg.solve(a, b), rtol=1e-12)
+
 # Every sampler in float64; float32 for one (the ends' arithmetic is shared).
 ENDS = [(n, sch, "float64") for n in SAMPLERS for sch in ("edm", "flow")] + [("unipc", "edm", "float32"),
                                                                           ("unipc", "flow", "float32")]
