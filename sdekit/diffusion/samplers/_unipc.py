@@ -85,7 +85,7 @@ def _rhos(r, size, b):
 def _eliminate(a, b):
     """$a^{-1} b$ by Gaussian elimination without pivoting, unrolled over the static size (at
     most 3): scalar arithmetic that XLA fuses, where `jnp.linalg.solve` added an LU call and its
-    pivot loop to every step (a quarter of the sampler's kernels). Pivoting is not needed: the
+    pivot loop to every step (12 of 79 kernels of the default UniPC sampler). Pivoting is not needed: the
     matrix is a Vandermonde block in distinct nodes (leading row of ones), identity beyond it,
     so every leading minor is nonzero."""
     n = a.shape[0]
