@@ -18,7 +18,8 @@ its leaf prefix. With the cursor at $s$, one walk down from level $L+1$ does eve
 it splits the nodes of the path of $t$ (overwriting the path of $s$ below $L$) and, level
 by level, reads the sibling of $s$ (from the path as it was before the walk), accumulating
 both folds from the top. A fresh descent is the same code after moving an empty cursor to
-$s$, so both give bitwise the same values.
+$s$ (a walk from above the root, which draws the root first), so both give bitwise the same
+values; the move and the walk are two trips through one compiled walk.
 
 The functions here take the tree as a `TreeSpec` (`spec`, see `_spec`).
 """
@@ -181,7 +182,8 @@ def _walk_start(spec, k, lvl):
 
 def walk(spec, k: Array, start: Array, path: tuple, fold, acc):
     """Walk down the path to leaf k from level `start`: split the path's node at each level
-    `lvl` in start..depth-1, and store the child on the path and its sibling at `lvl + 1`.
+    `lvl` in start..depth-1, and store the child on the path and its sibling at `lvl + 1`
+    (`start = -1`: from nothing, the root drawn first).
 
     `acc = fold(lvl, active, old_sibling, new_sibling, acc)` sees each level's sibling at
     `lvl + 1` before and after the split (`active`: whether this path walks the level; where
@@ -209,7 +211,11 @@ def walk(spec, k: Array, start: Array, path: tuple, fold, acc):
             # The old path's values come from the stacks as they were before the walk (a
             # loop invariant): read from the ones being written, XLA copies them per level.
             old = _get(before[j], lvl + 1)
-            lo, hi = _bridge.split(parent, xi[j], sqrt_width_table(depth, dt)[lvl])
+            lo, hi = _bridge.split(parent, xi[j], sqrt_width_table(depth, dt)[jnp.maximum(lvl, 0)])
+            # Level -1 (a walk from nothing) draws the root, the node at level 0: its tag
+            # and index are those of the path's node above level 0, so the pipeline has its
+            # normals, and the walk goes left there.
+            lo = jnp.where(lvl < 0, _bridge.root(xi[j]), lo)
             block = jnp.where(active, jnp.stack([jnp.where(right, hi, lo), jnp.where(right, lo, hi)]), old)
             new_pairs.append(_set(pairs[j], block, lvl + 1))
             old_sib.append(old[1])
@@ -223,22 +229,26 @@ def walk(spec, k: Array, start: Array, path: tuple, fold, acc):
     return path, acc, normals
 
 
-def _branch_off(cur: BrownianCursor, level: Array, depth: int) -> tuple:
-    """The path for a new point leaving the cached one below `level` (-1: an invalid cursor,
-    nothing kept but the root): at `level + 1` the old sibling becomes the new node."""
+def _branch_off(path: tuple, level: Array, depth: int) -> tuple:
+    """The path for a new point leaving the cached one below `level` (< 0: an invalid cursor,
+    nothing kept but the root, if that): at `level + 1` the old sibling becomes the new node."""
     swap = (level >= 0) & (level < depth)
     lv = jnp.clip(level + 1, 0, depth)
     out = []
-    for p in cur.path:
+    for p in path:
         pair = _get(p, lv)
         out.append(_set(p, jnp.where(swap, pair[::-1], pair), lv))
     return tuple(out)
 
 
+def _leaf_pieces_on(spec, path, normals, u: Array, k: Array):
+    """`leaf_pieces` at `u` once `path` holds the path to its leaf k (`normals`: the leaf's)."""
+    return leaf_pieces(spec, tuple(_get(p, spec.depth)[0] for p in path), normals, u, k)
+
+
 def _arrive(spec, path, normals, u: Array, k: Array) -> BrownianCursor:
     """The cursor at `u` once `path` holds the path to its leaf k (`normals`: the leaf's)."""
-    leaf_vals = tuple(_get(p, spec.depth)[0] for p in path)
-    prefix, suffix = leaf_pieces(spec, leaf_vals, normals, u, k)
+    prefix, suffix = _leaf_pieces_on(spec, path, normals, u, k)
     return BrownianCursor(
         position=u,
         valid=jnp.ones((), bool),
@@ -249,23 +259,19 @@ def _arrive(spec, path, normals, u: Array, k: Array) -> BrownianCursor:
     )
 
 
+def _leaving_level(cur: BrownianCursor, k: Array, depth: int) -> Array:
+    """The level below which the path to leaf k leaves the cursor's; -2 for an invalid cursor
+    (nothing kept: the walk starts above the root, at -1, and draws it)."""
+    return jnp.where(cur.valid, common_level(leaf_index(cur.position, depth), k, depth), -2)
+
+
 def _move(spec, cur: BrownianCursor, u: Array) -> BrownianCursor:
     """Make the cursor hold the path to position `u` (a different point)."""
     depth = spec.depth
     k = leaf_index(u, depth)
-    old_k = leaf_index(cur.position, depth)
-    level = jnp.where(cur.valid, common_level(old_k, k, depth), -1)
-
-    # Empty cursor: the root's values (drawn only then).
-    root = lax.cond(
-        cur.valid,
-        lambda: tuple(p[0, 0] for p in cur.path),
-        lambda: tuple(_bridge.root(r) for r in draw(spec, 0, 0)),
-    )
-    cur = cur._replace(path=tuple(p.at[0, 0].set(r) for p, r in zip(cur.path, root)))
-    path = _branch_off(cur, level, depth)
-
-    start = jnp.clip(level + 1, 0, depth)
+    level = _leaving_level(cur, k, depth)
+    path = _branch_off(cur.path, level, depth)
+    start = jnp.clip(level + 1, -1, depth)
     path, _, normals = walk(spec, k, start, path, lambda lvl, active, old, new, acc: acc, ())
     return _arrive(spec, path, normals, u, k)
 
@@ -276,15 +282,32 @@ def move(spec, cur: BrownianCursor, u: Array) -> BrownianCursor:
     return lax.cond(same, lambda c: c, lambda c: _move(spec, c, u), cur)
 
 
+class _Trip(NamedTuple):
+    """`increment_pieces`' carry: trip 0 moves the cursor to s, trip 1 walks on to t."""
+
+    trip: Array
+    path: tuple
+    leaf_normals: tuple
+    leaf_prefix: tuple
+    leaf_suffix: tuple
+    s_prefix: tuple  # the leaf pieces at s, once the cursor has been there
+    s_suffix: tuple
+    acc: tuple  # the folds (`walk`'s acc): suffix of s and prefix of t, and their widths
+
+
 def increment_pieces(spec, cur: BrownianCursor, us: Array, ut: Array):
-    """Pieces of $[s, t]$ (positions `us <= ut` in leaf units) and the cursor, moved to t."""
+    """Pieces of $[s, t]$ (positions `us <= ut` in leaf units) and the cursor, moved to t.
+
+    The move to s (when the cursor is elsewhere) and the walk on to t are two trips of one
+    loop through the same code: XLA:CPU compiles every kernel on its own, and a separate move
+    (its conditional and walk) was a third of an SDE solve's compile time. A sequential query
+    (the cursor at s) starts at the second trip, so it walks and draws no more than before."""
     depth = spec.depth
-    cur = move(spec, cur, us)
     ks, kt = leaf_index(us, depth), leaf_index(ut, depth)
-    level = common_level(ks, kt, depth)
+    level_st = common_level(ks, kt, depth)
     dtype = us.dtype
 
-    def fold(lvl, active, s_sib, t_sib, acc):
+    def fold(walking_t, lvl, active, s_sib, t_sib, acc):
         # Both folds in one array per shape leaf ([suffix of s, prefix of t]) and one of
         # widths: a loop-carried array is a kernel per level.
         accs, widths = acc
@@ -293,8 +316,8 @@ def increment_pieces(spec, cur: BrownianCursor, us: Array, ut: Array):
         # The path of s: its right sibling at lvl + 1 (from the stacks before the walk) goes
         # in front of the suffix gathered so far; the path of t: its new left sibling is
         # appended to the prefix.
-        s_left = active & ~bit_at(ks, lvl, depth)
-        t_right = active & bit_at(kt, lvl, depth)
+        s_left = walking_t & active & ~bit_at(ks, lvl, depth)
+        t_right = walking_t & active & bit_at(kt, lvl, depth)
         a_s, b_s = ratio(width, widths[0], dtype)
         a_t, b_t = ratio(widths[1], width, dtype)
         new = []
@@ -306,14 +329,27 @@ def increment_pieces(spec, cur: BrownianCursor, us: Array, ut: Array):
         widths = jnp.stack([jnp.where(s_left, widths[0] + width, widths[0]), jnp.where(t_right, widths[1] + width, widths[1])])
         return tuple(new), widths
 
-    s_leaf_prefix, s_leaf_suffix = cur.leaf_prefix, cur.leaf_suffix
-    path = _branch_off(cur, level, depth)
-    start = jnp.clip(level + 1, 0, depth)
+    def trip(c: _Trip) -> _Trip:
+        walking_t = c.trip == 1
+        k, u = jnp.where(walking_t, kt, ks), jnp.where(walking_t, ut, us)
+        # Trip 0, always the first, leaves the cursor's path; trip 1 that of s.
+        level = jnp.where(walking_t, level_st, _leaving_level(cur, ks, depth))
+        path = _branch_off(c.path, level, depth)
+        start = jnp.clip(level + 1, -1, depth)
+        path, acc, normals = walk(spec, k, start, path, lambda *a: fold(walking_t, *a), c.acc)
+        prefix, suffix = _leaf_pieces_on(spec, path, normals, u, k)
+        keep = lambda new, old: tuple(jnp.where(walking_t, o, n) for n, o in zip(new, old))  # noqa: E731
+        return _Trip(c.trip + 1, path, normals, prefix, suffix, keep(prefix, c.s_prefix), keep(suffix, c.s_suffix), acc)
+
     acc = (tuple(jnp.zeros((2,) + p.shape, p.dtype) for p in cur.leaf_prefix), jnp.zeros((2,), dtype))
-    path, (accs, widths), normals = walk(spec, kt, start, path, fold, acc)
+    at_s = cur.valid & (cur.position == us)
+    first = jnp.where(at_s, 1, 0).astype(jnp.int32)
+    start = _Trip(first, cur.path, cur.leaf_normals, cur.leaf_prefix, cur.leaf_suffix, cur.leaf_prefix, cur.leaf_suffix, acc)
+    out = lax.while_loop(lambda c: c.trip < 2, trip, start)
+    cur = BrownianCursor(ut, jnp.ones((), bool), out.path, out.leaf_normals, out.leaf_prefix, out.leaf_suffix)
+    s_leaf_prefix, s_leaf_suffix, (accs, widths) = out.s_prefix, out.s_suffix, out.acc
     s_acc, t_acc = tuple(a[0] for a in accs), tuple(a[1] for a in accs)
     s_width, t_width = widths[0], widths[1]
-    cur = _arrive(spec, path, normals, ut, kt)
     # Close the folds with the leaf pieces: [s, d_D] + gathered suffix, prefix + [c_D, t].
     a_s, b_s = ratio((ks + 1).astype(dtype) - us, s_width, dtype)
     a_t, b_t = ratio(t_width, ut - kt.astype(dtype), dtype)
@@ -321,7 +357,7 @@ def increment_pieces(spec, cur: BrownianCursor, us: Array, ut: Array):
     for j, (_, dt) in enumerate(spec.leaves):
         s_piece.append(_bridge.chen(s_leaf_suffix[j], s_acc[j], a_s.astype(dt), b_s.astype(dt)))
         t_piece.append(_bridge.chen(t_acc[j], cur.leaf_prefix[j], a_t.astype(dt), b_t.astype(dt)))
-    weights = combine_weights(us, ut, ks, kt, level, depth)
+    weights = combine_weights(us, ut, ks, kt, level_st, depth)
     out = combine(spec, tuple(s_piece), tuple(t_piece), s_leaf_prefix, cur.leaf_prefix, weights)
     return out, cur
 

@@ -104,6 +104,34 @@ def test_cursor_node_and_sibling_are_the_halves_of_each_parent(x64):
     np.testing.assert_array_equal(node[0], cur.path[0][:, 0])
 
 
+def test_walk_from_nothing_draws_the_root_node(x64):
+    """A fresh descent starts its walk above the root, which it draws from node (0, 0)'s
+    normals: the whole interval's W and H are that node's, and a cursor that started empty
+    holds it at level 0. (A root drawn from another node's normals would keep the law and
+    change every path.)"""
+    from sdekit.brownian import _cursor
+
+    tree = skb.BrownianTree(jax.random.key(4), 0.0, 4.0, shape=(3,), tol=2**-8, levy="space-time")
+    xi = _cursor.draw(tree.spec, 0, 0)[0]
+    whole = tree.increment(0.0, 4.0)
+    np.testing.assert_allclose(whole.W, 2.0 * xi[0], rtol=1e-13)
+    np.testing.assert_allclose(whole.H, 2.0 * xi[1] / np.sqrt(12.0), rtol=1e-13)
+    _, cur = tree.increment(1.0, 3.0, cursor=tree.cursor())
+    np.testing.assert_allclose(cur.node[0][0], jnp.stack([xi[0], xi[1] / np.sqrt(12.0)]), rtol=1e-14)
+
+
+def test_cursor_move_and_walk_share_one_compiled_walk():
+    """The move to s and the walk to t are two trips of one loop around one walk (a separate
+    move, with its conditional and its own walk, was a third of an SDE solve's compile time):
+    two loops, and no conditional but the query check."""
+    tree = skb.BrownianTree(jax.random.key(4), 0.0, 4.0, shape=(3,), tol=2**-8, levy="space-time")
+    text = jax.jit(lambda s, t, cur: tree.increment(s, t, cursor=cur)).lower(0.1, 0.2, tree.cursor()).as_text()
+    assert text.count("stablehlo.while") == 2
+    unchecked = tree.with_on_error("nan")
+    text = jax.jit(lambda s, t, cur: unchecked.increment(s, t, cursor=cur)).lower(0.1, 0.2, tree.cursor()).as_text()
+    assert text.count("stablehlo.case") == 0 and text.count("stablehlo.if") == 0
+
+
 def test_query_order_vmap_and_jit_invariance():
     """64 random query times: permuted order, vmap batch sizes, jit/no jit agree."""
     tree = skb.BrownianTree(jax.random.key(3), 0.0, 1.0, shape=(), tol=2**-12,
