@@ -18,8 +18,8 @@ its leaf prefix. With the cursor at $s$, one walk down from level $L+1$ does eve
 it splits the nodes of the path of $t$ (overwriting the path of $s$ below $L$) and, level
 by level, reads the sibling of $s$ (from the path as it was before the walk), accumulating
 both folds from the top. A fresh descent is the same code after moving an empty cursor to
-$s$ (a walk from above the root, which draws the root first), so both give bitwise the same
-values; the move and the walk are two trips through one compiled walk.
+$s$, so both give bitwise the same values; the move and the walk are two trips through one
+compiled walk.
 
 The functions here take the tree as a `TreeSpec` (`spec`, see `_spec`).
 """
@@ -182,8 +182,7 @@ def _walk_start(spec, k, lvl):
 
 def walk(spec, k: Array, start: Array, path: tuple, fold, acc):
     """Walk down the path to leaf k from level `start`: split the path's node at each level
-    `lvl` in start..depth-1, and store the child on the path and its sibling at `lvl + 1`
-    (`start = -1`: from nothing, the root drawn first).
+    `lvl` in start..depth-1, and store the child on the path and its sibling at `lvl + 1`.
 
     `acc = fold(lvl, active, old_sibling, new_sibling, acc)` sees each level's sibling at
     `lvl + 1` before and after the split (`active`: whether this path walks the level; where
@@ -211,11 +210,7 @@ def walk(spec, k: Array, start: Array, path: tuple, fold, acc):
             # The old path's values come from the stacks as they were before the walk (a
             # loop invariant): read from the ones being written, XLA copies them per level.
             old = _get(before[j], lvl + 1)
-            lo, hi = _bridge.split(parent, xi[j], sqrt_width_table(depth, dt)[jnp.maximum(lvl, 0)])
-            # Level -1 (a walk from nothing) draws the root, the node at level 0: its tag
-            # and index are those of the path's node above level 0, so the pipeline has its
-            # normals, and the walk goes left there.
-            lo = jnp.where(lvl < 0, _bridge.root(xi[j]), lo)
+            lo, hi = _bridge.split(parent, xi[j], sqrt_width_table(depth, dt)[lvl])
             block = jnp.where(active, jnp.stack([jnp.where(right, hi, lo), jnp.where(right, lo, hi)]), old)
             new_pairs.append(_set(pairs[j], block, lvl + 1))
             old_sib.append(old[1])
@@ -260,9 +255,21 @@ def _arrive(spec, path, normals, u: Array, k: Array) -> BrownianCursor:
 
 
 def _leaving_level(cur: BrownianCursor, k: Array, depth: int) -> Array:
-    """The level below which the path to leaf k leaves the cursor's; -2 for an invalid cursor
-    (nothing kept: the walk starts above the root, at -1, and draws it)."""
-    return jnp.where(cur.valid, common_level(leaf_index(cur.position, depth), k, depth), -2)
+    """The level below which the path to leaf k leaves the cursor's; -1 for an invalid cursor
+    (nothing kept but the root, once drawn)."""
+    return jnp.where(cur.valid, common_level(leaf_index(cur.position, depth), k, depth), -1)
+
+
+def _with_root(spec, path: tuple, fresh: Array) -> tuple:
+    """`path` with the root's values at level 0 where `fresh` (an invalid cursor's path). The
+    root is drawn only when some path needs it: under vmap the condition is the batch's."""
+    needed = batch_min(jnp.where(fresh, 0, 1)) == 0
+    root = lax.cond(
+        needed,
+        lambda: tuple(_bridge.root(r) for r in draw(spec, 0, 0)),
+        lambda: tuple(p[0, 0] for p in path),
+    )
+    return tuple(p.at[0, 0].set(jnp.where(fresh, r, p[0, 0])) for p, r in zip(path, root))
 
 
 def _move(spec, cur: BrownianCursor, u: Array) -> BrownianCursor:
@@ -270,8 +277,8 @@ def _move(spec, cur: BrownianCursor, u: Array) -> BrownianCursor:
     depth = spec.depth
     k = leaf_index(u, depth)
     level = _leaving_level(cur, k, depth)
-    path = _branch_off(cur.path, level, depth)
-    start = jnp.clip(level + 1, -1, depth)
+    path = _branch_off(_with_root(spec, cur.path, ~cur.valid), level, depth)
+    start = jnp.clip(level + 1, 0, depth)
     path, _, normals = walk(spec, k, start, path, lambda lvl, active, old, new, acc: acc, ())
     return _arrive(spec, path, normals, u, k)
 
@@ -334,16 +341,20 @@ def increment_pieces(spec, cur: BrownianCursor, us: Array, ut: Array):
         k, u = jnp.where(walking_t, kt, ks), jnp.where(walking_t, ut, us)
         # Trip 0, always the first, leaves the cursor's path; trip 1 that of s.
         level = jnp.where(walking_t, level_st, _leaving_level(cur, ks, depth))
-        path = _branch_off(c.path, level, depth)
-        start = jnp.clip(level + 1, -1, depth)
+        path = _branch_off(_with_root(spec, c.path, ~cur.valid & ~walking_t), level, depth)
+        start = jnp.clip(level + 1, 0, depth)
         path, acc, normals = walk(spec, k, start, path, lambda *a: fold(walking_t, *a), c.acc)
         prefix, suffix = _leaf_pieces_on(spec, path, normals, u, k)
-        keep = lambda new, old: tuple(jnp.where(walking_t, o, n) for n, o in zip(new, old))  # noqa: E731
+        # A path already at s (under vmap, beside one that is not) keeps its pieces there.
+        keep = lambda new, old: tuple(jnp.where(walking_t | at_s, o, n) for n, o in zip(new, old))  # noqa: E731
         return _Trip(c.trip + 1, path, normals, prefix, suffix, keep(prefix, c.s_prefix), keep(suffix, c.s_suffix), acc)
 
     acc = (tuple(jnp.zeros((2,) + p.shape, p.dtype) for p in cur.leaf_prefix), jnp.zeros((2,), dtype))
     at_s = cur.valid & (cur.position == us)
-    first = jnp.where(at_s, 1, 0).astype(jnp.int32)
+    # Under vmap every path takes the first trip if one needs it (a path at s walks no level
+    # there): a batched trip count would make vmap select every carried array, the stacks
+    # included, at every trip.
+    first = batch_min(jnp.where(at_s, 1, 0).astype(jnp.int32))
     start = _Trip(first, cur.path, cur.leaf_normals, cur.leaf_prefix, cur.leaf_suffix, cur.leaf_prefix, cur.leaf_suffix, acc)
     out = lax.while_loop(lambda c: c.trip < 2, trip, start)
     cur = BrownianCursor(ut, jnp.ones((), bool), out.path, out.leaf_normals, out.leaf_prefix, out.leaf_suffix)
