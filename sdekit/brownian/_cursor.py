@@ -45,7 +45,8 @@ class BrownianCursor(NamedTuple):
 
     Attributes:
         position: the cached point in leaf units.
-        valid: whether the stacks hold the path to `position`.
+        valid: whether the stacks hold the path to `position` (an empty cursor holds only
+            the root's values, at level 0).
         path: per shape leaf, `(depth + 1, 2, n, *shape)`: at each level, the node on the
             path (`[l, 0]`, also as `node`) and its sibling (`[l, 1]`, also as `sibling`;
             level 0 unused). Packed so that a walk reads and writes one block per level.
@@ -74,8 +75,11 @@ class BrownianCursor(NamedTuple):
 
 
 def empty_cursor(spec) -> BrownianCursor:
+    """A cursor that holds no point yet, only the root's values (drawn here, once, so that no
+    query needs a conditional to draw them)."""
     depth, n = spec.depth, spec.n
-    stacks = tuple(jnp.zeros((depth + 1, 2, n, *s), d) for s, d in spec.leaves)
+    roots = tuple(_bridge.root(r) for r in draw(spec, 0, 0))
+    stacks = tuple(jnp.zeros((depth + 1, 2, n, *s), d).at[0, 0].set(r) for (s, d), r in zip(spec.leaves, roots))
     pieces = tuple(jnp.zeros((n, *s), d) for s, d in spec.leaves)
     return BrownianCursor(
         position=jnp.zeros((), spec.time_dtype),
@@ -256,20 +260,8 @@ def _arrive(spec, path, normals, u: Array, k: Array) -> BrownianCursor:
 
 def _leaving_level(cur: BrownianCursor, k: Array, depth: int) -> Array:
     """The level below which the path to leaf k leaves the cursor's; -1 for an invalid cursor
-    (nothing kept but the root, once drawn)."""
+    (nothing kept but the root, which `empty_cursor` drew)."""
     return jnp.where(cur.valid, common_level(leaf_index(cur.position, depth), k, depth), -1)
-
-
-def _with_root(spec, path: tuple, fresh: Array) -> tuple:
-    """`path` with the root's values at level 0 where `fresh` (an invalid cursor's path). The
-    root is drawn only when some path needs it: under vmap the condition is the batch's."""
-    needed = batch_min(jnp.where(fresh, 0, 1)) == 0
-    root = lax.cond(
-        needed,
-        lambda: tuple(_bridge.root(r) for r in draw(spec, 0, 0)),
-        lambda: tuple(p[0, 0] for p in path),
-    )
-    return tuple(p.at[0, 0].set(jnp.where(fresh, r, p[0, 0])) for p, r in zip(path, root))
 
 
 def _move(spec, cur: BrownianCursor, u: Array) -> BrownianCursor:
@@ -277,7 +269,7 @@ def _move(spec, cur: BrownianCursor, u: Array) -> BrownianCursor:
     depth = spec.depth
     k = leaf_index(u, depth)
     level = _leaving_level(cur, k, depth)
-    path = _branch_off(_with_root(spec, cur.path, ~cur.valid), level, depth)
+    path = _branch_off(cur.path, level, depth)
     start = jnp.clip(level + 1, 0, depth)
     path, _, normals = walk(spec, k, start, path, lambda lvl, active, old, new, acc: acc, ())
     return _arrive(spec, path, normals, u, k)
@@ -341,7 +333,7 @@ def increment_pieces(spec, cur: BrownianCursor, us: Array, ut: Array):
         k, u = jnp.where(walking_t, kt, ks), jnp.where(walking_t, ut, us)
         # Trip 0, always the first, leaves the cursor's path; trip 1 that of s.
         level = jnp.where(walking_t, level_st, _leaving_level(cur, ks, depth))
-        path = _branch_off(_with_root(spec, c.path, ~cur.valid & ~walking_t), level, depth)
+        path = _branch_off(c.path, level, depth)
         start = jnp.clip(level + 1, 0, depth)
         path, acc, normals = walk(spec, k, start, path, lambda *a: fold(walking_t, *a), c.acc)
         prefix, suffix = _leaf_pieces_on(spec, path, normals, u, k)

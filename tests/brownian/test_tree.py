@@ -106,8 +106,8 @@ def test_cursor_node_and_sibling_are_the_halves_of_each_parent(x64):
 
 @pytest.mark.parametrize("tol", [2.0**-8, 2.0**-31], ids=["packed", "deep"])
 def test_fresh_descent_draws_the_root_node(x64, tol):
-    """A descent from an empty cursor draws the root from node (0, 0)'s normals: the whole
-    interval's W and H are that node's, and the cursor holds it at level 0. (A root drawn from
+    """An empty cursor holds the root drawn from node (0, 0)'s normals: the whole interval's W
+    and H are that node's, and the cursor holds it at level 0. (A root drawn from
     another node's normals would keep the law and change every path.) Trees deeper than 29
     levels hash node identities differently."""
     from sdekit.brownian import _cursor
@@ -124,14 +124,29 @@ def test_fresh_descent_draws_the_root_node(x64, tol):
 
 def test_cursor_move_and_walk_share_one_compiled_walk():
     """The move to s and the walk to t are two trips of one loop around one walk (a separate
-    move, with its conditional and its own walk, was a sixth of an SDE solve's compile time):
-    two loops, and one conditional besides the query check (the root's draw, for an empty
-    cursor)."""
+    move, with its conditional and its own walk, was a sixth of an SDE solve's compile time),
+    and the empty cursor already holds the root: two loops and no conditional."""
     tree = skb.BrownianTree(jax.random.key(4), 0.0, 4.0, shape=(3,), tol=2**-8, levy="space-time")
     unchecked = tree.with_on_error("nan")
     text = jax.jit(lambda s, t, cur: unchecked.increment(s, t, cursor=cur)).lower(0.1, 0.2, tree.cursor()).as_text()
     assert text.count("stablehlo.while") == 2
-    assert text.count("stablehlo.case") + text.count("stablehlo.if") == 1
+    assert text.count("stablehlo.case") + text.count("stablehlo.if") == 0
+
+
+def test_eager_cursor_holds_the_root_bitwise(dtype):
+    """`tree.cursor()` draws the root: made eagerly or under jit, it holds bitwise the same
+    root, and increments through either are bitwise a fresh descent's."""
+
+    @jax.jit
+    def queries(tree, cur):
+        return tree.increment(0.3, 0.7, cursor=cur)[0].W, tree.increment(0.3, 0.7).W, tree.cursor().path[0][0, 0]
+
+    for seed in range(20):
+        tree = skb.BrownianTree(jax.random.key(seed), 0.0, 1.0, shape=(3,), tol=2**-8, levy="space-time-time", dtype=dtype)
+        eager = tree.cursor()
+        with_cursor, fresh, jitted_root = queries(tree, eager)
+        np.testing.assert_array_equal(eager.path[0][0, 0], jitted_root)
+        np.testing.assert_array_equal(with_cursor, fresh)
 
 
 def test_query_order_vmap_and_jit_invariance():
