@@ -229,8 +229,8 @@ def walk(spec, k: Array, start: Array, path: tuple, fold, acc):
 
 
 def _branch_off(path: tuple, level: Array, depth: int) -> tuple:
-    """The path for a new point leaving the cached one below `level` (< 0: an invalid cursor,
-    nothing kept but the root, if that): at `level + 1` the old sibling becomes the new node."""
+    """The path for a new point leaving the cached one below `level` (-1: an invalid cursor,
+    nothing kept but the root): at `level + 1` the old sibling becomes the new node."""
     swap = (level >= 0) & (level < depth)
     lv = jnp.clip(level + 1, 0, depth)
     out = []
@@ -299,8 +299,8 @@ def increment_pieces(spec, cur: BrownianCursor, us: Array, ut: Array):
 
     The move to s (when the cursor is elsewhere) and the walk on to t are two trips of one
     loop through the same code: XLA:CPU compiles every kernel on its own, and a separate move
-    (its conditional and walk) was a third of an SDE solve's compile time. A sequential query
-    (the cursor at s) starts at the second trip, so it walks and draws no more than before."""
+    (its conditional and walk) was about a fifth of an SDE solve's compile time. A sequential
+    query (the cursor at s) starts at the second trip, so it walks and draws no more."""
     depth = spec.depth
     ks, kt = leaf_index(us, depth), leaf_index(ut, depth)
     level_st = common_level(ks, kt, depth)

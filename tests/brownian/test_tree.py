@@ -124,7 +124,7 @@ def test_fresh_descent_draws_the_root_node(x64, tol):
 
 def test_cursor_move_and_walk_share_one_compiled_walk():
     """The move to s and the walk to t are two trips of one loop around one walk (a separate
-    move, with its conditional and its own walk, was a sixth of an SDE solve's compile time),
+    move, with its conditional and its own walk, was about a fifth of an SDE solve's compile time),
     and the empty cursor already holds the root: two loops and no conditional."""
     tree = skb.BrownianTree(jax.random.key(4), 0.0, 4.0, shape=(3,), tol=2**-8, levy="space-time")
     unchecked = tree.with_on_error("nan")
