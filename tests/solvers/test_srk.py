@@ -190,8 +190,9 @@ def _final_on_grid(solver, problem, y0, incs, num_steps):
         return y1, state1
 
     def body(i, carry):
+        y, state = carry
         inc = jax.tree.map(lambda x: lax.dynamic_index_in_dim(x, i, 1, keepdims=False), incs)
-        return jax.vmap(step)(ts[:, i], ts[:, i + 1], *carry[:1], inc, carry[1])
+        return jax.vmap(step)(ts[:, i], ts[:, i + 1], y, inc, state)
 
     return lax.fori_loop(0, num_steps, body, (ys, states))[0]
 
