@@ -113,8 +113,10 @@ def _attempt(tableau: ImplicitTableau, options, ctx: _Context, jacobian) -> _new
             ctx.scale, c.eta, c.ok, _newton.tangent_solver(options), ctx.tied,
         )
         # The stage's derivative from the stage equation itself, not f(z): for stiff problems
-        # f amplifies the iteration's error by the stiffness (Shampine).
-        k = (result.z - base) / h_gamma
+        # f amplifies the iteration's error by the stiffness (Shampine). A step of length zero
+        # (a finished lane of a vmapped loop) has k = 0, not 0/0: its NaN would reach the
+        # gradient through the discarded step (0 * NaN).
+        k = (result.z - base) / jnp.where(h_gamma == 0, 1, h_gamma)
         fevals = c.fevals + result.iterations
         k_implicit = c.k_implicit.at[index].set(k)
         k_explicit = c.k_explicit

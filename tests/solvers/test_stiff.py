@@ -173,6 +173,56 @@ def test_gradient_matches_finite_differences(name, x64):
     np.testing.assert_allclose(jax.grad(loss)(k), fd, rtol=1e-5)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["kvaerno5", "kencarp4"])
+def test_vmapped_gradients_through_adaptive_steps(name, x64):
+    """Under vmap a lane that has finished still runs the loop's body (a step of length zero,
+    discarded): its stages must not put 0/0 into the gradient. It did (k = (z - base) / h),
+    and the backward pass stopped in the tangent solve on NaN input. Each lane's gradient
+    equals its own solve's and finite differences."""
+
+    def field(t, y, k):
+        return jnp.stack([-k * y[0] + y[1] ** 2, -0.5 * y[1] + jnp.sin(t)])
+
+    problem = sk.ODE(field)
+    if name == "kencarp4":
+        problem = sk.ODE(sk.Split(lambda t, y, k: jnp.stack([y[1] ** 2, jnp.sin(t)]),
+                                  lambda t, y, k: jnp.stack([-k * y[0], -0.5 * y[1]])))
+
+    def loss(k):
+        sol = sk.solve(problem, getattr(sk.solvers, name)(), 0.0, 1.0, jnp.array([1.0, 0.5]), args=k,
+                       controller=sk.PID(rtol=1e-10, atol=1e-12))
+        return jnp.sum(sol.ys[-1] ** 2)
+
+    rates = jnp.array([10.0, 50.0])  # different numbers of steps
+    steps = [int(sk.solve(problem, getattr(sk.solvers, name)(), 0.0, 1.0, jnp.array([1.0, 0.5]), args=k,
+                          controller=sk.PID(rtol=1e-10, atol=1e-12)).stats["num_steps"]) for k in rates]
+    assert steps[0] != steps[1], steps
+    batched = jax.vmap(jax.grad(loss))(rates)
+    for k, g in zip(rates, batched):
+        np.testing.assert_allclose(g, jax.grad(loss)(k), rtol=1e-9)
+        np.testing.assert_allclose(g, (loss(k + 1e-4) - loss(k - 1e-4)) / 2e-4, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_gradient_through_rejected_steps_whose_newton_iteration_overflowed(x64):
+    """y' = -k sinh(y) from y = (30, -20) with a first step of 0.5: the Newton iterations of the
+    early, too-long steps overflow (16 of 19 failed iterations end non-finite) and those steps
+    are rejected. Their stages are discarded, and so are their derivatives: the tangent solve
+    of a failed iteration, linearised at its NaN iterate, stopped the backward pass on
+    non-finite input. The gradient matches central differences."""
+
+    def loss(k):
+        sol = sk.solve(sk.ODE(lambda t, y, k: -k * jnp.sinh(y)), sk.solvers.kvaerno5(), 0.0, 1.0, jnp.array([30.0, -20.0]),
+                       args=k, dt0=0.5, controller=sk.PID(rtol=1e-9, atol=1e-14))
+        return jnp.sum(sol.ys[-1]), sol.stats["num_rejected_steps"]
+
+    k = jnp.asarray(2.0)
+    assert int(loss(k)[1]) >= 15
+    fd = (loss(k + 1e-4)[0] - loss(k - 1e-4)[0]) / 2e-4
+    np.testing.assert_allclose(jax.grad(lambda k: loss(k)[0])(k), fd, rtol=1e-3)
+
+
 # ------------------------------------------------------------------------------ Radau IIA
 
 
