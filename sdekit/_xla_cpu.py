@@ -31,3 +31,10 @@ ROLLED_FROM = 5
 PROGRESS_UPDATES = 50
 PROGRESS_MIN_UPDATES = 5
 PROGRESS_STEPS_PER_UPDATE = 20_000
+
+#: Largest state for which the chord iteration multiplies by $M^{-1}$, formed once per
+#: factorisation (from the same LU), instead of two triangular solves per iteration: a LAPACK
+#: call is a custom call, which keeps XLA:CPU from compiling the Newton loop as one small
+#: kernel, and costs more than a small matrix-vector product at run time. Above it the
+#: inverse's extra n^3 work outgrows the solves it saves.
+SMALL_SYSTEM_INVERSE_MAX = 16

@@ -12,7 +12,7 @@ $\eta_k = \theta_k / (1 - \theta_k)$ and the norm scaled by $\text{atol} + \text
 step-size controller's tolerances, so the iteration error stays a small fraction of the error
 the controller accepts. It fails (and the step is rejected) when $\theta_k \ge 1$, when the rate
 predicts no convergence within the remaining iterations, or on a non-finite value (a singular
-$M$). Linear solves: LU through lineax, or matrix-free GMRES on $v \mapsto v - h\gamma J v$ by
+$M$). Linear solves: LU (`factorised_solver`), or matrix-free GMRES (lineax) on $v \mapsto v - h\gamma J v$ by
 Jacobian-vector products.
 """
 
@@ -21,12 +21,14 @@ from typing import Any, NamedTuple
 import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
+import jax.scipy.linalg as jsl
 import lineax as lx
 import numpy as np
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
 from .._results import RESULTS
+from .._xla_cpu import SMALL_SYSTEM_INVERSE_MAX
 
 #: Newton's stopping constant: the iteration error is at most kappa times the tolerance.
 KAPPA = 1e-2
@@ -172,18 +174,28 @@ def _checked(jacobian, v):
 
 
 def linear_solver(options: NewtonOptions, flat: Flat, jacobian, h_gamma, t, v0):
-    r"""`solve(r)` $= M^{-1} r$ with $M = I - h\gamma J$: LU factorised once (lineax), or GMRES
+    r"""`solve(r)` $= M^{-1} r$ with $M = I - h\gamma J$: LU factorised once (`factorised_solver`), or GMRES
     on Jacobian-vector products linearised once at `(t, v0)`."""
     if options.linear_solver == "lu":
-        matrix = jnp.eye(v0.shape[0], dtype=v0.dtype) - h_gamma * jacobian
-        lu = lx.LU()
-        state = lu.init(lx.MatrixLinearOperator(matrix), {})
-        return lambda r: lu.compute(state, r, {})[0]
+        return factorised_solver(jnp.eye(v0.shape[0], dtype=v0.dtype) - h_gamma * jacobian)
     _, jvp = jax.linearize(lambda z: flat.f(t, z), v0)
     operator = lx.FunctionLinearOperator(lambda x: x - h_gamma * jvp(x), jax.eval_shape(lambda: v0))
     eps = jnp.finfo(v0.dtype).eps
     gmres = lx.GMRES(rtol=max(1e-6, float(100 * eps)), atol=float(100 * eps), restart=20, max_steps=200)
     return lambda r: lx.linear_solve(operator, r, gmres, throw=False).value
+
+
+def factorised_solver(matrix):
+    """`solve(r)` $= $ `matrix`$^{-1} r$ from one LU factorisation (LAPACK, through
+    `jax.scipy.linalg`); for up to `SMALL_SYSTEM_INVERSE_MAX` unknowns by the inverse, formed
+    from the factors once, so that each solve is a matrix-vector product: 1.2-3x faster stiff
+    solves at 2-8 unknowns (benchmarks/results/stiff.md), where the two LAPACK triangular
+    solves per Newton iteration cost more than the rest of the iteration."""
+    factors = jsl.lu_factor(matrix)
+    if matrix.shape[0] <= SMALL_SYSTEM_INVERSE_MAX:
+        inverse = jsl.lu_solve(factors, jnp.eye(matrix.shape[0], dtype=matrix.dtype))
+        return lambda r: inverse @ r
+    return lambda r: jsl.lu_solve(factors, r)
 
 
 def tolerances(state: ImplicitState, v0):

@@ -21,7 +21,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 import numpy as np
 from jax import lax
 
@@ -147,16 +146,16 @@ def _attempt(options, flat, t0, h, v0, f0, start, state, jacobian) -> _newton.At
     n, dtype = v0.shape[0], v0.dtype
     hy = h.astype(dtype)
     eye = jnp.eye(n, dtype=dtype)
-    real_lu = jsl.lu_factor(LAMBDA_0 * eye - hy * jacobian)
+    solve_real = _newton.factorised_solver(LAMBDA_0 * eye - hy * jacobian)
     complex_dtype = jnp.complex128 if dtype == jnp.float64 else jnp.complex64
-    complex_lu = jsl.lu_factor(LAMBDA_1 * eye.astype(complex_dtype) - (hy * jacobian).astype(complex_dtype))
+    solve_complex = _newton.factorised_solver(LAMBDA_1 * eye.astype(complex_dtype) - (hy * jacobian).astype(complex_dtype))
     w0, w1 = jnp.asarray(LAMBDA_0 * W_0, dtype), jnp.asarray(LAMBDA_1 * W_1, complex_dtype)
     v_0, v_1 = jnp.asarray(V_0, dtype), jnp.asarray(V_1, complex_dtype)
 
     def solve(r):
         r = r.reshape(3, n)
-        x0 = jsl.lu_solve(real_lu, weighted_rows(w0, r))
-        x1 = jsl.lu_solve(complex_lu, weighted_rows(w1, r.astype(complex_dtype)))
+        x0 = solve_real(weighted_rows(w0, r))
+        x1 = solve_complex(weighted_rows(w1, r.astype(complex_dtype)))
         return (jnp.outer(v_0, x0) + 2 * jnp.real(jnp.outer(v_1, x1))).reshape(-1)
 
     times = t0 + jnp.asarray(C, t0.dtype) * h
@@ -171,13 +170,13 @@ def _attempt(options, flat, t0, h, v0, f0, start, state, jacobian) -> _newton.At
                            newton_kappa(_newton.floored_rtol(state, dtype), dtype), first_may_stop=False)
     z = result.z.reshape(3, n) - v0[None]
     weighted = weighted_rows(jnp.asarray(ERROR_WEIGHTS, dtype), z)
-    error = jsl.lu_solve(real_lu, hy * f0 + weighted)
+    error = solve_real(hy * f0 + weighted)
     # A step the estimate would reject (adaptive steps) gets Hairer's second estimate, with f at
     # y0 + error in place of f0: the first overestimates stiff components on steps much longer
     # than their time scale (and at the first step), which would reject steps that are accurate.
     scale = _newton.tolerances(state, v0)(v0 + z[2])  # the controller's scale: atol + rtol max(|y0|, |y1|)
     refine = state.tied & result.converged & (_newton.rms(error / scale) > 1)
-    error = lax.cond(refine, lambda: jsl.lu_solve(real_lu, hy * flat.f(t0, v0 + error) + weighted), lambda: error)
+    error = lax.cond(refine, lambda: solve_real(hy * flat.f(t0, v0 + error) + weighted), lambda: error)
     fevals = 3 * result.iterations + refine.astype(jnp.int32)
     return _newton.Attempt(_Outcome(result.z, error), result.converged, result.eta, result.rate, fevals)
 
