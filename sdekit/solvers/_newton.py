@@ -186,10 +186,10 @@ def linear_solver(options: NewtonOptions, flat: Flat, jacobian, h_gamma, t, v0):
 
 
 def factorised_solver(matrix):
-    """`solve(r)` $= $ `matrix`$^{-1} r$ from one LU factorisation (LAPACK, through
+    """`solve(r)`, the `x` with `matrix @ x = r`, from one LU factorisation (LAPACK, through
     `jax.scipy.linalg`); for up to `SMALL_SYSTEM_INVERSE_MAX` unknowns by the inverse, formed
-    from the factors once, so that each solve is a matrix-vector product: 1.2-3x faster stiff
-    solves at 2-8 unknowns (benchmarks/results/stiff.md), where the two LAPACK triangular
+    from the factors once, so that each solve is a matrix-vector product: 1.1x-2.6x faster
+    stiff solves at 2-8 unknowns (benchmarks/results/stiff.md), where the two LAPACK triangular
     solves per Newton iteration cost more than the rest of the iteration."""
     factors = jsl.lu_factor(matrix)
     if matrix.shape[0] <= SMALL_SYSTEM_INVERSE_MAX:
