@@ -34,7 +34,7 @@ PROGRESS_STEPS_PER_UPDATE = 20_000
 
 #: Largest state for which the chord iteration multiplies by $M^{-1}$, formed once per
 #: factorisation (from the same LU), instead of two triangular solves per iteration: a LAPACK
-#: call is a custom call, which keeps XLA:CPU from compiling the Newton loop as one small
+#: call is a custom call, which keeps XLA:CPU from compiling a small Newton loop as one
 #: kernel, and costs more than a small matrix-vector product at run time. Above it the
 #: inverse's extra n^3 work outgrows the solves it saves.
 SMALL_SYSTEM_INVERSE_MAX = 16
