@@ -233,8 +233,8 @@ def implicit_rk_solver(
     """Build a `Solver` from an implicit tableau, with cubic Hermite dense output.
 
     `fevals_per_step` counts the places where a step's code calls the vector field (the
-    Jacobian, the Newton iteration and its implicit-function-theorem rule, the retry loop's
-    shape pass, the first stage when it is not reused), as traced: the evaluations a step makes
+    Jacobian, the Newton iteration, the residual its implicit-function-theorem rule
+    differentiates, the first stage when it is not reused), as traced: the evaluations a step makes
     vary with its Newton iterations, and the adaptive loop counts them from the state
     (`sol.stats["num_fevals"]`); fixed-grid (scan) solves report this static count per step."""
     options = _newton.check_options(name, jacobian, linear_solver)
@@ -247,7 +247,7 @@ def implicit_rk_solver(
         order=order,
         embedded_order=embedded_order,
         interpolation_order=min(order, 3),
-        fevals_per_step=4 if fsal else 5,
+        fevals_per_step=3 if fsal else 4,
         init_fevals=1 if fsal else 0,
         dense_fevals=0 if fsal else 1,
     )

@@ -18,7 +18,6 @@ Jacobian-vector products.
 
 from typing import Any, NamedTuple
 
-import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
@@ -363,7 +362,15 @@ def with_fresh_retry(attempt, fresh_jacobian, state: ImplicitState, template: At
     """Run `attempt(jacobian)`; when its Newton iteration fails with a Jacobian reused from
     earlier steps, retry once with a fresh one (a bounded loop: under `vmap` only lanes that need
     the retry pay for it). `template` has the shapes of an attempt (zeros; no extra trace).
-    Returns the last attempt, the Jacobian used, whether it is fresh and the evaluations made."""
+    Returns the last attempt, the Jacobian used, whether it is fresh and the evaluations made.
+
+    Differentiated as the last attempt alone, with the Jacobian it used (a `custom_jvp`; the
+    Jacobian only steers the iteration, and the stages' derivatives come from the implicit
+    function theorem): the loop is never differentiated, so forward and reverse mode both go
+    through it. Under differentiation the last attempt runs once more (for its tangents)."""
+    jacobian0 = lax.stop_gradient(state.jacobian)
+    attempt_of, attempt_consts = _closure_converted(attempt, jacobian0)
+    fresh_of, fresh_consts = _closure_converted(lambda _: fresh_jacobian(), jacobian0)
 
     class _Try(NamedTuple):
         tries: jax.Array
@@ -372,20 +379,29 @@ def with_fresh_retry(attempt, fresh_jacobian, state: ImplicitState, template: At
         last: Attempt
         fevals: jax.Array
 
-    def body(c: _Try) -> _Try:
-        need = (c.tries > 0) | state.refresh
-        # The Jacobian only steers the iteration: derivatives come from the converged stages.
-        jacobian = lax.stop_gradient(lax.cond(need, fresh_jacobian, lambda: c.jacobian))
-        out = attempt(jacobian)
-        return _Try(c.tries + 1, jacobian, need, out, c.fevals + out.num_fevals)
+    @jax.custom_jvp
+    def retried(attempt_consts, fresh_consts, jacobian0, refresh, template):
+        def body(c: _Try) -> _Try:
+            need = (c.tries > 0) | refresh
+            jacobian = lax.cond(need, lambda: fresh_of(jacobian0, *fresh_consts), lambda: c.jacobian)
+            out = attempt_of(jacobian, *attempt_consts)
+            return _Try(c.tries + 1, jacobian, need, out, c.fevals + out.num_fevals)
 
-    def cond(c: _Try):
-        return (c.tries == 0) | (~c.last.converged & ~c.fresh & (c.tries < 2))
+        def cond(c: _Try):
+            return (c.tries == 0) | (~c.last.converged & ~c.fresh & (c.tries < 2))
 
-    start = _Try(jnp.zeros((), jnp.int32), state.jacobian, jnp.zeros((), bool), template, jnp.zeros((), jnp.int32))
-    # A bounded loop that reverse mode can go through (the same lax.while_loop otherwise).
-    out = eqxi.while_loop(cond, body, start, max_steps=2, kind="checkpointed")
-    return out.last, out.jacobian, out.fresh, out.fevals
+        start = _Try(jnp.zeros((), jnp.int32), jacobian0, jnp.zeros((), bool), template, jnp.zeros((), jnp.int32))
+        out = lax.while_loop(cond, body, start)
+        return out.last, out.jacobian, out.fresh, out.fevals
+
+    @retried.defjvp
+    def retried_jvp(primals, tangents):
+        _, jacobian, fresh, fevals = retried(*primals)
+        last, last_dot = jax.jvp(lambda c: attempt_of(jacobian, *c), (primals[0],), (tangents[0],))
+        out = (last, jacobian, fresh, fevals)
+        return out, (last_dot,) + tuple(jax.tree.map(_zero_tangent, out[1:]))
+
+    return retried(attempt_consts, lax.stop_gradient(fresh_consts), jacobian0, state.refresh, lax.stop_gradient(template))
 
 
 def next_state(state: ImplicitState, tried: Attempt, jacobian, f0, fevals, refresh_rate=REFRESH_RATE) -> ImplicitState:

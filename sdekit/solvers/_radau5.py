@@ -254,9 +254,9 @@ def radau5(jacobian=None) -> Solver:
         embedded_order=3,
         interpolation_order=3,
         # The places a step's code calls the vector field, as traced (the Jacobian, the Newton
-        # iteration, vmapped over the stages, and its implicit-function rule, the retry loop's
-        # shape pass, the second error estimate); the evaluations made vary with the Newton
-        # iterations and are counted from the state (`sol.stats["num_fevals"]`).
-        fevals_per_step=5,
+        # iteration, vmapped over the stages, the residual its implicit-function rule
+        # differentiates, the second error estimate); the evaluations made vary with the
+        # Newton iterations and are counted from the state (`sol.stats["num_fevals"]`).
+        fevals_per_step=4,
         init_fevals=1,
     )

@@ -184,7 +184,7 @@ def imex_sra_solver(name: str, noise_h, options: _newton.NewtonOptions) -> Solve
         order=None,
         embedded_order=1,
         interpolation_order=1,
-        fevals_per_step=5,
+        fevals_per_step=4,  # as traced (see `implicit_rk_solver`); adaptive solves count from the state
         sde=SDEFacts(
             calculus="stratonovich",
             strong_order=(("additive", 1.5),),

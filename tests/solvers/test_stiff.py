@@ -174,6 +174,33 @@ def test_gradient_matches_finite_differences(name, x64):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name", ["kvaerno3", "kencarp4", "radau5"])
+def test_forward_mode_on_a_fixed_grid(name, x64):
+    """`jax.jvp` goes through the implicit step (its Jacobian retry loop is not differentiated;
+    the last attempt is), as through explicit steps on a fixed grid: it failed, the loop being
+    a reverse-mode-only checkpointed loop. The tangent equals the reverse-mode gradient and
+    central differences."""
+
+    def field(t, y, k):
+        return jnp.stack([-k * y[0] + y[1] ** 2, -0.5 * y[1] + jnp.sin(t)])
+
+    problem = sk.ODE(field)
+    if name == "kencarp4":
+        problem = sk.ODE(sk.Split(lambda t, y, k: jnp.stack([y[1] ** 2, jnp.sin(t)]),
+                                  lambda t, y, k: jnp.stack([-k * y[0], -0.5 * y[1]])))
+
+    def loss(k):
+        sol = sk.solve(problem, getattr(sk.solvers, name)(), 0.0, 1.0, jnp.array([1.0, 0.5]), args=k,
+                       controller=sk.StepTo(jnp.linspace(0.0, 1.0, 21)))
+        return jnp.sum(sol.ys[-1] ** 2)
+
+    k = jnp.asarray(50.0)
+    tangent = jax.jvp(loss, (k,), (jnp.ones_like(k),))[1]
+    np.testing.assert_allclose(tangent, jax.grad(loss)(k), rtol=1e-10)
+    np.testing.assert_allclose(tangent, (loss(k + 1e-4) - loss(k - 1e-4)) / 2e-4, rtol=1e-5)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["kvaerno5", "kencarp4"])
 def test_vmapped_gradients_through_adaptive_steps(name, x64):
     """Under vmap a lane that has finished still runs the loop's body (a step of length zero,
