@@ -151,18 +151,21 @@ def test_backwards_in_time(x64):
         np.testing.assert_allclose(back.ys[-1], reference.ys[-1], rtol=1e-6)
 
 
+def _rate_problem(split):
+    """A stiff-ish 2-component ODE with the rate `k` as args; `split`: as an IMEX split (the
+    rate term implicit)."""
+    if split:
+        return sk.ODE(sk.Split(lambda t, y, k: jnp.stack([y[1] ** 2, jnp.sin(t)]),
+                               lambda t, y, k: jnp.stack([-k * y[0], -0.5 * y[1]])))
+    return sk.ODE(lambda t, y, k: jnp.stack([-k * y[0] + y[1] ** 2, -0.5 * y[1] + jnp.sin(t)]))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["kvaerno3", "kencarp4", "radau5"])
 def test_gradient_matches_finite_differences(name, x64):
     """Reverse mode through the solve: stages are differentiated by the implicit function theorem."""
 
-    def field(t, y, k):
-        return jnp.stack([-k * y[0] + y[1] ** 2, -0.5 * y[1] + jnp.sin(t)])
-
-    problem = sk.ODE(field)
-    if name == "kencarp4":
-        problem = sk.ODE(sk.Split(lambda t, y, k: jnp.stack([y[1] ** 2, jnp.sin(t)]),
-                                  lambda t, y, k: jnp.stack([-k * y[0], -0.5 * y[1]])))
+    problem = _rate_problem(split=name == "kencarp4")
 
     def loss(k):
         sol = sk.solve(problem, getattr(sk.solvers, name)(), 0.0, 1.0, jnp.array([1.0, 0.5]), args=k, dt0=0.05)
@@ -181,13 +184,7 @@ def test_forward_mode_on_a_fixed_grid(name, x64):
     a reverse-mode-only checkpointed loop. The tangent equals the reverse-mode gradient and
     central differences."""
 
-    def field(t, y, k):
-        return jnp.stack([-k * y[0] + y[1] ** 2, -0.5 * y[1] + jnp.sin(t)])
-
-    problem = sk.ODE(field)
-    if name == "kencarp4":
-        problem = sk.ODE(sk.Split(lambda t, y, k: jnp.stack([y[1] ** 2, jnp.sin(t)]),
-                                  lambda t, y, k: jnp.stack([-k * y[0], -0.5 * y[1]])))
+    problem = _rate_problem(split=name == "kencarp4")
 
     def loss(k):
         sol = sk.solve(problem, getattr(sk.solvers, name)(), 0.0, 1.0, jnp.array([1.0, 0.5]), args=k,
@@ -208,13 +205,7 @@ def test_vmapped_gradients_through_adaptive_steps(name, x64):
     and the backward pass stopped in the tangent solve on NaN input. Each lane's gradient
     equals its own solve's and finite differences."""
 
-    def field(t, y, k):
-        return jnp.stack([-k * y[0] + y[1] ** 2, -0.5 * y[1] + jnp.sin(t)])
-
-    problem = sk.ODE(field)
-    if name == "kencarp4":
-        problem = sk.ODE(sk.Split(lambda t, y, k: jnp.stack([y[1] ** 2, jnp.sin(t)]),
-                                  lambda t, y, k: jnp.stack([-k * y[0], -0.5 * y[1]])))
+    problem = _rate_problem(split=name == "kencarp4")
 
     def loss(k):
         sol = sk.solve(problem, getattr(sk.solvers, name)(), 0.0, 1.0, jnp.array([1.0, 0.5]), args=k,
