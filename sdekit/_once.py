@@ -55,7 +55,11 @@ def computed_once_differentiable(fn, inputs, word: Array):
 
     Outputs over `ONCE_MAX_ELEMENTS` are left to XLA: the loop writes its initial outputs and
     copies its results, which for a large state (a backsolve's parameter cotangents, say)
-    costs more than the recomputation it saves (an XLA:CPU policy: see `_xla_cpu`)."""
+    costs more than the recomputation it saves (an XLA:CPU policy: see `_xla_cpu`). So is an
+    `fn` that runs loops of its own (an implicit solver's Newton iterations): their results
+    are buffers already, and the one-trip loop around them only added copies and kernels
+    (5-10% of a stiff solve's compile time and of its run time,
+    benchmarks/results/design_measurements.md)."""
     dynamic, static = eqx.partition(inputs, eqx.is_array)
     leaves, in_tree = jax.tree.flatten(dynamic)
 
@@ -65,7 +69,7 @@ def computed_once_differentiable(fn, inputs, word: Array):
     # `fn` is traced once, here: its jaxpr gives the output's size and is what the loop
     # replays (an `eval_shape` and a second trace doubled the solve's trace time).
     closed, shapes = jax.make_jaxpr(lambda *xs: call(jax.tree.unflatten(in_tree, xs)), return_shape=True)(*leaves)
-    if sum(x.size for x in jax.tree.leaves(shapes)) > ONCE_MAX_ELEMENTS:
+    if sum(x.size for x in jax.tree.leaves(shapes)) > ONCE_MAX_ELEMENTS or _runs_loops(closed.jaxpr):
         outs = jax.extend.core.jaxpr_as_fun(closed)(*leaves)
         return jax.tree.unflatten(jax.tree.structure(shapes), outs)
 
@@ -78,3 +82,10 @@ def computed_once_differentiable(fn, inputs, word: Array):
         return jax.jvp(call, (jax.tree.unflatten(in_tree, primals[0]),), (jax.tree.unflatten(in_tree, tangents[0]),))
 
     return once(leaves, word)
+
+
+def _runs_loops(jaxpr) -> bool:
+    """Whether `jaxpr` or a jaxpr inside it (a `jit`, a `custom_jvp`, a branch) holds a loop."""
+    return any(eqn.primitive.name in ("while", "scan") for eqn in jaxpr.eqns) or any(
+        _runs_loops(sub) for sub in jax.extend.core.subjaxprs(jaxpr)
+    )

@@ -51,6 +51,23 @@ def test_barrier_is_a_loop_only_for_small_outputs():
     assert "while" not in str(large)
 
 
+def test_no_barrier_around_a_function_that_runs_loops_of_its_own():
+    """A loop's results are buffers already (an implicit solver's Newton iterations): the
+    barrier would only add a one-trip loop, its copies and kernels."""
+
+    def newton_like(inputs):
+        x, p = inputs
+        root = jax.lax.fori_loop(0, jnp.int32(8) + (p > 9).astype(jnp.int32), lambda _, z: z - (z**2 - p) / (2 * z), x)
+        return root * 2.0, jnp.cos(root)
+
+    wrapped = jax.jit(newton_like)  # a loop inside a call is found too
+    barrier = jax.make_jaxpr(lambda x: computed_once_differentiable(wrapped, (x, jnp.asarray(2.0)), opaque_word(x)))(jnp.ones(3))
+    plain = jax.make_jaxpr(lambda x: newton_like((x, jnp.asarray(2.0))))(jnp.ones(3))
+    assert str(barrier).count("while") == str(plain).count("while") == 1
+    got = computed_once_differentiable(wrapped, (jnp.ones(3), jnp.asarray(2.0)), opaque_word(jnp.ones(3)))
+    np.testing.assert_allclose(got[0], 2 * np.sqrt(2.0) * np.ones(3), rtol=1e-6)
+
+
 def test_batch_min_is_identity_alone_and_the_batch_minimum_under_vmap():
     assert int(batch_min(jnp.asarray(5))) == 5
     x = jnp.array([7, 3, 9, 4])
