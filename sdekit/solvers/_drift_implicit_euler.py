@@ -43,7 +43,7 @@ def drift_implicit_stage(theta: float, options, problem, t0, t1, y0, args, expli
         return _newton.Attempt(result.z, result.converged, result.eta, result.rate, result.iterations)
 
     zero = jnp.zeros((), dtype)
-    template = _newton.Attempt(jnp.zeros_like(v0), jnp.zeros((), bool), zero, zero, jnp.zeros((), jnp.int32))
+    template = _newton.Attempt(v0, jnp.zeros((), bool), zero, zero, jnp.zeros((), jnp.int32))
     tried, jacobian, _, newton_fevals = _newton.with_fresh_retry(
         attempt, lambda: _newton.jacobian_at(options, flat, t0, v0, args), state, template
     )

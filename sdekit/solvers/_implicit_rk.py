@@ -51,8 +51,13 @@ def predictor_weights(c: np.ndarray, points: int) -> np.ndarray:
 
 class _Stages(NamedTuple):
     k_implicit: jax.Array  # (s, n)
-    k_explicit: jax.Array  # (s, n), zeros without an explicit part
+    #: (s, n); `None` without an explicit part, rather than zeros that XLA:CPU would write and
+    #: carry through the stage loop in kernels of their own.
+    k_explicit: jax.Array | None
     z_last: jax.Array  # the last stage's value
+
+    def k_total(self):
+        return self.k_implicit if self.k_explicit is None else self.k_implicit + self.k_explicit
 
 
 def _init(tableau: ImplicitTableau, options: _newton.NewtonOptions, problem, t0, y0, args):
@@ -70,8 +75,8 @@ class _Context(NamedTuple):
     t0: jax.Array
     h: jax.Array
     v0: jax.Array
-    k0_implicit: jax.Array
-    k0_explicit: jax.Array
+    #: The stage loop's starting buffers: `(s, n)`, the first stage's derivative in row 0.
+    start: _Stages
     scale: jax.Array
     eta: jax.Array
     tied: jax.Array
@@ -89,13 +94,10 @@ def _attempt(tableau: ImplicitTableau, options, ctx: _Context, jacobian) -> _new
     h_gamma = h * jnp.asarray(arrays["gamma"], dtype)
     solve = _newton.linear_solver(options, ctx.flat_implicit, jacobian, h_gamma, ctx.t0, v0)
     explicit = ctx.flat_explicit is not None
-    k_implicit = jnp.zeros((s,) + v0.shape, dtype).at[0].set(ctx.k0_implicit)
-    k_explicit = jnp.zeros((s,) + v0.shape, dtype).at[0].set(ctx.k0_explicit)
-    a_explicit = arrays["a_explicit"] if explicit else np.zeros((s, s))
 
     class _Carry(NamedTuple):
         k_implicit: jax.Array
-        k_explicit: jax.Array
+        k_explicit: jax.Array | None
         z: jax.Array
         eta: jax.Array
         ok: jax.Array
@@ -104,7 +106,10 @@ def _attempt(tableau: ImplicitTableau, options, ctx: _Context, jacobian) -> _new
 
     def stage(c: _Carry, xs):
         index, a_row, ae_row, node, p_row, *noise_row = xs
-        base = v0 + h * (weighted_rows(a_row, c.k_implicit) + weighted_rows(ae_row, c.k_explicit))
+        weighted = weighted_rows(a_row, c.k_implicit)
+        if explicit:
+            weighted = weighted + weighted_rows(ae_row, c.k_explicit)
+        base = v0 + h * weighted
         if noise_row:
             base = base + noise_row[0]
         t_stage = ctx.t0 + node * ctx.h
@@ -126,12 +131,12 @@ def _attempt(tableau: ImplicitTableau, options, ctx: _Context, jacobian) -> _new
         return _Carry(k_implicit, k_explicit, result.z, result.eta, c.ok & result.converged,
                       jnp.maximum(c.rate, result.rate), fevals), None
 
-    start = _Carry(k_implicit, k_explicit, v0, ctx.eta, jnp.ones((), bool),
+    start = _Carry(ctx.start.k_implicit, ctx.start.k_explicit, v0, ctx.eta, jnp.ones((), bool),
                    jnp.zeros((), dtype), jnp.zeros((), jnp.int32))
     xs = (
-        jnp.arange(1, s),
+        np.arange(1, s, dtype=np.int32),  # a constant, not an iota kernel
         jnp.asarray(arrays["a"][1:], dtype),
-        jnp.asarray(a_explicit[1:], dtype),
+        jnp.asarray(arrays["a_explicit"][1:], dtype) if explicit else None,
         jnp.asarray(arrays["c"][1:], ctx.h.dtype),
         jnp.asarray(predictor_weights(arrays["c"], PREDICTOR_POINTS)[1:], dtype),
     ) + (() if ctx.stage_noise is None else (ctx.stage_noise[1:],))
@@ -139,11 +144,16 @@ def _attempt(tableau: ImplicitTableau, options, ctx: _Context, jacobian) -> _new
     return _newton.Attempt(_Stages(c.k_implicit, c.k_explicit, c.z), c.ok, c.eta, c.rate, c.fevals)
 
 
-def _template(tableau: ImplicitTableau, v0) -> _newton.Attempt:
-    s, dtype = tableau.num_stages, v0.dtype
-    zero = jnp.zeros((), dtype)
-    stages = _Stages(jnp.zeros((s,) + v0.shape, dtype), jnp.zeros((s,) + v0.shape, dtype), jnp.zeros_like(v0))
-    return _newton.Attempt(stages, jnp.zeros((), bool), zero, zero, jnp.zeros((), jnp.int32))
+def _template(start: _Stages) -> _newton.Attempt:
+    """An attempt's shapes, from arrays the step computes anyway: zeros would be written by
+    kernels of their own (XLA:CPU), each step, only to be overwritten by the first attempt."""
+    zero = jnp.zeros((), start.z_last.dtype)
+    return _newton.Attempt(start, jnp.zeros((), bool), zero, zero, jnp.zeros((), jnp.int32))
+
+
+def _with_first_row(s: int, k0):
+    """An `(s, n)` stage buffer holding `k0` in row 0 and zeros below."""
+    return jnp.zeros((s,) + k0.shape, k0.dtype).at[0].set(k0)
 
 
 class SolvedStages(NamedTuple):
@@ -152,7 +162,7 @@ class SolvedStages(NamedTuple):
     v0: jax.Array  # the flattened y0
     unravel: object
     k0_implicit: jax.Array
-    k0_explicit: jax.Array
+    k0_explicit: jax.Array | None  # `None` without an explicit part
     stages: _Stages
     failed: jax.Array  # the Newton iteration failed even with a fresh Jacobian
     tried: _newton.Attempt
@@ -173,17 +183,19 @@ def solve_stages(tableau: ImplicitTableau, options: _newton.NewtonOptions, expli
     else:
         k0_implicit = flat_implicit.f(t0, v0)
         fevals += 1
-    k0_explicit = jnp.zeros_like(v0)
+    k0_explicit = None
     if flat_explicit is not None:
         k0_explicit = flat_explicit.f(t0, v0)
         fevals += 1
-    ctx = _Context(flat_implicit, flat_explicit, t0, h, v0, k0_implicit, k0_explicit, _newton.tolerances(state, v0),
+    s = tableau.num_stages
+    start = _Stages(_with_first_row(s, k0_implicit), None if k0_explicit is None else _with_first_row(s, k0_explicit), v0)
+    ctx = _Context(flat_implicit, flat_explicit, t0, h, v0, start, _newton.tolerances(state, v0),
                    state.eta, state.tied, stage_noise)
     tried, jacobian, _, newton_fevals = _newton.with_fresh_retry(
         functools.partial(_attempt, tableau, options, ctx),
         lambda: _newton.jacobian_at(options, flat_implicit, t0, v0, args, direction),
         state,
-        _template(tableau, v0),
+        _template(start),
     )
     return SolvedStages(v0, flat_implicit.unravel, k0_implicit, k0_explicit, tried.outcome, ~tried.converged, tried, jacobian,
                         fevals + newton_fevals)
@@ -201,7 +213,7 @@ def _step(tableau: ImplicitTableau, options: _newton.NewtonOptions, problem, t0,
     stages, failed, unravel, v0 = solved.stages, solved.failed, solved.unravel, solved.v0
     arrays = tableau.arrays()
     hy = h.astype(v0.dtype)
-    k_total = stages.k_implicit + stages.k_explicit
+    k_total = stages.k_total()
     if tableau.stiffly_accurate:
         v1 = stages.z_last
     else:
@@ -210,7 +222,7 @@ def _step(tableau: ImplicitTableau, options: _newton.NewtonOptions, problem, t0,
     y_error = None
     if arrays["e"] is not None:
         y_error = _newton.failed_to_inf(failed, unravel(hy * weighted_rows(jnp.asarray(arrays["e"], v0.dtype), k_total)))
-    f0 = unravel(solved.k0_implicit + solved.k0_explicit)
+    f0 = unravel(solved.k0_implicit if solved.k0_explicit is None else solved.k0_implicit + solved.k0_explicit)
     if tableau.stiffly_accurate:
         f1 = unravel(stages.k_implicit[-1])
         new_f0 = _newton.failed_to_nan(failed, f1)

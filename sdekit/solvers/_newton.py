@@ -176,12 +176,19 @@ def linear_solver(options: NewtonOptions, flat: Flat, jacobian, h_gamma, t, v0):
     r"""`solve(r)` $= M^{-1} r$ with $M = I - h\gamma J$: LU factorised once (`factorised_solver`), or GMRES
     on Jacobian-vector products linearised once at `(t, v0)`."""
     if options.linear_solver == "lu":
-        return factorised_solver(jnp.eye(v0.shape[0], dtype=v0.dtype) - h_gamma * jacobian)
+        return factorised_solver(identity(v0.shape[0], v0.dtype) - h_gamma * jacobian)
     _, jvp = jax.linearize(lambda z: flat.f(t, z), v0)
     operator = lx.FunctionLinearOperator(lambda x: x - h_gamma * jvp(x), jax.eval_shape(lambda: v0))
     eps = jnp.finfo(v0.dtype).eps
     gmres = lx.GMRES(rtol=max(1e-6, float(100 * eps)), atol=float(100 * eps), restart=20, max_steps=200)
     return lambda r: lx.linear_solve(operator, r, gmres, throw=False).value
+
+
+def identity(n: int, dtype):
+    """The n x n identity as a constant of the program. `jnp.eye` is computed in it instead
+    (an iota and a compare), which XLA:CPU compiles as kernels of their own (about 7 ms each):
+    three of a stiff solve's 78 for `kvaerno5` on Robertson."""
+    return np.eye(n, dtype=dtype)
 
 
 def factorised_solver(matrix):
@@ -192,7 +199,7 @@ def factorised_solver(matrix):
     solves per Newton iteration cost more than the rest of the iteration."""
     factors = jsl.lu_factor(matrix)
     if matrix.shape[0] <= SMALL_SYSTEM_INVERSE_MAX:
-        inverse = jsl.lu_solve(factors, jnp.eye(matrix.shape[0], dtype=matrix.dtype))
+        inverse = jsl.lu_solve(factors, identity(matrix.shape[0], matrix.dtype))
         return lambda r: inverse @ r
     return lambda r: jsl.lu_solve(factors, r)
 
@@ -361,7 +368,9 @@ class Attempt(NamedTuple):
 def with_fresh_retry(attempt, fresh_jacobian, state: ImplicitState, template: Attempt):
     """Run `attempt(jacobian)`; when its Newton iteration fails with a Jacobian reused from
     earlier steps, retry once with a fresh one (a bounded loop: under `vmap` only lanes that need
-    the retry pay for it). `template` has the shapes of an attempt (zeros; no extra trace).
+    the retry pay for it). `template` has the shapes of an attempt (no extra trace), made of
+    arrays the step computes anyway: a zero fill would be a kernel of its own on XLA:CPU, run
+    each step only to be overwritten by the first attempt.
     Returns the last attempt, the Jacobian used, whether it is fresh and the evaluations made.
 
     Differentiated as the last attempt alone, with the Jacobian it used (a `custom_jvp`; the

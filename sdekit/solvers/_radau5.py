@@ -145,7 +145,7 @@ class _Outcome(NamedTuple):
 def _attempt(options, flat, t0, h, v0, f0, start, state, jacobian) -> _newton.Attempt:
     n, dtype = v0.shape[0], v0.dtype
     hy = h.astype(dtype)
-    eye = jnp.eye(n, dtype=dtype)
+    eye = _newton.identity(n, dtype)
     solve_real = _newton.factorised_solver(LAMBDA_0 * eye - hy * jacobian)
     complex_dtype = jnp.complex128 if dtype == jnp.float64 else jnp.complex64
     solve_complex = _newton.factorised_solver(LAMBDA_1 * eye.astype(complex_dtype) - (hy * jacobian).astype(complex_dtype))
@@ -190,7 +190,7 @@ def _step(options, problem, t0, t1, y0, args, inc, state):
     dtype, n = v0.dtype, v0.shape[0]
     f0 = state.f0
     start = _starting_stages(state.history, h.astype(dtype), v0)
-    template = _newton.Attempt(_Outcome(jnp.zeros(3 * n, dtype), jnp.zeros_like(v0)), jnp.zeros((), bool),
+    template = _newton.Attempt(_Outcome(start.reshape(-1), v0), jnp.zeros((), bool),
                                jnp.zeros((), dtype), jnp.zeros((), dtype), jnp.zeros((), jnp.int32))
     tried, jacobian, _, fevals = _newton.with_fresh_retry(
         functools.partial(_attempt, options, flat, t0, h, v0, f0, start, state),

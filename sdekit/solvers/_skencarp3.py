@@ -69,7 +69,7 @@ def _step(options, noise_h, problem, t0, t1, y0, args, inc, state):
     solved = solve_stages(TABLEAU, options, explicit, implicit, None, t0, h, y0, args, state, stage_noise)
     arrays = TABLEAU.arrays()
     hy = h.astype(dtype)
-    k_total = solved.stages.k_implicit + solved.stages.k_explicit
+    k_total = solved.stages.k_total()
     # ∫ g dW = g(t0) W + (g(t1) - g(t0))(W/2 - H), exact for g linear in t.
     noise = g0w + 0.5 * (g1w - g0w) - (g1h - g0h)
     b_sum = weighted_rows(jnp.asarray(arrays["b"], dtype), k_total)

@@ -304,3 +304,25 @@ def test_radau5_event_on_a_stiff_problem_under_vmap(x64):
     np.testing.assert_allclose(times, np.pi / 2, rtol=0, atol=1e-10)
     # Stiffness costs no steps: the fastest lane takes the fewest (the rate is never resolved).
     assert int(steps[2]) < int(steps[0]), steps
+
+
+def _zero_fills(jaxpr, shape) -> int:
+    """`broadcast_in_dim` of a literal 0 to `shape`, in `jaxpr` and every jaxpr inside it."""
+    count = sum(
+        eqn.primitive.name == "broadcast_in_dim" and tuple(eqn.params["shape"]) == shape
+        and isinstance(eqn.invars[0], jax.extend.core.Literal) and float(eqn.invars[0].val) == 0
+        for eqn in jaxpr.eqns
+    )
+    return count + sum(_zero_fills(sub, shape) for sub in jax.extend.core.subjaxprs(jaxpr))
+
+
+@pytest.mark.parametrize("name, split, stages", [("kvaerno5", False, 7), ("kencarp4", True, 6)])
+def test_a_step_fills_its_stage_buffers_with_zeros_once(name, split, stages, x64):
+    # One zero fill per stage buffer per step: none for an absent explicit part, none for the
+    # retry loop's first value (each was a kernel of its own on XLA:CPU, about 7 ms of compile).
+    y0 = jnp.asarray(Y0)
+    field = sk.ODE(robertson) if not split else sk.ODE(sk.Split(lambda t, y, a: -0.1 * y, robertson))
+    solver = getattr(sk.solvers, name)()
+    state = solver.init(field, 0.0, y0, None)
+    jaxpr = jax.make_jaxpr(lambda y, s: solver.step(field, 0.0, 1e-3, y, None, None, s))(y0, state).jaxpr
+    assert _zero_fills(jaxpr, (stages, 3)) == (2 if split else 1)
