@@ -32,6 +32,11 @@ PROGRESS_UPDATES = 50
 PROGRESS_MIN_UPDATES = 5
 PROGRESS_STEPS_PER_UPDATE = 20_000
 
+#: Largest identity (elements) written into a program as a constant rather than computed in it
+#: (`jnp.eye`: an iota and a compare, which XLA:CPU compiles as kernels of their own, about 7 ms
+#: each). A constant's bytes are compiled into the executable, so a large identity is computed.
+CONSTANT_IDENTITY_MAX_ELEMENTS = 4096
+
 #: Largest state for which the chord iteration multiplies by $M^{-1}$, formed once per
 #: factorisation (from the same LU), instead of two triangular solves per iteration: a LAPACK
 #: call is a custom call, which keeps XLA:CPU from compiling a small Newton loop as one

@@ -27,7 +27,7 @@ from jax import lax
 from jax.flatten_util import ravel_pytree
 
 from .._results import RESULTS
-from .._xla_cpu import SMALL_SYSTEM_INVERSE_MAX
+from .._xla_cpu import CONSTANT_IDENTITY_MAX_ELEMENTS, SMALL_SYSTEM_INVERSE_MAX
 
 #: Newton's stopping constant: the iteration error is at most kappa times the tolerance.
 KAPPA = 1e-2
@@ -185,10 +185,11 @@ def linear_solver(options: NewtonOptions, flat: Flat, jacobian, h_gamma, t, v0):
 
 
 def identity(n: int, dtype):
-    """The n x n identity as a constant of the program. `jnp.eye` is computed in it instead
-    (an iota and a compare), which XLA:CPU compiles as kernels of their own (about 7 ms each):
-    three of a stiff solve's 78 for `kvaerno5` on Robertson."""
-    return np.eye(n, dtype=dtype)
+    """The n x n identity: a constant of the program up to `CONSTANT_IDENTITY_MAX_ELEMENTS`
+    (three fewer kernels of a `kvaerno5` solve's 78 on Robertson), computed above it."""
+    if n * n <= CONSTANT_IDENTITY_MAX_ELEMENTS:
+        return np.eye(n, dtype=dtype)
+    return jnp.eye(n, dtype=dtype)
 
 
 def factorised_solver(matrix):

@@ -77,6 +77,17 @@ def test_gmres_matches_lu_on_a_split_problem(x64):
 
 
 @pytest.mark.parametrize("name", ["kvaerno3", "radau5"])
+def test_a_state_too_large_for_a_constant_identity(name, x64):
+    # 80 unknowns: I - h gamma J takes a computed identity (over
+    # CONSTANT_IDENTITY_MAX_ELEMENTS), and the heat equation's first mode decays exactly.
+    n = 80
+    y0 = jnp.sin(jnp.pi * np.arange(1, n + 1) / (n + 1))
+    rate = 0.4 * (n + 1) ** 2 * np.sin(np.pi / (2 * (n + 1))) ** 2
+    sol = sk.solve(sk.ODE(_heat), getattr(sk.solvers, name)(), 0.0, 0.5, y0, controller=sk.PID(rtol=1e-8, atol=1e-10))
+    np.testing.assert_allclose(sol.ys[-1], np.exp(-0.5 * rate) * y0, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["kvaerno3", "radau5"])
 def test_singular_jacobian_gives_a_result_code_not_nan(name, x64):
     bad = getattr(sk.solvers, name)(jacobian=lambda t, y, a: jnp.full((2, 2), jnp.nan))
     problem = sk.ODE(lambda t, y, a: -y)
