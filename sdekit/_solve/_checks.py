@@ -17,6 +17,7 @@ from ..brownian import LEVY_ORDER
 from .._typing import is_concrete
 from ..controllers import ConstantStep, StepTo
 from ..solvers import Solver
+from ..terms import Split
 
 
 def staged() -> bool:
@@ -270,7 +271,11 @@ def levy_shortfall(brownian, needed: str, who: str) -> str | None:
 
 
 def check_vector_field(vector_field, t0, y0, args, what="vector field") -> None:
-    """The vector field's output must match y0 in structure, shape and dtype."""
+    """The vector field's output must match y0 in structure, shape and dtype (for an `sk.Split`,
+    each part's: their sum alone would fail inside JAX, or broadcast to a wrong state)."""
+    if isinstance(vector_field, Split):
+        check_vector_field(vector_field.explicit, t0, y0, args, f"explicit part of the {what}")
+        check_vector_field(vector_field.implicit, t0, y0, args, f"implicit part of the {what}")
     for path, leaf in jax.tree_util.tree_leaves_with_path(y0):
         if not jnp.issubdtype(leaf.dtype, jnp.inexact):
             raise ValueError(
