@@ -49,6 +49,11 @@ def predictor_weights(c: np.ndarray, points: int) -> np.ndarray:
     return weights
 
 
+def _with_explicit(implicit, explicit):
+    """`implicit + explicit`, where `explicit` is `None` without an explicit part."""
+    return implicit if explicit is None else implicit + explicit
+
+
 class _Stages(NamedTuple):
     k_implicit: jax.Array  # (s, n)
     #: (s, n); `None` without an explicit part, rather than zeros that XLA:CPU would write and
@@ -57,7 +62,7 @@ class _Stages(NamedTuple):
     z_last: jax.Array  # the last stage's value
 
     def k_total(self):
-        return self.k_implicit if self.k_explicit is None else self.k_implicit + self.k_explicit
+        return _with_explicit(self.k_implicit, self.k_explicit)
 
 
 def _init(tableau: ImplicitTableau, options: _newton.NewtonOptions, problem, t0, y0, args):
@@ -222,7 +227,7 @@ def _step(tableau: ImplicitTableau, options: _newton.NewtonOptions, problem, t0,
     y_error = None
     if arrays["e"] is not None:
         y_error = _newton.failed_to_inf(failed, unravel(hy * weighted_rows(jnp.asarray(arrays["e"], v0.dtype), k_total)))
-    f0 = unravel(solved.k0_implicit if solved.k0_explicit is None else solved.k0_implicit + solved.k0_explicit)
+    f0 = unravel(_with_explicit(solved.k0_implicit, solved.k0_explicit))
     if tableau.stiffly_accurate:
         f1 = unravel(stages.k_implicit[-1])
         new_f0 = _newton.failed_to_nan(failed, f1)
